@@ -1,0 +1,242 @@
+/* See mount.h. */
+#include "mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FUSECTL_DIR "/sys/fs/fuse/connections"
+
+bool fu_in_path(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	if (!path)
+		path = "/usr/bin:/bin";
+	while (*path) {
+		const char *end = strchr(path, ':');
+		size_t n = end ? (size_t)(end - path) : strlen(path);
+
+		if (n && n + strlen(prog) + 2 < sizeof(buf)) {
+			snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, prog);
+			if (access(buf, X_OK) == 0)
+				return true;
+		}
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	return false;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(char *s)
+{
+	char *d = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*d++ = *s++;
+		}
+	}
+	*d = '\0';
+}
+
+/* The last mountinfo line whose mount point is @path (the topmost mount). */
+static int find_mount(const char *path, dev_t *dev)
+{
+	char want[PATH_MAX], line[8192];
+	int ret = -ENOENT;
+
+	if (!realpath(path, want))
+		return -errno;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		/* id parent major:minor root mountpoint ... */
+		char *save = NULL, *tok = strtok_r(line, " ", &save);
+		char *devfield = NULL;
+		for (int i = 0; tok && i < 4; i++) {
+			tok = strtok_r(NULL, " ", &save);
+			if (i == 1)
+				devfield = tok;
+		}
+		if (!tok || !devfield)
+			continue;
+		unescape(tok);
+		unsigned int maj, min;
+		if (strcmp(tok, want) == 0 && sscanf(devfield, "%u:%u", &maj, &min) == 2) {
+			*dev = makedev(maj, min);
+			ret = 0;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+bool fu_is_mountpoint(const char *path)
+{
+	dev_t dev;
+	return find_mount(path, &dev) == 0;
+}
+
+int fu_mount_dev(const char *path, dev_t *dev)
+{
+	return find_mount(path, dev);
+}
+
+static int mount_as_root(const char *mnt, const struct fu_mount_opts *o, char *err, size_t errlen)
+{
+	char opts[512], type[64];
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open /dev/fuse: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=%u,group_id=%u,default_permissions%s,max_read=%u", fd,
+		 (unsigned)o->root_mode, (unsigned)getuid(), (unsigned)getgid(), o->allow_other ? ",allow_other" : "",
+		 o->max_read);
+	snprintf(type, sizeof(type), "fuse.%s", o->subtype);
+	unsigned long flags = MS_NOSUID | MS_NODEV | (o->read_only ? MS_RDONLY : 0);
+	if (mount(o->fsname, mnt, type, flags, opts) < 0) {
+		snprintf(err, errlen, "mounting %s failed: %s", mnt, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* fusermount3 mounts for us and hands the /dev/fuse fd back over the socket
+ * named by $_FUSE_COMMFD, as an SCM_RIGHTS message. */
+static int receive_fd(int sock)
+{
+	char byte;
+	struct iovec iov = {&byte, 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+
+	ssize_t n;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+	return fd;
+}
+
+static int run_fusermount(char *const argv[], int commfd)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (commfd >= 0) {
+			char num[16];
+			snprintf(num, sizeof(num), "%d", commfd);
+			setenv("_FUSE_COMMFD", num, 1);
+			fcntl(commfd, F_SETFD, 0);
+		}
+		execvp("fusermount3", argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int mount_with_fusermount(const char *mnt, const struct fu_mount_opts *o, char *err, size_t errlen)
+{
+	char opts[512];
+	int sv[2];
+
+	if (!fu_in_path("fusermount3")) {
+		snprintf(err, errlen, "not root and fusermount3 is not in PATH (install the fuse3 package, or run as root)");
+		return -1;
+	}
+	snprintf(opts, sizeof(opts), "%s,nosuid,nodev,default_permissions%s,fsname=%s,subtype=%s,max_read=%u",
+		 o->read_only ? "ro" : "rw", o->allow_other ? ",allow_other" : "", o->fsname, o->subtype, o->max_read);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -1;
+	}
+	char *argv[] = {"fusermount3", "-o", opts, "--", (char *)mnt, NULL};
+	int pid = run_fusermount(argv, sv[1]);
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		snprintf(err, errlen, "cannot run fusermount3: %s", strerror(-pid));
+		return -1;
+	}
+	int fd = receive_fd(sv[0]);
+	close(sv[0]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (fd < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errlen, "fusermount3 could not mount %s (its message is above)", mnt);
+		return -1;
+	}
+	return fd;
+}
+
+int fu_mount(const char *mnt, const struct fu_mount_opts *o, bool *via_fusermount, char *err, size_t errlen)
+{
+	*via_fusermount = geteuid() != 0;
+	return *via_fusermount ? mount_with_fusermount(mnt, o, err, errlen) : mount_as_root(mnt, o, err, errlen);
+}
+
+int fu_unmount(const char *mnt, bool via_fusermount)
+{
+	if (!via_fusermount)
+		return umount2(mnt, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 ? -errno : 0;
+	char *argv[] = {"fusermount3", "-u", "-q", "-z", "--", (char *)mnt, NULL};
+	int pid = run_fusermount(argv, -1);
+	if (pid < 0)
+		return pid;
+	int status = 0;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EINVAL;
+}
+
+int fu_abort_connection(dev_t dev)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), FUSECTL_DIR "/%u/abort", minor(dev));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && geteuid() == 0) {
+		/* fusectl is not mounted on every system; it is harmless to add. */
+		mount("fusectl", FUSECTL_DIR, "fusectl", 0, NULL);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, "1", 1);
+	int ret = n == 1 ? 0 : -errno;
+	close(fd);
+	return ret;
+}

@@ -1,0 +1,107 @@
+/* FUSE_INIT negotiation (see init.h and PROTOCOL.md 2.1, 3.2).
+ *
+ * The reply never sets a flag the kernel did not offer: the flags we want are
+ * ANDed with the offer, where the offer's upper 32 bits (flags2) only count
+ * when the kernel set FUSE_INIT_EXT (older kernels send a 16-byte init_in and
+ * the decoder zero-fills flags2, but a stray value must not leak through). */
+#include "init.h"
+
+#include <string.h>
+
+#define DEFAULT_MAX_BACKGROUND 12
+#define MIN_MAX_WRITE 4096u
+#define DEFAULT_PAGE_SIZE 4096u
+#define MAX_PAGES_CAP 65535u
+#define MIN_MINOR 13 /* oldest protocol we serve (Linux 2.6.32) */
+
+/* Flags in the low word, always wanted when offered. */
+#define WANT_FLAGS                                                                              \
+	(FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |             \
+	 FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT)
+
+/* Minimal size of the reply a kernel of protocol 7.@minor reads. */
+static size_t init_out_len(uint32_t minor)
+{
+	if (minor < 5)
+		return 8;  /* FUSE_COMPAT_INIT_OUT_SIZE */
+	if (minor < 23)
+		return 24; /* FUSE_COMPAT_22_INIT_OUT_SIZE */
+	return sizeof(struct fuse_init_out);
+}
+
+enum fu_init_result fu_init_negotiate(const struct fuse_init_in *in, const struct fu_init_wish *wish,
+				      struct fuse_init_out *out, size_t *out_len,
+				      struct fu_init_agreed *agreed)
+{
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (out_len != NULL)
+		*out_len = 0;
+	if (agreed != NULL)
+		memset(agreed, 0, sizeof(*agreed));
+	if (in == NULL || wish == NULL || out == NULL || out_len == NULL || agreed == NULL)
+		return FU_INIT_PROTO_ERR;
+
+	agreed->major = in->major;
+	agreed->minor = in->minor;
+
+	if (in->major < FUSE_KERNEL_VERSION)
+		return FU_INIT_PROTO_ERR;
+	if (in->major > FUSE_KERNEL_VERSION) {
+		/* Answer with our version only; the kernel sends INIT again
+		 * with major 7 if it can speak it. */
+		out->major = FUSE_KERNEL_VERSION;
+		out->minor = FUSE_KERNEL_MINOR_VERSION;
+		*out_len = sizeof(*out);
+		agreed->retry_major = true;
+		return FU_INIT_OK;
+	}
+	if (in->minor < MIN_MINOR)
+		return FU_INIT_PROTO_ERR;
+
+	uint64_t offered = in->flags;
+	if (in->flags & FUSE_INIT_EXT)
+		offered |= (uint64_t)in->flags2 << 32;
+
+	uint64_t wanted = WANT_FLAGS;
+	if (wish->over_io_uring)
+		wanted |= (uint64_t)FUSE2_OVER_IO_URING << 32;
+	if (wish->direct_io_allow_mmap)
+		wanted |= (uint64_t)FUSE2_DIRECT_IO_ALLOW_MMAP << 32;
+
+	const uint64_t reply = offered & wanted;
+	const uint32_t max_write = wish->max_write > MIN_MAX_WRITE ? wish->max_write : MIN_MAX_WRITE;
+	const uint16_t max_bg = wish->max_background != 0 ? wish->max_background : DEFAULT_MAX_BACKGROUND;
+	uint16_t congestion = (uint16_t)((uint32_t)max_bg * 3 / 4);
+	if (congestion == 0)
+		congestion = 1;
+
+	uint16_t max_pages = 0;
+	if (reply & FUSE_MAX_PAGES) {
+		const uint64_t page = wish->page_size != 0 ? wish->page_size : DEFAULT_PAGE_SIZE;
+		uint64_t pages = ((uint64_t)max_write + page - 1) / page;
+		if (pages > MAX_PAGES_CAP)
+			pages = MAX_PAGES_CAP;
+		max_pages = (uint16_t)pages;
+	}
+
+	out->major = FUSE_KERNEL_VERSION;
+	out->minor = FUSE_KERNEL_MINOR_VERSION;
+	out->max_readahead = in->max_readahead;
+	out->flags = (uint32_t)reply;
+	out->flags2 = (uint32_t)(reply >> 32);
+	out->max_background = max_bg;
+	out->congestion_threshold = congestion;
+	out->max_write = max_write;
+	out->time_gran = 1;
+	out->max_pages = max_pages;
+	*out_len = init_out_len(in->minor);
+
+	agreed->flags = out->flags;
+	agreed->flags2 = out->flags2;
+	agreed->max_write = max_write;
+	agreed->max_pages = max_pages;
+	agreed->max_readahead = in->max_readahead;
+	agreed->over_io_uring = (out->flags2 & FUSE2_OVER_IO_URING) != 0;
+	return FU_INIT_OK;
+}

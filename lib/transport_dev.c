@@ -1,0 +1,259 @@
+/* The legacy transport: requests read from a cloned /dev/fuse fd, answers
+ * written back on the same fd (PROTOCOL.md pitfall 17).
+ *
+ * Each worker clones the session fd and owns a set of slots, each with a
+ * buffer laid out so that WRITE data (at byte 80 of a request) starts on a
+ * page boundary; READ data lands on that same boundary and is sent with
+ * writev(out_header, data) without a copy. Reads go through the worker's
+ * io_uring on an O_NONBLOCK fd: io_uring polls it and retries, so the loop
+ * never blocks in read(). Only a few reads are armed at a time, because
+ * every armed read is woken by every new request; served requests hold their
+ * slot until answered, so depth comes from the number of slots. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Reads armed at once per worker (see above). */
+#define DEV_READS_ARMED 1
+/* in_header + the largest op header before WRITE data. */
+#define DEV_DATA_OFFSET (sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
+
+enum dev_slot_state { SLOT_FREE, SLOT_READING, SLOT_SERVING, SLOT_DEAD };
+
+struct dev_slot {
+	struct furing_req req;
+	struct fu_event read_ev;
+	struct dev_channel *ch;
+	unsigned char *in; /* where read() lands */
+	size_t in_size;
+	enum dev_slot_state state;
+	struct dev_slot *next_free;
+};
+
+struct dev_channel {
+	struct fu_worker *w;
+	int fd;
+	unsigned int nslots;
+	unsigned int reading;
+	unsigned int live; /* slots not dead */
+	bool gone;         /* the connection ended (ENODEV) */
+	struct dev_slot *slots;
+	struct dev_slot *free;
+	void *mem;
+	size_t mem_size;
+};
+
+static void dev_send(struct furing_req *req, int error, const struct iovec *iov, int iovcnt);
+static void dev_finish_no_reply(struct furing_req *req);
+static void dev_read_done(struct fu_event *ev, int res);
+
+static const struct fu_transport_ops dev_ops = {
+	.send = dev_send,
+	.finish_no_reply = dev_finish_no_reply,
+};
+
+static void slot_kill(struct dev_slot *sl)
+{
+	sl->state = SLOT_DEAD;
+	sl->ch->live--;
+}
+
+static void slot_release(struct dev_slot *sl)
+{
+	struct dev_channel *ch = sl->ch;
+
+	if (ch->gone) {
+		slot_kill(sl);
+		return;
+	}
+	sl->state = SLOT_FREE;
+	sl->next_free = ch->free;
+	ch->free = sl;
+	dev_channel_arm(ch);
+}
+
+void dev_channel_arm(struct dev_channel *ch)
+{
+	while (!ch->gone && !ch->w->stop_now && ch->reading < DEV_READS_ARMED && ch->free) {
+		struct dev_slot *sl = ch->free;
+
+		ch->free = sl->next_free;
+		sl->state = SLOT_READING;
+		ch->reading++;
+		io_uring_prep_read(fu_loop_sqe(&ch->w->loop, &sl->read_ev), ch->fd, sl->in, (unsigned)sl->in_size, 0);
+	}
+}
+
+static void dev_read_done(struct fu_event *ev, int res)
+{
+	struct dev_slot *sl = container_of(ev, struct dev_slot, read_ev);
+	struct dev_channel *ch = sl->ch;
+
+	ch->reading--;
+	if (res < 0) {
+		switch (-res) {
+		case ENODEV: /* unmounted or aborted: the normal end */
+		case ECONNABORTED:
+			ch->gone = true;
+			slot_kill(sl);
+			/* Free slots are dead too: nothing will be read again. */
+			while (ch->free) {
+				struct dev_slot *f = ch->free;
+				ch->free = f->next_free;
+				slot_kill(f);
+			}
+			return;
+		case EINTR:
+		case EAGAIN:
+		case ENOENT: /* the request was interrupted before we got it */
+			slot_release(sl);
+			return;
+		case ECANCELED:
+			slot_kill(sl);
+			return;
+		default:
+			fu_session_fail(ch->w->s, "reading /dev/fuse failed: %s", strerror(-res));
+			slot_kill(sl);
+			return;
+		}
+	}
+
+	struct fu_wire wire = {
+		.in = sl->in,
+		.in_len = (size_t)res,
+		.arg = sl->in + sizeof(struct fuse_in_header),
+		.arg_len = (size_t)res > sizeof(struct fuse_in_header) ? (size_t)res - sizeof(struct fuse_in_header) : 0,
+		.split = false,
+	};
+	int err = 0;
+	struct furing_req *r = &sl->req;
+
+	sl->state = SLOT_SERVING;
+	/* Start the next read before serving this one: another request may
+	 * already be waiting. */
+	dev_channel_arm(ch);
+	enum fu_decode_result d = fu_decode(&wire, &ch->w->s->limits, &r->msg, &err);
+	if (d == FU_DECODE_OK)
+		fu_request_dispatch(r);
+	else
+		fu_request_reject(r, d, err);
+}
+
+static void dev_send(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
+{
+	struct dev_slot *sl = container_of(req, struct dev_slot, req);
+	struct iovec v[4];
+	struct fuse_out_header oh = {.len = sizeof(oh), .error = error, .unique = req->msg.unique};
+
+	v[0] = (struct iovec){&oh, sizeof(oh)};
+	/* An error answer must be exactly the 16-byte header (pitfall 6). */
+	for (int i = 0; !error && i < iovcnt && i < 3; i++) {
+		v[i + 1] = iov[i];
+		oh.len += (uint32_t)iov[i].iov_len;
+	}
+	ssize_t n = writev(sl->ch->fd, v, error ? 1 : 1 + (iovcnt < 3 ? iovcnt : 3));
+	if (n < 0 && errno != ENOENT && errno != ENODEV && errno != ECONNABORTED)
+		fprintf(stderr, "furing: answering %s unique=%llu failed: %s\n", fu_opcode_name(req->msg.opcode),
+			(unsigned long long)req->msg.unique, strerror(errno));
+	slot_release(sl);
+}
+
+static void dev_finish_no_reply(struct furing_req *req)
+{
+	slot_release(container_of(req, struct dev_slot, req));
+}
+
+int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int nslots, char *err, size_t errlen)
+{
+	struct fu_session *s = w->s;
+	long page = sysconf(_SC_PAGESIZE);
+	struct dev_channel *ch = calloc(1, sizeof(*ch));
+
+	if (!ch)
+		goto nomem;
+	ch->w = w;
+	ch->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (ch->fd < 0) {
+		snprintf(err, errlen, "cannot open /dev/fuse: %s", strerror(errno));
+		free(ch);
+		return -1;
+	}
+	uint32_t src = (uint32_t)session_fd;
+	if (ioctl(ch->fd, FUSE_DEV_IOC_CLONE, &src) < 0) {
+		snprintf(err, errlen, "cannot clone the /dev/fuse fd: %s", strerror(errno));
+		goto fail;
+	}
+	if (fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "cannot make /dev/fuse non-blocking: %s", strerror(errno));
+		goto fail;
+	}
+
+	/* Per slot: one spare page in front so that in + 80 is page-aligned,
+	 * the payload, and a page for names and extension headers. The kernel
+	 * wants at least max(8192, 80 + max_write) or read() fails EINVAL. */
+	size_t payload = s->payload_size;
+	size_t per_slot = (size_t)page + payload + (size_t)page;
+	per_slot = (per_slot + (size_t)page - 1) & ~((size_t)page - 1);
+	ch->slots = calloc(nslots, sizeof(*ch->slots));
+	ch->mem_size = per_slot * nslots;
+	ch->mem = mmap(NULL, ch->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (!ch->slots || ch->mem == MAP_FAILED) {
+		ch->mem = NULL;
+		goto nomem_fail;
+	}
+	ch->nslots = nslots;
+	ch->live = nslots;
+	for (unsigned int i = nslots; i-- > 0;) {
+		struct dev_slot *sl = &ch->slots[i];
+		unsigned char *base = (unsigned char *)ch->mem + per_slot * i;
+
+		sl->ch = ch;
+		sl->in = base + page - DEV_DATA_OFFSET;
+		sl->in_size = per_slot - ((size_t)page - DEV_DATA_OFFSET);
+		sl->read_ev.fn = dev_read_done;
+		fu_request_init(&sl->req, w, &dev_ops, FU_DEV, base + page, (uint32_t)payload);
+		sl->state = SLOT_FREE;
+		sl->next_free = ch->free;
+		ch->free = sl;
+	}
+	w->dev = ch;
+	w->dev_fd = ch->fd;
+	return 0;
+
+nomem_fail:
+	snprintf(err, errlen, "out of memory for %u /dev/fuse buffers", nslots);
+fail:
+	free(ch->slots);
+	close(ch->fd);
+	free(ch);
+	return -1;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+unsigned int dev_channel_live(const struct dev_channel *ch)
+{
+	return ch ? ch->live : 0;
+}
+
+void dev_channel_free(struct dev_channel *ch)
+{
+	if (!ch)
+		return;
+	if (ch->mem)
+		munmap(ch->mem, ch->mem_size);
+	free(ch->slots);
+	if (ch->fd >= 0)
+		close(ch->fd);
+	free(ch);
+}

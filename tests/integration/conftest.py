@@ -1,0 +1,444 @@
+"""Fixtures for the furing integration tests.
+
+- furing_bin   : path of the binary (repo/build/furing, or $FURING_BIN)
+- transport    : "dev" / "ring" parametrization (--io-uring=off / --io-uring=on)
+- workdir      : a fresh directory for one test (under the session's base dir)
+- make_image   : factory making a sparse / zero / random / given-bytes image
+- image        : a 16 MiB sparse image
+- furing       : factory starting `furing export`, waiting for the mount, and
+                 always cleaning up (SIGTERM, SIGKILL, umount -l) at teardown
+- cli          : runs the binary to completion (for bad-input tests)
+"""
+
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from furing_helpers import (
+    FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, is_mounted, kill_quietly,
+    lazy_umount_all, mounts, parse_summary, pattern, wait_for,
+)
+
+REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+READY_TIMEOUT = 10.0      # seconds for the mount to show up
+STOP_TIMEOUT = 10.0       # seconds for a clean exit after SIGTERM/SIGINT/umount
+TEARDOWN_GRACE = 5.0      # SIGTERM -> SIGKILL at teardown
+
+_LIVE = set()             # every Popen we started that may still run (safety net)
+_LIVE_LOCK = threading.Lock()
+
+
+# ------------------------------------------------------------------ session
+
+def _session_base():
+    parent = os.environ.get("FURING_TEST_TMPDIR", "/tmp")
+    base = tempfile.mkdtemp(prefix="furing-it-", dir=parent)
+    # world-searchable, so the unprivileged tests can reach their own subdir
+    os.chmod(base, 0o755)
+    return os.path.realpath(base)
+
+
+@pytest.fixture(scope="session")
+def session_base():
+    base = _session_base()
+    yield base
+    # Safety net: whatever a test left behind.
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+    leftovers = [m.mountpoint for m in mounts()
+                 if m.fstype.startswith("fuse") and m.mountpoint.startswith(base + "/")]
+    for mp in leftovers:
+        lazy_umount_all(mp)
+    if leftovers:
+        sys.stderr.write(f"\nfuring tests: lazily unmounted leftover mounts: {leftovers}\n")
+    if not os.environ.get("FURING_KEEP_TMP"):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def furing_bin():
+    path = os.environ.get("FURING_BIN") or os.path.join(REPO, "build", "furing")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"furing binary not found or not executable: {path} "
+                    f"(build it, or set FURING_BIN)", pytrace=False)
+    return os.path.realpath(path)
+
+
+@pytest.fixture(scope="session")
+def uring_state():
+    """Make sure FUSE-over-io_uring is enabled for the session; restore the
+    previous value afterwards. Yields the current value ("Y"/"N"/None)."""
+    try:
+        with open(URING_PARAM) as f:
+            old = f.read().strip()
+    except OSError:
+        yield None
+        return
+    changed = False
+    if old != "Y" and os.geteuid() == 0:
+        try:
+            with open(URING_PARAM, "w") as f:
+                f.write("Y")
+            changed = True
+        except OSError:
+            pass
+    with open(URING_PARAM) as f:
+        cur = f.read().strip()
+    yield cur
+    if changed:
+        try:
+            with open(URING_PARAM, "w") as f:
+                f.write(old)
+        except OSError:
+            pass
+
+
+@pytest.fixture(params=["dev", "ring"])
+def transport(request):
+    if request.param == "ring":
+        st = request.getfixturevalue("uring_state")
+        if st != "Y":
+            pytest.skip(f"{URING_PARAM} is {st!r} and cannot be set to Y (need root)")
+    return request.param
+
+
+# ------------------------------------------------------------------ reports
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _test_failed(request):
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or rep.failed
+
+
+def _test_timeout(request):
+    m = request.node.get_closest_marker("timeout")
+    if m is not None:
+        if m.args:
+            return float(m.args[0])
+        if "timeout" in m.kwargs:
+            return float(m.kwargs["timeout"])
+    try:
+        return float(request.config.getini("timeout") or 0) or 120.0
+    except (ValueError, KeyError):
+        return 120.0
+
+
+# ------------------------------------------------------------------ per test
+
+_counter = [0]
+
+
+@pytest.fixture
+def workdir(request, session_base):
+    _counter[0] += 1
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:60]
+    d = os.path.join(session_base, f"{_counter[0]:03d}-{name}")
+    os.mkdir(d)
+    yield d
+    # anything still mounted below this test's dir
+    for m in mounts():
+        if m.fstype.startswith("fuse") and m.mountpoint.startswith(d + "/"):
+            lazy_umount_all(m.mountpoint)
+
+
+@pytest.fixture
+def make_image(workdir):
+    """make_image(size, fill="sparse"|"zero"|"random"|bytes, name=..., seed=...)"""
+    def make(size=16 * 1024 * 1024, fill="sparse", name="image.raw", seed=1234, mode=0o644):
+        path = os.path.join(workdir, name)
+        with open(path, "wb") as f:
+            if fill == "sparse":
+                f.truncate(size)
+            elif fill == "zero":
+                f.write(bytes(size))
+            elif fill == "random":
+                f.write(pattern(size, seed))
+            elif isinstance(fill, (bytes, bytearray)):
+                assert len(fill) == size
+                f.write(fill)
+            else:
+                raise ValueError(fill)
+        os.chmod(path, mode)
+        return path
+    return make
+
+
+@pytest.fixture
+def image(make_image):
+    return make_image()
+
+
+class Furing:
+    """One running `furing export`."""
+
+    def __init__(self, argv, image, mountpoint, workdir, transport, env, tag):
+        self.argv = argv
+        self.image = image
+        self.mountpoint = mountpoint
+        self.transport = transport
+        self.stderr_path = os.path.join(workdir, f"furing{tag}.stderr")
+        self.stdout_path = os.path.join(workdir, f"furing{tag}.stdout")
+        self.proc = None
+        self.fds = []
+        self.result = None
+        self.stopped_by_test = False
+        self.watchdog_fired = False
+        self._env = env
+
+    # --- lifecycle
+    def start(self):
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, env=self._env, start_new_session=True)
+        with _LIVE_LOCK:
+            _LIVE.add(self.proc)
+        return self
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while True:
+            if is_mounted(self.mountpoint):
+                return self
+            rc = self.proc.poll()
+            if rc is not None:
+                raise AssertionError(
+                    f"furing exited with {rc} before the mount appeared; argv={self.argv}\n"
+                    f"stderr:\n{self.stderr_text()}")
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"mount {self.mountpoint} ({FSTYPE}) not ready within {timeout}s; "
+                    f"argv={self.argv}\nstderr:\n{self.stderr_text()}")
+            time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def mounted(self):
+        return is_mounted(self.mountpoint)
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def send(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    # --- files on the mount
+    def open(self, flags=os.O_RDWR):
+        fd = os.open(self.mountpoint, flags)
+        self.fds.append(fd)
+        return fd
+
+    def close(self, fd):
+        self.fds.remove(fd)
+        os.close(fd)
+
+    def close_all(self):
+        while self.fds:
+            fd = self.fds.pop()
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # --- stop
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """Wait for the process to exit on its own; return StopResult."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"furing did not exit within {timeout}s; stderr:\n"
+                                 f"{self.stderr_text()[-3000:]}")
+        self.stopped_by_test = True
+        text = self.stderr_text()
+        self.result = StopResult(rc, text, parse_summary(text))
+        return self.result
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT, close_fds=True):
+        """Close our fds, send sig, wait for exit: StopResult(rc, stderr, summary)."""
+        if close_fds:
+            self.close_all()
+        self.send(sig)
+        return self.wait_exit(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def cleanup(self):
+        """Teardown: never leaves a process or a mount behind. Returns a list
+        of problems (strings) seen on the way."""
+        problems = []
+        if self.proc is None:
+            return problems
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(TEARDOWN_GRACE)
+                if rc != 0:
+                    problems.append(f"exit code {rc} on SIGTERM at teardown")
+            except subprocess.TimeoutExpired:
+                problems.append(f"did not exit within {TEARDOWN_GRACE}s of SIGTERM: SIGKILLed")
+                self.kill()
+        elif self.watchdog_fired:
+            problems.append("killed by the test watchdog (test about to time out)")
+        self.close_all()
+        if lazy_umount_all(self.mountpoint):
+            problems.append("mount still present after the process exited: umount -l")
+        with _LIVE_LOCK:
+            _LIVE.discard(self.proc)
+        return problems
+
+
+def _factory(request, furing_bin, workdir, transport):
+    instances = []
+
+    def start(image, *extra, writable=False, growable=False, mountpoint=None, precreate=True,
+              debug=False, wait=True, env=None, prefix=None, transport_args=None, binary=None):
+        if mountpoint is None:
+            mountpoint = os.path.join(workdir, f"mnt{len(instances)}")
+        if precreate and not os.path.exists(mountpoint):
+            open(mountpoint, "wb").close()
+        argv = list(prefix or []) + [binary or furing_bin, "export"]
+        if transport_args is not None:
+            argv += list(transport_args)
+        elif transport is not None:
+            argv += TRANSPORT_ARGS[transport]
+        if writable:
+            argv.append("--writable")
+        if growable:
+            argv.append("--growable")
+        if debug:
+            argv.append("--debug")
+        argv += [str(a) for a in extra]
+        argv += [image, mountpoint]
+        inst = Furing(argv, image, mountpoint, workdir, transport, env, len(instances))
+        instances.append(inst)
+        inst.start()
+        if wait:
+            inst.wait_ready()
+        return inst
+
+    # Watchdog: a hung FUSE request is not interruptible by pytest-timeout's
+    # SIGALRM, so shortly before the test's timeout we kill the servers,
+    # which aborts the connection and unblocks the test.
+    limit = _test_timeout(request)
+
+    def watchdog():
+        for inst in list(instances):
+            if inst.proc is not None and inst.proc.poll() is None:
+                inst.watchdog_fired = True
+                inst.proc.kill()
+    timer = threading.Timer(max(limit - 8.0, limit * 0.8), watchdog)
+    timer.daemon = True
+    timer.start()
+
+    yield start
+
+    timer.cancel()
+    problems = []
+    for inst in instances:
+        problems += [f"{os.path.basename(inst.mountpoint)}: {p}" for p in inst.cleanup()]
+    if _test_failed(request):
+        for inst in instances:
+            print(f"---- stderr of {' '.join(inst.argv)} (last 4000 chars) ----")
+            print(inst.stderr_text()[-4000:])
+    if problems and not _test_failed(request):
+        pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
+    elif problems:
+        print("teardown problems: " + "; ".join(problems))
+
+
+@pytest.fixture
+def furing(request, furing_bin, transport, workdir):
+    """furing(image, *extra, writable=False, growable=False, mountpoint=None,
+    precreate=True, debug=False, wait=True, env=None, prefix=None,
+    transport_args=None, binary=None) -> Furing, started with the
+    transport's --io-uring option and ready (mounted) unless wait=False."""
+    yield from _factory(request, furing_bin, workdir, transport)
+
+
+@pytest.fixture
+def furing_plain(request, furing_bin, workdir):
+    """Like `furing` but not parametrized over transports: no --io-uring
+    option unless transport_args= is given."""
+    yield from _factory(request, furing_bin, workdir, None)
+
+
+class CliResult:
+    def __init__(self, rc, stdout, stderr):
+        self.rc, self.stdout, self.stderr = rc, stdout, stderr
+
+    def __repr__(self):
+        return f"CliResult(rc={self.rc}, stdout={self.stdout[-500:]!r}, stderr={self.stderr[-1500:]!r})"
+
+
+@pytest.fixture
+def cli(furing_bin, workdir):
+    """cli(args, mountpoint=None, timeout=10, env=None, prefix=None) runs
+    `furing ARGS` to completion. A run that does not finish in time is
+    killed, its mount removed, and the test fails ("hang")."""
+    def run(args, mountpoint=None, timeout=10, env=None, prefix=None):
+        argv = list(prefix or []) + [furing_bin] + [str(a) for a in args]
+        out_p = os.path.join(workdir, "cli.stdout")
+        err_p = os.path.join(workdir, "cli.stderr")
+        with open(out_p, "wb") as out, open(err_p, "wb") as err:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 env=env, start_new_session=True)
+        with _LIVE_LOCK:
+            _LIVE.add(p)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+            if mountpoint:
+                lazy_umount_all(mountpoint)
+            with open(err_p, "rb") as f:
+                tail = f.read().decode("utf-8", "replace")[-2000:]
+            raise AssertionError(f"`{' '.join(argv)}` did not finish within {timeout}s "
+                                 f"(hang or unexpectedly serving); stderr:\n{tail}")
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(p)
+        with open(out_p, "rb") as f:
+            so = f.read().decode("utf-8", "replace")
+        with open(err_p, "rb") as f:
+            se = f.read().decode("utf-8", "replace")
+        return CliResult(rc, so, se)
+    return run

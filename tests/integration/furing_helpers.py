@@ -1,0 +1,256 @@
+"""Helpers shared by the furing integration tests (imported by conftest.py
+and the test modules; pytest puts this directory on sys.path)."""
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from collections import namedtuple
+
+MiB = 1024 * 1024
+KiB = 1024
+
+FSTYPE = "fuse.furing"
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
+
+# Every option the contract names; --help must list all of them.
+ALL_OPTIONS = [
+    "--writable", "--growable", "--allow-other", "--threads", "--io-uring",
+    "--queue-depth", "--payload-size", "--pin", "--debug", "--daemonize",
+    "--pidfile", "--help",
+]
+
+TRANSPORT_ARGS = {"dev": ["--io-uring=off"], "ring": ["--io-uring=on"]}
+
+
+# ---------------------------------------------------------------- polling
+
+def wait_for(pred, timeout, interval=0.02, what="condition"):
+    """Poll pred() until it returns a truthy value; return it. Raise
+    AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        val = pred()
+        if val:
+            return val
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- mounts
+
+Mount = namedtuple("Mount", "mountpoint fstype source mount_opts super_opts")
+
+_OCT = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(s):
+    return _OCT.sub(lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounts():
+    """Parse /proc/self/mountinfo."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, sep, right = line.rstrip("\n").partition(" - ")
+            if not sep:
+                continue
+            lf = left.split(" ")
+            rf = right.split(" ")
+            out.append(Mount(_unescape(lf[4]), rf[0], _unescape(rf[1]) if len(rf) > 1 else "",
+                             lf[5], rf[2] if len(rf) > 2 else ""))
+    return out
+
+
+def mounts_at(path, fstype_prefix="fuse"):
+    path = os.path.realpath(path)
+    return [m for m in mounts() if m.mountpoint == path and m.fstype.startswith(fstype_prefix)]
+
+
+def is_mounted(path, fstype=FSTYPE):
+    path = os.path.realpath(path)
+    return any(m.mountpoint == path and m.fstype == fstype for m in mounts())
+
+
+def lazy_umount_all(path):
+    """umount -l every fuse mount stacked on path. Returns how many."""
+    n = 0
+    for _ in range(8):
+        if not mounts_at(path):
+            break
+        subprocess.run(["umount", "-l", path], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=10)
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- stats lines
+
+StopResult = namedtuple("StopResult", "rc stderr summary")
+
+_STATS_RE = re.compile(r"^furing: (summary|stats) (.*)$")
+
+
+def _parse_ops(v):
+    ops = {}
+    if not v:
+        return ops
+    for item in v.split(","):
+        if not item:
+            continue
+        name, sep, cnt = item.rpartition(":")
+        if not sep:
+            raise AssertionError(f"bad ops item {item!r} in {v!r}")
+        ops[name] = int(cnt)
+    return ops
+
+
+def parse_stats_line(line):
+    """Parse 'furing: summary k=v ...' / 'furing: stats k=v ...' into a dict
+    (ints; dev_ops/ring_ops become {OP: count})."""
+    m = _STATS_RE.match(line.strip())
+    if not m:
+        raise AssertionError(f"not a stats line: {line!r}")
+    d = {"kind": m.group(1)}
+    for tok in m.group(2).split():
+        k, sep, v = tok.partition("=")
+        if not sep:
+            raise AssertionError(f"token {tok!r} is not key=value in {line!r}")
+        if k in ("dev_ops", "ring_ops"):
+            d[k] = _parse_ops(v)
+        else:
+            try:
+                d[k] = int(v)
+            except ValueError:
+                raise AssertionError(f"{k}={v!r} is not an integer in {line!r}")
+    return d
+
+
+def stats_lines(text, kind):
+    return [l for l in text.splitlines() if l.startswith(f"furing: {kind} ")]
+
+
+def parse_summary(text):
+    lines = stats_lines(text, "summary")
+    return parse_stats_line(lines[-1]) if lines else None
+
+
+def op_count(stats, op):
+    """Count of op over both transports."""
+    return stats.get("dev_ops", {}).get(op, 0) + stats.get("ring_ops", {}).get(op, 0)
+
+
+def check_stats_fields(st, transport=None):
+    """Common assertions on a parsed summary/stats dict."""
+    for k in ("requests", "errors", "bytes_read", "bytes_written", "dev", "ring"):
+        assert k in st, f"field {k} missing in {st}"
+        assert st[k] >= 0
+    assert "dev_ops" in st and "ring_ops" in st, f"ops lists missing in {st}"
+    qs = [k for k in st if re.fullmatch(r"q\d+", k)]
+    if transport == "dev":
+        assert st["ring"] == 0, f"dev transport but ring={st['ring']}"
+        assert not qs, f"q fields in dev mode: {qs}"
+        assert not st["ring_ops"], f"ring ops in dev mode: {st['ring_ops']}"
+    elif transport == "ring":
+        assert qs, f"no q fields in ring mode: {st}"
+    return qs
+
+
+# ---------------------------------------------------------------- data
+
+def pattern(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def pread_full(fd, size, off):
+    """One pread; the contract is that reads inside the image are complete."""
+    return os.pread(fd, size, off)
+
+
+def first_diff(a, b):
+    n = min(len(a), len(b))
+    for i in range(0, n, 4096):
+        if a[i:i + 4096] != b[i:i + 4096]:
+            for j in range(i, min(i + 4096, n)):
+                if a[j] != b[j]:
+                    return j
+    return n if len(a) != len(b) else None
+
+
+def assert_same(actual, expected, what):
+    if actual != expected:
+        d = first_diff(actual, expected)
+        raise AssertionError(
+            f"{what}: differs at byte {d} (len actual={len(actual)} expected={len(expected)})")
+
+
+def errno_of(fn, *args):
+    """Run fn(*args); return the errno of the OSError it raises, or None."""
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno
+    return None
+
+
+# ---------------------------------------------------------------- fallocate
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_ZERO_RANGE = 0x10
+
+
+def fallocate(fd, mode, off, length):
+    if _libc.fallocate(fd, mode, off, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"fallocate(mode={mode:#x}, off={off}, len={length}): {os.strerror(e)}")
+
+
+# ---------------------------------------------------------------- processes
+
+def proc_alive(pid):
+    """True when pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def kill_quietly(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def error_lines(stderr):
+    """Non-empty stderr lines other than a summary line."""
+    return [l for l in stderr.splitlines() if l.strip() and not l.startswith("furing: summary ")]
+
+
+def assert_one_error_line(stderr, what=""):
+    lines = error_lines(stderr)
+    assert len(lines) == 1, f"{what}: expected exactly one error line on stderr, got {lines!r}"
+    assert lines[0].startswith("furing: "), f"{what}: error line {lines[0]!r} lacks 'furing: '"
+    assert len(lines[0]) > len("furing: ") + 3, f"{what}: error line too terse: {lines[0]!r}"
+    return lines[0]
+
+
+def assert_no_crash(rc, what=""):
+    assert rc is not None and rc >= 0, f"{what}: killed by signal {-rc if rc else rc}"
