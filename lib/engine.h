@@ -65,6 +65,7 @@ struct ring_queue;
 /* Legacy: one cloned /dev/fuse fd per worker with @slots reads in flight. */
 int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int slots, char *err, size_t errlen);
 void dev_channel_arm(struct dev_channel *ch);
+void dev_channel_serve_blocking(struct dev_channel *ch);
 void dev_channel_free(struct dev_channel *ch);
 unsigned int dev_channel_live(const struct dev_channel *ch);
 
@@ -120,6 +121,7 @@ struct fu_session {
 	struct fu_init_agreed init;
 	struct fu_decode_limits limits;
 	bool over_ring;
+	bool blocking;            /* io_uring is disabled on this system: blocking /dev/fuse reads */
 	unsigned int nworkers;
 	struct fu_worker *workers;
 	unsigned int nqueues;     /* possible CPUs, when the ring is used */

@@ -143,7 +143,10 @@ static const char *ring_unavailable_reason(char *buf, size_t len)
 	if (ret < 0) {
 		long dis = read_sysfs_long("/proc/sys/kernel/io_uring_disabled", 0);
 		if (dis)
-			snprintf(buf, len, "io_uring is disabled by sysctl (kernel.io_uring_disabled=%ld)", dis);
+			snprintf(buf, len,
+				 "io_uring is disabled by sysctl (kernel.io_uring_disabled=%ld); allow it as root with: "
+				 "sysctl -w kernel.io_uring_disabled=0",
+				 dis);
 		else
 			snprintf(buf, len, "io_uring cannot be set up: %s", strerror(-ret));
 		return buf;
@@ -212,6 +215,11 @@ static void *worker_main(void *arg)
 		flags |= IORING_SETUP_SQE128;
 	if (s->cfg.pin)
 		pin_worker(w);
+	if (s->blocking) {
+		atomic_fetch_add(&s->workers_armed, 1);
+		dev_channel_serve_blocking(w->dev);
+		goto out;
+	}
 	int ret = fu_loop_init(&w->loop, pow2_at_least(outstanding + 8), pow2_at_least(2 * outstanding), flags);
 	if (ret < 0) {
 		fu_session_fail(s, "worker %u: cannot create its io_uring: %s", w->idx, strerror(-ret));
@@ -483,7 +491,7 @@ static void report_layout(struct fu_session *s)
 			mib);
 	} else {
 		fprintf(stderr, "furing: /dev/fuse: %u worker thread%s x %u requests in flight, max_write %u KiB\n",
-			s->nworkers, s->nworkers == 1 ? "" : "s", s->depth, s->init.max_write / 1024);
+			s->nworkers, s->nworkers == 1 ? "" : "s", s->blocking ? 1 : s->depth, s->init.max_write / 1024);
 	}
 }
 
@@ -499,10 +507,20 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 			fmt_err(err, errlen, "--io-uring=on: %s", no_ring);
 			return -1;
 		}
+	}
+	s->nqueues = no_ring || s->cfg.io_uring == FURING_IO_URING_OFF ? 0 : possible_cpus();
+	struct io_uring probe;
+	if (io_uring_queue_init(4, &probe, 0) < 0) {
+		/* Our event loop is io_uring too: fall back to blocking reads. */
+		s->blocking = true;
+		fprintf(stderr, "furing: io_uring is unavailable (kernel.io_uring_disabled=%ld): serving /dev/fuse "
+				"with blocking reads, one request per thread at a time\n",
+			read_sysfs_long("/proc/sys/kernel/io_uring_disabled", 0));
+	} else {
+		io_uring_queue_exit(&probe);
 		if (no_ring)
 			fprintf(stderr, "furing: %s; serving over /dev/fuse\n", no_ring);
 	}
-	s->nqueues = no_ring || s->cfg.io_uring == FURING_IO_URING_OFF ? 0 : possible_cpus();
 
 	s->mountpoint = realpath(mountpoint, NULL);
 	if (!s->mountpoint) {

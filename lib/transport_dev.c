@@ -46,6 +46,7 @@ struct dev_channel {
 	unsigned int reading;
 	unsigned int live; /* slots not dead */
 	bool gone;         /* the connection ended (ENODEV) */
+	bool blocking;     /* no io_uring at all: one blocking read() at a time */
 	struct dev_slot *slots;
 	struct dev_slot *free;
 	void *mem;
@@ -83,7 +84,7 @@ static void slot_release(struct dev_slot *sl)
 
 void dev_channel_arm(struct dev_channel *ch)
 {
-	while (!ch->gone && !ch->w->stop_now && ch->reading < DEV_READS_ARMED && ch->free) {
+	while (!ch->blocking && !ch->gone && !ch->w->stop_now && ch->reading < DEV_READS_ARMED && ch->free) {
 		struct dev_slot *sl = ch->free;
 
 		ch->free = sl->next_free;
@@ -172,6 +173,23 @@ static void dev_finish_no_reply(struct furing_req *req)
 	slot_release(container_of(req, struct dev_slot, req));
 }
 
+/* The fallback when io_uring is disabled on the system (sysctl
+ * kernel.io_uring_disabled=2): the worker reads, serves and answers one
+ * request at a time, and the filesystem's I/O runs inline (request.c). */
+void dev_channel_serve_blocking(struct dev_channel *ch)
+{
+	struct dev_slot *sl = &ch->slots[0];
+
+	while (!ch->gone && sl->state != SLOT_DEAD) {
+		ssize_t n = read(ch->fd, sl->in, sl->in_size);
+
+		ch->free = sl->next_free; /* the read takes the slot, as dev_channel_arm would */
+		sl->state = SLOT_READING;
+		ch->reading++;
+		dev_read_done(&sl->read_ev, n < 0 ? -errno : (int)n);
+	}
+}
+
 int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int nslots, char *err, size_t errlen)
 {
 	struct fu_session *s = w->s;
@@ -192,7 +210,10 @@ int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int nslots, c
 		snprintf(err, errlen, "cannot clone the /dev/fuse fd: %s", strerror(errno));
 		goto fail;
 	}
-	if (fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) | O_NONBLOCK) < 0) {
+	ch->blocking = s->blocking;
+	if (ch->blocking)
+		nslots = 1;
+	else if (fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) | O_NONBLOCK) < 0) {
 		snprintf(err, errlen, "cannot make /dev/fuse non-blocking: %s", strerror(errno));
 		goto fail;
 	}

@@ -695,6 +695,7 @@ static void test_write(void **state)
 		build_write(&r, ring, 0, NULL, 0, 0);
 		expect_ok(&r, 4096, &m);
 		assert_int_equal(m.data_len, 0);
+		assert_null(m.data);
 		req_free(&r);
 
 		/* no limits given: nothing but empty writes passes */
