@@ -26,6 +26,7 @@ struct fu_loop {
 	struct io_uring ring;
 	unsigned int inflight; /* SQEs handed out whose CQE has not been dispatched */
 	bool ready;
+	bool wait_in_poll; /* wait with poll(2) on the ring fd instead of io_uring_enter */
 };
 
 /* @entries: SQ size; @cq_entries: CQ size, at least every SQE that can be

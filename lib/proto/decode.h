@@ -23,7 +23,8 @@ struct fu_wire {
 	const void *arg;    /* legacy: everything after the in_header; ring: op_in */
 	size_t arg_len;     /* legacy: bytes after the in_header; ring: capacity of op_in (128) */
 	const void *data;   /* ring: the payload buffer; legacy: NULL */
-	size_t data_len;    /* ring: ring_ent_in_out.payload_sz; legacy: 0 */
+	size_t data_len;    /* ring: ring_ent_in_out.payload_sz, which the transport has
+	                     * already checked against its buffer's size; legacy: 0 */
 	bool split;         /* true for the ring layout */
 };
 
@@ -59,8 +60,8 @@ struct fu_msg {
 	uint64_t nodeid;
 	uint32_t uid, gid, pid;
 	union fu_op_arg arg;
-	/* Names, NUL-terminated inside the request (LOOKUP, MKDIR, ... two for
-	 * RENAME/SYMLINK/LINK-style opcodes); NULL when the opcode has none. */
+	/* Names, NUL-terminated inside the request (LOOKUP, MKDIR, LINK, ...;
+	 * two for RENAME, RENAME2 and SYMLINK); NULL when the opcode has none. */
 	const char *name, *name2;
 	/* WRITE data (exactly arg.write.size bytes) or BATCH_FORGET entries
 	 * (arg.batch_forget.count of them); points into the transport's buffer. */
@@ -87,8 +88,7 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 
 /* True for opcodes the kernel never expects an answer to. */
 bool fu_opcode_no_reply(uint32_t opcode);
-/* "READ", "WRITE", ... or "OP<n>" style name for unknown ones (static storage
- * for known ones; unknown ones return "UNKNOWN"). */
+/* "READ", "WRITE", ... ("UNKNOWN" for opcodes this header does not know). */
 const char *fu_opcode_name(uint32_t opcode);
 
 #endif

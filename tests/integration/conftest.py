@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,8 @@ import time
 import pytest
 
 from furing_helpers import (
-    FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, is_mounted, kill_quietly,
-    lazy_umount_all, mounts, parse_summary, pattern, wait_for,
+    FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, is_mounted, lazy_umount_all, mounts,
+    parse_summary, pattern,
 )
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -413,8 +412,8 @@ def cli(furing_bin, workdir):
     """cli(args, mountpoint=None, timeout=10, env=None, prefix=None) runs
     `furing ARGS` to completion. A run that does not finish in time is
     killed, its mount removed, and the test fails ("hang")."""
-    def run(args, mountpoint=None, timeout=10, env=None, prefix=None):
-        argv = list(prefix or []) + [furing_bin] + [str(a) for a in args]
+    def run(args, mountpoint=None, timeout=10, env=None, prefix=None, binary=None):
+        argv = list(prefix or []) + [binary or furing_bin] + [str(a) for a in args]
         out_p = os.path.join(workdir, "cli.stdout")
         err_p = os.path.join(workdir, "cli.stderr")
         with open(out_p, "wb") as out, open(err_p, "wb") as err:

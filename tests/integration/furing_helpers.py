@@ -3,11 +3,9 @@ and the test modules; pytest puts this directory on sys.path)."""
 
 import ctypes
 import ctypes.util
-import errno
 import os
 import random
 import re
-import signal
 import subprocess
 import time
 from collections import namedtuple

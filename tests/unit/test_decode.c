@@ -914,6 +914,17 @@ static void test_short_in(void **state)
 		assert_int_equal(m.unique, T_UNIQUE);
 	}
 	assert_int_equal(fu_decode(NULL, NULL, &m, &err), FU_DECODE_DROP);
+
+	/* no msg: nothing to fill, nothing to answer; no err: still decodes */
+	struct fu_wire w = { .in = raw, .in_len = IH };
+	err = -1;
+	assert_int_equal(fu_decode(&w, NULL, NULL, &err), FU_DECODE_DROP);
+	assert_int_equal(err, 0);
+	assert_int_equal(fu_decode(&w, NULL, &m, NULL), FU_DECODE_OK);
+	assert_int_equal(m.unique, T_UNIQUE);
+	ih.opcode = FUSE_SETXATTR;
+	memcpy(raw, &ih, IH);
+	assert_int_equal(fu_decode(&w, NULL, &m, NULL), FU_DECODE_REPLY_ERR);
 }
 
 static void test_ring_framing(void **state)
@@ -952,6 +963,14 @@ static void test_ring_framing(void **state)
 	req_build(&r, true, FUSE_LOOKUP, NULL, 0, "name", 5, 0);
 	r.w.data = NULL;
 	expect_fail(&r, T_MAXW, EIO);
+	req_free(&r);
+	build_write(&r, true, 5, "12345", 5, 0);
+	r.w.data = NULL;
+	expect_fail(&r, T_MAXW, EIO);
+	req_free(&r);
+	build_batch(&r, true, 1, 1, 0);
+	r.w.data = NULL;
+	expect_drop(&r);
 	req_free(&r);
 	/* an op header length without op_in */
 	req_build(&r, true, FUSE_GETATTR, hdr, 16, NULL, 0, 0);

@@ -1,0 +1,928 @@
+#!/usr/bin/env bash
+# bench/run.sh - compare furing against the direct image, the kernel loop
+# device and qemu-storage-daemon's FUSE export, with fio.  See bench/README.md.
+#
+#   bench/run.sh [--quick] [--runtime S] [--size SIZE] [--targets LIST]
+#                [--images LIST] [--jobs LIST] [--repeat N] [--out DIR]
+#   bench/run.sh --report-only DIR      # re-print/re-make the report of a run
+#
+# Needs root.  Installs missing Debian packages with apt-get.
+set -Eeuo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+PY=/usr/bin/python3
+
+ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-legacy-bd furing-uring-bd)
+ALL_IMAGES=(tmpfs disk)
+# name:rw:bs:iodepth:numjobs
+ALL_JOBS=(
+  "randread-4k-qd1:randread:4k:1:1"
+  "randread-4k-qd32x2:randread:4k:32:2"
+  "randwrite-4k-qd32x2:randwrite:4k:32:2"
+  "read-1m-qd8:read:1M:8:1"
+  "write-1m-qd8:write:1M:8:1"
+)
+
+RUNTIME=5
+RAMP=1
+SIZE=1G
+REPEAT=1
+TARGETS_ARG=""
+IMAGES_ARG=""
+JOBS_ARG=""
+OUT=""
+QUICK=0
+REPORT_ONLY=""
+SIZE_SET=0
+RUNTIME_SET=0
+START_TIMEOUT=10           # seconds a daemon gets to show up in mountinfo
+TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
+DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
+
+say()  { printf '%s\n' "$*"; }
+note() {
+  printf 'NOTE: %s\n' "$*"
+  if [[ -n $OUT && -d $OUT ]]; then printf 'NOTE: %s\n' "$*" >>"$OUT/notes.txt"; fi
+}
+die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  cat <<EOF
+Usage: bench/run.sh [OPTIONS]
+
+Runs fio against the same raw image through several targets, interleaved
+(for each job, every target in turn), on a tmpfs image and an on-disk image.
+
+  --quick            short smoke run: --runtime 2 --size 256M (unless given)
+  --runtime S        seconds per fio job after a ${RAMP} s ramp (default $RUNTIME)
+  --size SIZE        image size, e.g. 1G, 256M, 512MiB (default $SIZE; multiple of 1 MiB)
+  --targets LIST     comma list out of: ${ALL_TARGETS[*]}
+                     (default: all; the *-bd variants need furing --backend-direct)
+  --images LIST      comma list out of: tmpfs disk (default: both;
+                     tmpfs = $TMPFS_DIR, disk = $DISK_DIR)
+  --jobs LIST        comma list of job names (default: all):
+                     $(printf '%s ' "${ALL_JOBS[@]%%:*}")
+  --repeat N         run every job/target cycle N times, report medians (default 1)
+  --out DIR          output directory (default bench/results/<timestamp>)
+  --report-only DIR  only (re)build the tables/chart of an earlier run in DIR
+  -h, --help         this text
+
+Environment: FURING_BIN (default: build/furing, else /tmp/fb/furing),
+FURING_EXTRA_ARGS (added to every furing export), BENCH_TMPFS_DIR, BENCH_DISK_DIR.
+EOF
+}
+
+while (($#)); do
+  case $1 in
+    --quick) QUICK=1 ;;
+    --runtime) RUNTIME=${2:?}; RUNTIME_SET=1; shift ;;
+    --runtime=*) RUNTIME=${1#*=}; RUNTIME_SET=1 ;;
+    --size) SIZE=${2:?}; SIZE_SET=1; shift ;;
+    --size=*) SIZE=${1#*=}; SIZE_SET=1 ;;
+    --targets) TARGETS_ARG=${2:?}; shift ;;
+    --targets=*) TARGETS_ARG=${1#*=} ;;
+    --images) IMAGES_ARG=${2:?}; shift ;;
+    --images=*) IMAGES_ARG=${1#*=} ;;
+    --jobs) JOBS_ARG=${2:?}; shift ;;
+    --jobs=*) JOBS_ARG=${1#*=} ;;
+    --repeat) REPEAT=${2:?}; shift ;;
+    --repeat=*) REPEAT=${1#*=} ;;
+    --out) OUT=${2:?}; shift ;;
+    --out=*) OUT=${1#*=} ;;
+    --report-only) REPORT_ONLY=${2:?}; shift ;;
+    --report-only=*) REPORT_ONLY=${1#*=} ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+  shift
+done
+if ((QUICK)); then
+  ((RUNTIME_SET)) || RUNTIME=2
+  ((SIZE_SET)) || SIZE=256M
+fi
+[[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1, got '$RUNTIME'"
+[[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "--repeat wants an integer >= 1, got '$REPEAT'"
+
+# ---------------------------------------------------------------------------
+# Report (Python, stdlib only): parses runs.tsv + fio JSON, prints the tables,
+# writes results.tsv, results.md, chart data + gnuplot script.
+# ---------------------------------------------------------------------------
+make_report() {
+  local out=$1
+  "$PY" - "$out" <<'PYEOF'
+import json, os, statistics, sys
+
+out = sys.argv[1]
+def rd_tsv(path):
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        hdr = f.readline().rstrip('\n').split('\t')
+        for line in f:
+            if line.strip():
+                rows.append(dict(zip(hdr, line.rstrip('\n').split('\t'))))
+    return rows
+
+meta = dict((r['key'], r['value']) for r in rd_tsv(os.path.join(out, 'meta.tsv')))
+runs = rd_tsv(os.path.join(out, 'runs.tsv'))
+daemons = rd_tsv(os.path.join(out, 'daemons.tsv'))
+if not runs:
+    sys.exit('no runs recorded in %s' % out)
+
+targets_order = meta.get('targets', '').split()
+jobs_order = meta.get('jobs', '').split()
+images_order = meta.get('images', '').split()
+clk = float(meta.get('clk_tck', '100'))
+DAEMON = lambda t: t == 'qemu' or t.startswith('furing')
+def unit_of(job):            # 1M jobs report MiB/s, the rest IOPS
+    return 'MiB/s' if '-1m-' in job else 'IOPS'
+
+# --- collect per (image, job, target) a list of samples --------------------
+samples = {}
+for r in runs:
+    key = (r['image'], r['job'], r['target'])
+    s = {'rc': int(r['rc']), 'json': r['json']}
+    try:
+        with open(os.path.join(out, r['json'])) as f:
+            txt = f.read()
+        # fio may print warnings before the JSON object
+        d = json.loads(txt[txt.index('{'):])
+        j = d['jobs'][0]
+        rdw = [j['read'], j['write']]
+        s['iops'] = sum(x['iops'] for x in rdw)
+        s['mib'] = sum(x['bw_bytes'] for x in rdw) / 2**20
+        s['ios'] = sum(x['total_ios'] for x in rdw)
+        s['err'] = j.get('error', 0)
+        main = j['read'] if j['read']['total_ios'] >= j['write']['total_ios'] else j['write']
+        pct = main['clat_ns'].get('percentile', {})
+        s['p50'] = pct.get('50.000000', 0) / 1000.0
+        s['p99'] = pct.get('99.000000', 0) / 1000.0
+        lpct = main['lat_ns'].get('percentile', {})   # needs fio --lat_percentiles=1
+        s['lp50'] = lpct['50.000000'] / 1000.0 if '50.000000' in lpct else None
+        s['lp99'] = lpct['99.000000'] / 1000.0 if '99.000000' in lpct else None
+        s['ok'] = s['rc'] == 0 and s['err'] == 0 and s['ios'] > 0
+    except (OSError, ValueError, KeyError, IndexError):
+        s['ok'] = False
+    if s.get('ok') and r.get('cpu_ticks', '') not in ('', '-'):
+        s['cpu_us_io'] = float(r['cpu_ticks']) / clk * 1e6 / s['ios']
+    samples.setdefault(key, []).append(s)
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+res = {}   # (image, job, target) -> dict of medians
+for key, ss in samples.items():
+    good = [s for s in ss if s.get('ok')]
+    if not good:
+        res[key] = {'fail': True, 'n': 0}
+        continue
+    res[key] = {'fail': False, 'n': len(good), 'failed_reps': len(ss) - len(good)}
+    for m in ('iops', 'mib', 'p50', 'p99', 'lp50', 'lp99', 'cpu_us_io', 'ios'):
+        res[key][m] = med([s.get(m) for s in good])
+
+rss = {}   # (image, target) -> max VmHWM KiB
+summ = {}  # (image, target) -> furing summary fields
+for d in daemons:
+    k = (d['image'], d['target'])
+    try:
+        rss[k] = max(rss.get(k, 0), int(d['vmhwm_kib']))
+    except ValueError:
+        pass
+    if d.get('summary') and d['summary'] != '-':
+        f = {}
+        for tok in d['summary'].split():
+            if '=' in tok:
+                a, b = tok.split('=', 1)
+                f[a] = b
+        summ[k] = f
+
+def val(image, job, target):
+    r = res.get((image, job, target))
+    if not r or r['fail']:
+        return None
+    return r['mib'] if unit_of(job) == 'MiB/s' else r['iops']
+
+def fmt_val(v, unit):
+    if v is None:
+        return 'FAIL'
+    if unit == 'IOPS':
+        return '%.1fk' % (v / 1000) if v >= 1000 else '%.0f' % v
+    return '%.0f' % v
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+def fmt_ratio(x):
+    return '-' if x is None else '%.2f' % x
+
+def table(headers, rows):
+    w = [max([len(str(h))] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
+    lines = ['  '.join(str(h).ljust(w[i]) if i == 0 else str(h).rjust(w[i]) for i, h in enumerate(headers))]
+    for r in rows:
+        lines.append('  '.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r)))
+    return '\n'.join(lines)
+
+def mdtable(headers, rows):
+    l = ['| ' + ' | '.join(map(str, headers)) + ' |',
+         '|' + '|'.join(['---'] + ['---:'] * (len(headers) - 1)) + '|']
+    for r in rows:
+        l.append('| ' + ' | '.join(map(str, r)) + ' |')
+    return '\n'.join(l)
+
+PAIRS = [('furing-uring', 'furing-legacy', 'uring/legacy'),
+         ('furing-uring', 'qemu', 'uring/qemu'),
+         ('furing-uring', 'loop', 'uring/loop'),
+         ('furing-uring-bd', 'furing-legacy-bd', 'uring-bd/legacy-bd'),
+         ('furing-uring-bd', 'qemu', 'uring-bd/qemu'),
+         ('furing-uring-bd', 'loop', 'uring-bd/loop')]
+
+text, md = [], []
+md.append('# furing benchmark results\n')
+md.append('```\n' + '\n'.join('%s: %s' % (k, v) for k, v in meta.items()) + '\n```\n')
+tsv = ['\t'.join(['image', 'job', 'target', 'unit', 'value', 'ratio_direct', 'iops', 'mib_s',
+                  'clat_p50_us', 'clat_p99_us', 'lat_p50_us', 'lat_p99_us', 'cpu_us_per_io', 'ios', 'reps_ok', 'reps_failed',
+                  'peak_rss_kib'])]
+chart = {}
+
+for image in images_order:
+    targets = [t for t in targets_order if any((image, j, t) in res for j in jobs_order)]
+    jobs = [j for j in jobs_order if any((image, j, t) in res for t in targets)]
+    if not targets:
+        continue
+    title = '%s image: %s (%s), %s s/job + %s s ramp, repeat %s' % (
+        image, meta.get('image_' + image, '?'), meta.get('size', '?'),
+        meta.get('runtime', '?'), meta.get('ramp', '?'), meta.get('repeat', '1'))
+    text.append('=' * len(title)); text.append(title); text.append('=' * len(title))
+    md.append('## ' + title + '\n')
+
+    # throughput with / direct
+    hdr = ['job', 'unit'] + targets
+    rows = []
+    for j in jobs:
+        u = unit_of(j)
+        base = val(image, j, 'direct')
+        row = [j, u]
+        for t in targets:
+            if (image, j, t) not in res:
+                row.append('-'); continue
+            v = val(image, j, t)
+            c = fmt_val(v, u)
+            if t != 'direct' and v is not None and base:
+                c += ' (%.2f)' % (v / base)
+            row.append(c)
+        rows.append(row)
+        chart.setdefault(image, []).append((j, [ratio(val(image, j, t), base) for t in targets]))
+    text.append('Throughput: IOPS for 4k jobs, MiB/s for 1M jobs; (x.xx) = target / direct')
+    text.append(table(hdr, rows)); text.append('')
+    md.append('Throughput: IOPS for 4k jobs, MiB/s for 1M jobs; (x.xx) = target / direct\n')
+    md.append(mdtable(hdr, rows) + '\n')
+
+    # furing ratios
+    pairs = [p for p in PAIRS if p[0] in targets and p[1] in targets]
+    if pairs:
+        hdr = ['job'] + [p[2] for p in pairs]
+        rows = [[j] + [fmt_ratio(ratio(val(image, j, a), val(image, j, b))) for a, b, _ in pairs] for j in jobs]
+        text.append('Ratios (throughput)')
+        text.append(table(hdr, rows)); text.append('')
+        md.append('Ratios (throughput)\n'); md.append(mdtable(hdr, rows) + '\n')
+
+    # qd1 latency
+    qd1 = [j for j in jobs if j.endswith('-qd1')]
+    if qd1:
+        hdr = ['job: p50/p99 us'] + targets
+        rows = []
+        for j in qd1:
+            for label, a, b in (('lat', 'lp50', 'lp99'), ('clat', 'p50', 'p99')):
+                row = [j + ' ' + label]
+                for t in targets:
+                    r = res.get((image, j, t))
+                    row.append('-' if not r or r['fail'] or r.get(a) is None
+                               else '%.1f/%.1f' % (r[a], r[b]))
+                rows.append(row)
+        expl = ('Latency at qd1, p50/p99 in microseconds: lat = submit to completion (fio lat), '
+                'clat = fio clat (excludes the time spent inside io_submit, '
+                'which is most of it when the I/O completes during submission)')
+        text.append(expl)
+        text.append(table(hdr, rows)); text.append('')
+        md.append(expl.replace('microseconds', 'µs') + '\n'); md.append(mdtable(hdr, rows) + '\n')
+
+    # CPU per IO and RSS for daemons
+    dts = [t for t in targets if DAEMON(t)]
+    if dts:
+        hdr = ['job: daemon CPU us/IO'] + dts
+        rows = []
+        for j in jobs:
+            row = [j]
+            for t in dts:
+                r = res.get((image, j, t))
+                row.append('-' if not r or r['fail'] or r.get('cpu_us_io') is None else '%.2f' % r['cpu_us_io'])
+            rows.append(row)
+        rows.append(['peak RSS (VmHWM) MiB'] + ['%.1f' % (rss[(image, t)] / 1024) if (image, t) in rss else '-' for t in dts])
+        text.append('Daemon CPU time per I/O (utime+stime of the daemon over the measured part of the job / I/Os), peak RSS')
+        text.append(table(hdr, rows)); text.append('')
+        md.append('Daemon CPU time per I/O (user+sys µs / I/O) and peak RSS\n'); md.append(mdtable(hdr, rows) + '\n')
+
+    fs = [(t, summ[(image, t)]) for t in targets if (image, t) in summ]
+    if fs:
+        text.append('furing summaries (whole daemon lifetime):')
+        md.append('furing summaries (whole daemon lifetime):\n')
+        for t, f in fs:
+            line = '  %-18s requests=%s errors=%s dev=%s ring=%s' % (
+                t, f.get('requests', '?'), f.get('errors', '?'), f.get('dev', '?'), f.get('ring', '?'))
+            text.append(line); md.append('    ' + line.strip())
+        text.append(''); md.append('')
+
+    fails = ['%s/%s' % (j, t) for j in jobs for t in targets
+             if (image, j, t) in res and (res[(image, j, t)]['fail'] or res[(image, j, t)].get('failed_reps'))]
+    if fails:
+        text.append('FAILED runs (see fio JSON / logs): ' + ', '.join(fails)); text.append('')
+        md.append('FAILED runs: ' + ', '.join(fails) + '\n')
+
+    for j in jobs:
+        for t in targets:
+            r = res.get((image, j, t))
+            if not r:
+                continue
+            v = val(image, j, t)
+            rr = ratio(v, val(image, j, 'direct'))
+            g = lambda m, f='%.3f': '' if r['fail'] or r.get(m) is None else f % r[m]
+            tsv.append('\t'.join([image, j, t, unit_of(j), '' if v is None else '%.3f' % v,
+                                  '' if rr is None else '%.4f' % rr, g('iops'), g('mib'),
+                                  g('p50'), g('p99'), g('lp50'), g('lp99'), g('cpu_us_io'), g('ios', '%d'),
+                                  str(r['n']), str(r.get('failed_reps', 0)),
+                                  str(rss.get((image, t), '')) if DAEMON(t) else '']))
+
+notes = os.path.join(out, 'notes.txt')
+if os.path.exists(notes):
+    with open(notes) as f:
+        nl = [l.rstrip('\n') for l in f if l.strip()]
+    if nl:
+        text.append('Notes:'); text += ['  ' + l for l in nl]
+        md.append('## Notes\n'); md += ['- ' + l.replace('NOTE: ', '', 1) for l in nl]; md.append('')
+
+print('\n'.join(text))
+with open(os.path.join(out, 'results.md'), 'w') as f:
+    f.write('\n'.join(md) + '\n')
+with open(os.path.join(out, 'results.tsv'), 'w') as f:
+    f.write('\n'.join(tsv) + '\n')
+
+# chart data: one block per image, rows = jobs, columns = targets (normalised to direct)
+panels = []
+for image in images_order:
+    if image not in chart:
+        continue
+    targets = [t for t in targets_order if any((image, j, t) in res for j in jobs_order)]
+    if 'direct' not in targets:
+        continue
+    fn = 'chart-%s.dat' % image
+    with open(os.path.join(out, fn), 'w') as f:
+        f.write('job\t' + '\t'.join(targets) + '\n')
+        for j, rs in chart[image]:
+            f.write(j + '\t' + '\t'.join('NaN' if x is None else '%.4f' % x for x in rs) + '\n')
+    panels.append((image, fn, len(targets)))
+if panels:
+    g = ['set terminal pngcairo size 1400,%d noenhanced font "sans,10"' % (480 * len(panels)),
+         'set output "chart.png"',
+         'set multiplot layout %d,1' % len(panels),
+         'set style data histogram', 'set style histogram clustered gap 1',
+         'set style fill solid 0.85 border -1', 'set boxwidth 0.9',
+         'set grid ytics', 'set key outside right top vertical',
+         'set ylabel "IOPS or MiB/s, relative to direct"', 'set yrange [0:*]',
+         'set xtics noenhanced', 'set datafile missing "NaN"', 'set offsets 0.3, 0.3, 0, 0']
+    for image, fn, n in panels:
+        g.append('set title "%s image %s (%s), fio %s s/job; 4k jobs: IOPS, 1M jobs: MiB/s; direct = 1.0"'
+                 % (image, meta.get('image_' + image, ''), meta.get('size', ''), meta.get('runtime', '')))
+        g.append('plot for [i=2:%d] "%s" using i:xtic(1) title columnheader(i), 1 with lines dt 2 lc rgb "black" notitle'
+                 % (n + 1, fn))
+    g.append('unset multiplot')
+    with open(os.path.join(out, 'chart.gp'), 'w') as f:
+        f.write('\n'.join(g) + '\n')
+PYEOF
+}
+
+render_chart() {
+  local out=$1
+  [[ -f $out/chart.gp ]] || { say "(no chart: the direct target is needed to normalise)"; return 0; }
+  if command -v gnuplot >/dev/null 2>&1; then
+    if (cd "$out" && gnuplot chart.gp 2>"$out/gnuplot.err"); then
+      [[ -s $out/gnuplot.err ]] || rm -f "$out/gnuplot.err"
+      say "chart: $out/chart.png"
+    else
+      say "WARNING: gnuplot failed, see $out/gnuplot.err"
+    fi
+  else
+    say "WARNING: gnuplot missing, chart not drawn (gnuplot script kept: $out/chart.gp)"
+  fi
+}
+
+if [[ -n $REPORT_ONLY ]]; then
+  make_report "$REPORT_ONLY"
+  render_chart "$REPORT_ONLY"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# Setup
+# ---------------------------------------------------------------------------
+((EUID == 0)) || die "must run as root (losetup, mount, /sys/module/fuse)"
+
+contains() { local x=$1; shift; local y; for y; do [[ $x == "$y" ]] && return 0; done; return 1; }
+remove_target() {   # remove_target NAME...: drop exact matches from TARGETS
+  local -a keep=()
+  local t
+  for t in "${TARGETS[@]}"; do contains "$t" "$@" || keep+=("$t"); done
+  TARGETS=("${keep[@]}")
+}
+split_list() { tr ',' ' ' <<<"$1"; }
+
+TARGETS=()
+if [[ -n $TARGETS_ARG ]]; then
+  for t in $(split_list "$TARGETS_ARG"); do
+    contains "$t" "${ALL_TARGETS[@]}" || die "unknown target '$t' (known: ${ALL_TARGETS[*]})"
+    contains "$t" "${TARGETS[@]}" || TARGETS+=("$t")
+  done
+else
+  TARGETS=("${ALL_TARGETS[@]}")
+fi
+IMAGES=()
+for i in $(split_list "${IMAGES_ARG:-tmpfs,disk}"); do
+  contains "$i" "${ALL_IMAGES[@]}" || die "unknown image '$i' (known: ${ALL_IMAGES[*]})"
+  contains "$i" "${IMAGES[@]}" || IMAGES+=("$i")
+done
+JOBS=()
+if [[ -n $JOBS_ARG ]]; then
+  for j in $(split_list "$JOBS_ARG"); do
+    found=""
+    for spec in "${ALL_JOBS[@]}"; do [[ ${spec%%:*} == "$j" ]] && found=$spec; done
+    [[ -n $found ]] || die "unknown job '$j' (known: ${ALL_JOBS[*]%%:*})"
+    JOBS+=("$found")
+  done
+else
+  JOBS=("${ALL_JOBS[@]}")
+fi
+
+# size in bytes
+size_bytes() {
+  local s=${1%iB}; s=${s%B}
+  numfmt --from=iec "$s" 2>/dev/null || return 1
+}
+SIZE_BYTES=$(size_bytes "$SIZE") || die "cannot parse --size '$SIZE'"
+((SIZE_BYTES >= 16 * 1048576 && SIZE_BYTES % 1048576 == 0)) || die "--size must be a multiple of 1 MiB and >= 16 MiB (got $SIZE_BYTES bytes)"
+
+if [[ -z $OUT ]]; then
+  OUT=$SCRIPT_DIR/results/$(date +%Y%m%d-%H%M%S)
+fi
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+: >"$OUT/notes.txt"
+say "furing bench: output in $OUT"
+T_START=$(date +%s)
+
+# --- dependencies ------------------------------------------------------------
+APT_UPDATED=0
+apt_install() {
+  say "installing Debian packages: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "$@" >"$OUT/apt.log" 2>&1; then
+    if ((!APT_UPDATED)); then
+      APT_UPDATED=1
+      apt-get update >>"$OUT/apt.log" 2>&1 || true
+      apt-get install -y --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1 && return 0
+    fi
+    return 1
+  fi
+}
+need_cmd() {   # need_cmd CMD PACKAGE -> 0 if the command is (now) available
+  command -v "$1" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || return 1
+  apt_install "$2" || true
+  command -v "$1" >/dev/null 2>&1
+}
+[[ -x $PY ]] || need_cmd python3 python3-minimal || die "$PY missing and python3-minimal could not be installed"
+need_cmd fio fio || die "fio missing and 'apt-get install fio' failed (see $OUT/apt.log)"
+need_cmd numfmt coreutils || die "numfmt (coreutils) missing"
+need_cmd setsid util-linux || die "setsid (util-linux) missing"
+need_cmd fallocate util-linux || die "fallocate (util-linux) missing"
+if contains loop "${TARGETS[@]}"; then
+  need_cmd losetup mount || die "losetup missing and 'apt-get install mount' failed"
+fi
+if contains qemu "${TARGETS[@]}"; then
+  if ! need_cmd qemu-storage-daemon qemu-system-common; then
+    note "qemu-storage-daemon not available (apt-get install qemu-system-common failed): qemu target skipped"
+    remove_target qemu
+  fi
+fi
+need_cmd gnuplot gnuplot-nox || note "gnuplot not available (apt-get install gnuplot-nox failed): no PNG chart"
+
+# --- furing binary ----------------------------------------------------------------
+HAVE_FURING=0
+for t in "${TARGETS[@]}"; do [[ $t == furing* ]] && HAVE_FURING=1; done
+FURING=""
+if ((HAVE_FURING)); then
+  if [[ -n ${FURING_BIN:-} ]]; then
+    FURING=$FURING_BIN
+  elif [[ -x $REPO/build/furing ]]; then
+    FURING=$REPO/build/furing
+  elif [[ -x /tmp/fb/furing ]]; then
+    FURING=/tmp/fb/furing
+    note "build/furing not built; using $FURING"
+  fi
+  [[ -n $FURING && -x $FURING ]] || die "furing binary not found (build it, or set FURING_BIN); tried $REPO/build/furing, /tmp/fb/furing"
+  if ! "$FURING" export --help 2>&1 | grep -q -- '--backend-direct'; then
+    if contains furing-legacy-bd "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
+      note "$FURING has no --backend-direct: furing-legacy-bd and furing-uring-bd skipped"
+    fi
+    remove_target furing-legacy-bd furing-uring-bd
+  fi
+  if contains furing-uring "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
+    P=/sys/module/fuse/parameters/enable_uring
+    if [[ -w $P ]]; then
+      old=$(cat "$P")
+      echo Y >"$P"
+      say "Setting $P = Y (FUSE-over-io_uring; was $old; left at Y afterwards)"
+      echo "enable_uring was $old, set to Y by bench/run.sh" >"$OUT/enable_uring.txt"
+    else
+      note "$P missing or not writable: furing-uring targets skipped (kernel lacks CONFIG_FUSE_IO_URING?)"
+      remove_target furing-uring furing-uring-bd
+    fi
+  fi
+fi
+((${#TARGETS[@]})) || die "no targets left to run"
+
+# ---------------------------------------------------------------------------
+# Resource tracking and cleanup (EXIT/INT/TERM)
+# ---------------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/furing-bench.XXXXXX)
+declare -A DPID=() DMNT=() DLOG=()   # per target of the current image
+CREATED_IMAGES=()
+LOOPDEVS=()
+SAMPLER_PID=""
+CLEANED=0
+
+mount_fstype() {   # print the fstype mounted at $1 (empty if none)
+  awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' /proc/self/mountinfo
+}
+proc_alive() {     # running and not a zombie
+  local st
+  [[ -r /proc/$1/stat ]] || return 1
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [[ ${st%% *} != Z ]]
+}
+stop_pid() {       # SIGTERM, wait up to 10 s, then SIGKILL; reap
+  local pid=$1 i
+  proc_alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do proc_alive "$pid" || break; sleep 0.1; done
+  if proc_alive "$pid"; then
+    say "WARNING: pid $pid ignored SIGTERM for 10 s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+force_umount() {
+  local m=$1
+  [[ -n $(mount_fstype "$m") ]] || return 0
+  say "WARNING: $m still mounted, unmounting"
+  umount "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  ((CLEANED)) && return 0
+  CLEANED=1
+  set +e
+  trap '' INT TERM
+  [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null
+  local t
+  for t in "${!DPID[@]}"; do stop_pid "${DPID[$t]}"; done
+  for t in "${!DMNT[@]}"; do force_umount "${DMNT[$t]}"; done
+  local d
+  for d in "${LOOPDEVS[@]}"; do losetup -d "$d" 2>/dev/null && say "detached $d"; done
+  local img
+  for img in "${CREATED_IMAGES[@]}"; do rm -f "$img"; done
+  # Never leave a fuse mount behind: anything of ours still in mountinfo?
+  local left
+  left=$(awk -v w="$WORK" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo)
+  if [[ -n $left ]]; then
+    local m
+    for m in $left; do umount -l "$m" 2>/dev/null; done
+    left=$(awk -v w="$WORK" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo)
+  fi
+  if [[ -n $left ]]; then
+    printf 'ERROR: mounts left behind: %s\n' "$left" >&2
+    rc=1
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'say ""; say "interrupted, cleaning up"; exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# Daemons
+# ---------------------------------------------------------------------------
+QEMU_AIO=io_uring
+qemu_cmd() {  # qemu_cmd IMAGE MNT AIO
+  echo qemu-storage-daemon \
+    --blockdev "node-name=file0,driver=file,filename=$1,aio=$3,cache.direct=on" \
+    --blockdev node-name=fmt0,driver=raw,file=file0 \
+    --export "type=fuse,id=exp0,node-name=fmt0,mountpoint=$2,writable=on"
+}
+furing_args() {  # furing_args TARGET
+  case $1 in
+    furing-legacy)    echo --io-uring=off --writable ;;
+    furing-uring)     echo --io-uring=on --writable ;;
+    furing-legacy-bd) echo --io-uring=off --writable --backend-direct ;;
+    furing-uring-bd)  echo --io-uring=on --writable --backend-direct ;;
+  esac
+}
+
+# start_daemon TARGET IMAGE TAG -> DPID/DMNT/DLOG set; dies if not up in 10 s
+start_daemon() {
+  local t=$1 img=$2 tag=$3
+  local mnt=$WORK/$tag-$t.mnt log=$OUT/$tag-$t.log fstype pid i
+  local -a cmd
+  rm -f "$mnt"
+  case $t in
+    qemu)
+      touch "$mnt"   # qemu needs an existing regular file
+      # shellcheck disable=SC2207
+      cmd=($(qemu_cmd "$img" "$mnt" "$QEMU_AIO"))
+      fstype=fuse ;;
+    furing-*)
+      # shellcheck disable=SC2207
+      # shellcheck disable=SC2206
+      cmd=("$FURING" export $(furing_args "$t") ${FURING_EXTRA_ARGS:-} "$img" "$mnt")
+      fstype=fuse.furing ;;
+  esac
+  printf '%s\n' "${cmd[*]}" >"$log.cmd"
+  setsid "${cmd[@]}" </dev/null >"$log" 2>&1 &
+  pid=$!
+  DPID[$t]=$pid; DMNT[$t]=$mnt; DLOG[$t]=$log
+  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+    [[ $(mount_fstype "$mnt") == "$fstype" ]] && break
+    if ! proc_alive "$pid"; then
+      say "---- $log:"; tail -n 20 "$log"
+      die "$t exited before mounting $mnt (command: ${cmd[*]})"
+    fi
+    sleep 0.1
+  done
+  if [[ $(mount_fstype "$mnt") != "$fstype" ]]; then
+    say "---- $log:"; tail -n 20 "$log"
+    die "$t did not come up within ${START_TIMEOUT} s ($mnt with fstype $fstype not in /proc/self/mountinfo; command: ${cmd[*]})"
+  fi
+  say "  $t up: pid $pid, $mnt"
+}
+
+# stop_daemon TARGET TAG: records VmHWM + furing summary into daemons.tsv
+stop_daemon() {
+  local t=$1 tag=$2 pid=${DPID[$1]} hwm="-" summary="-"
+  if proc_alive "$pid"; then
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo -)
+  else
+    say "WARNING: $t (pid $pid) died during the run; see ${DLOG[$t]}"
+    note "$tag/$t: daemon died during the run (see $(basename "${DLOG[$t]}"))"
+  fi
+  stop_pid "$pid"
+  unset "DPID[$t]"
+  force_umount "${DMNT[$t]}"
+  unset "DMNT[$t]"
+  if [[ $t == furing-* ]]; then
+    summary=$(grep -m1 'furing: summary' "${DLOG[$t]}" || true)
+    if [[ -n $summary ]]; then
+      printf '%s\n' "$summary" >"$OUT/$tag-$t.summary"
+      summary=${summary#furing: summary }
+    else
+      note "$tag/$t: no 'furing: summary' line in $(basename "${DLOG[$t]}")"
+      summary="-"
+    fi
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$tag" "$t" "${hwm:--}" "${summary:--}" >>"$OUT/daemons.tsv"
+}
+
+probe_qemu() {   # check the fuse export and aio=io_uring on a small image
+  local img=$WORK/probe.img mnt=$WORK/probe.mnt aio pid i ok
+  truncate -s 16M "$img"
+  for aio in io_uring native; do
+    touch "$mnt"
+    # shellcheck disable=SC2046
+    setsid $(qemu_cmd "$img" "$mnt" "$aio") </dev/null >"$WORK/probe.log" 2>&1 &
+    pid=$!
+    ok=0
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+      [[ $(mount_fstype "$mnt") == fuse ]] && { ok=1; break; }
+      proc_alive "$pid" || break
+      sleep 0.1
+    done
+    stop_pid "$pid"
+    force_umount "$mnt"
+    if ((ok)); then
+      QEMU_AIO=$aio
+      [[ $aio == io_uring ]] || note "qemu-storage-daemon: aio=io_uring not supported here, using aio=native ($(head -c 200 "$WORK/probe.log" | tr '\n' ' '))"
+      rm -f "$img" "$mnt"
+      return 0
+    fi
+    if ! grep -qiE 'io_uring|aio' "$WORK/probe.log"; then
+      break
+    fi
+  done
+  cp "$WORK/probe.log" "$OUT/qemu-probe.log"
+  note "qemu-storage-daemon FUSE export does not work here: $(head -c 300 "$WORK/probe.log" | tr '\n' ' '); qemu target skipped"
+  rm -f "$img" "$mnt"
+  return 1
+}
+if contains qemu "${TARGETS[@]}"; then
+  if probe_qemu; then
+    say "qemu-storage-daemon $(qemu-storage-daemon --version | head -1 | awk '{print $3}'): fuse export OK, aio=$QEMU_AIO, cache.direct=on"
+  else
+    remove_target qemu
+  fi
+fi
+
+# ---------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------
+make_image() {   # make_image PATH
+  local img=$1 dir avail_kib need_kib
+  dir=$(dirname "$img")
+  [[ -d $dir ]] || die "image directory $dir does not exist"
+  avail_kib=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+  need_kib=$((SIZE_BYTES / 1024 + 65536))
+  ((avail_kib >= need_kib)) || die "not enough space in $dir for a $SIZE image (${avail_kib} KiB free)"
+  CREATED_IMAGES+=("$img")
+  rm -f "$img"
+  fallocate -l "$SIZE_BYTES" "$img" || die "fallocate $img failed"
+  # non-zero data everywhere, so reads hit real data
+  dd if=/dev/urandom of="$img" bs=4M count=$((SIZE_BYTES / 4194304)) conv=notrunc,fsync status=none
+  if ((SIZE_BYTES % 4194304)); then
+    dd if=/dev/urandom of="$img" bs=1M seek=$((SIZE_BYTES / 4194304 * 4)) count=$((SIZE_BYTES % 4194304 / 1048576)) conv=notrunc,fsync status=none
+  fi
+  [[ $(stat -c %s "$img") -eq $SIZE_BYTES ]] || die "image $img has the wrong size"
+}
+
+image_path() {
+  case $1 in
+    tmpfs) echo "$TMPFS_DIR/furing-bench-$$.img" ;;
+    disk)  echo "$DISK_DIR/furing-bench-$$.img" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------
+# Meta data
+# ---------------------------------------------------------------------------
+CLK_TCK=$(getconf CLK_TCK)
+JOB_NAMES=(); for spec in "${JOBS[@]}"; do JOB_NAMES+=("${spec%%:*}"); done
+{
+  printf 'key\tvalue\n'
+  printf 'date\t%s\n' "$(date -Is)"
+  printf 'host\t%s, kernel %s, %s CPUs, %s\n' "$(hostname)" "$(uname -r)" "$(nproc)" \
+    "$(awk '/^model name/ { $1 = $2 = $3 = ""; sub(/^ +/, ""); print; exit }' /proc/cpuinfo)"
+  printf 'fio\t%s\n' "$(fio --version)"
+  [[ -n $FURING ]] && printf 'furing\t%s (%s)\n' "$FURING" "$("$FURING" --version 2>&1 | head -1)"
+  contains qemu "${TARGETS[@]}" && printf 'qemu\tqemu-storage-daemon %s, aio=%s, cache.direct=on\n' \
+    "$(qemu-storage-daemon --version | head -1 | awk '{print $3}')" "$QEMU_AIO"
+  printf 'size\t%s MiB\n' "$((SIZE_BYTES / 1048576))"
+  printf 'runtime\t%s\n' "$RUNTIME"
+  printf 'ramp\t%s\n' "$RAMP"
+  printf 'repeat\t%s\n' "$REPEAT"
+  printf 'targets\t%s\n' "${TARGETS[*]}"
+  printf 'jobs\t%s\n' "${JOB_NAMES[*]}"
+  printf 'images\t%s\n' "${IMAGES[*]}"
+  printf 'clk_tck\t%s\n' "$CLK_TCK"
+  printf 'daemons\tone per target per image, alive across all jobs of that image\n'
+  for i in "${IMAGES[@]}"; do printf 'image_%s\t%s\n' "$i" "$(image_path "$i")"; done
+} >"$OUT/meta.tsv"
+printf 'image\tjob\ttarget\trep\tjson\trc\tcpu_ticks\n' >"$OUT/runs.tsv"
+printf 'image\ttarget\tvmhwm_kib\tsummary\n' >"$OUT/daemons.tsv"
+
+cpu_ticks() {   # utime + stime of PID (whole thread group), in clock ticks
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo -1; return; }
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo $(( ${12} + ${13} ))
+}
+
+# run_fio TAG JOBSPEC TARGET FILE REP IMAGE
+run_fio() {
+  local tag=$1 spec=$2 t=$3 file=$4 rep=$5 img=$6
+  local name rw bs qd nj json rc=0 pid="" c1 c2 ticks="-"
+  IFS=: read -r name rw bs qd nj <<<"$spec"
+  mkdir -p "$OUT/fio/$tag"
+  json=fio/$tag/$name.$t.r$rep.json
+  pid=${DPID[$t]:-}
+  if [[ -n $pid ]]; then
+    # sample the daemon's CPU time when fio's ramp ends, and when fio exits
+    ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1" ) &
+    SAMPLER_PID=$!
+  fi
+  fio --name="$name" --filename="$file" --ioengine=libaio --direct=1 \
+      --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" --group_reporting \
+      --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
+      --norandommap --randrepeat=0 --lat_percentiles=1 --output-format=json --output="$OUT/$json" \
+      >"$OUT/$json.stderr" 2>&1 || rc=$?
+  if [[ -n $pid ]]; then
+    c2=$(cpu_ticks "$pid")
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=""
+    c1=$(cat "$WORK/cpu1" 2>/dev/null || echo -1)
+    if ((c1 >= 0 && c2 >= c1)); then ticks=$((c2 - c1)); fi
+    if ! proc_alive "$pid"; then
+      ((rc != 0)) || rc=99
+      say "WARNING: $t daemon (pid $pid) is gone"
+    fi
+  fi
+  [[ -s $OUT/$json.stderr ]] || rm -f "$OUT/$json.stderr"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "$name" "$t" "$rep" "$json" "$rc" "$ticks" >>"$OUT/runs.tsv"
+  # keep the next run clean of this run's dirty page cache (buffered furing writes)
+  sync "$img" 2>/dev/null || true
+  LAST_RC=$rc
+}
+
+quick_val() {   # one-line result for progress output
+  "$PY" - "$1" "$2" <<'PYEOF' 2>/dev/null || echo "?"
+import json, sys
+t = open(sys.argv[1]).read(); d = json.loads(t[t.index('{'):]); j = d['jobs'][0]
+io = j['read']['iops'] + j['write']['iops']; bw = (j['read']['bw_bytes'] + j['write']['bw_bytes']) / 2**20
+print('%.0f MiB/s' % bw if sys.argv[2] == '1M' else '%.1fk IOPS' % (io / 1000))
+PYEOF
+}
+
+# ---------------------------------------------------------------------------
+# Main loop
+# ---------------------------------------------------------------------------
+say "targets: ${TARGETS[*]}"
+say "jobs:    ${JOB_NAMES[*]}"
+say "images:  ${IMAGES[*]} ($SIZE each), ${RUNTIME} s per job + ${RAMP} s ramp, repeat $REPEAT"
+say "daemons: one per target, started fresh for each image and kept across its jobs, SIGTERM after"
+NT=${#TARGETS[@]}
+for tag in "${IMAGES[@]}"; do
+  img=$(image_path "$tag")
+  say ""
+  say "== $tag image $img: creating ($SIZE, preallocated, random data)"
+  make_image "$img"
+  declare -A FILE=()
+  for t in "${TARGETS[@]}"; do
+    case $t in
+      direct) FILE[$t]=$img ;;
+      loop)
+        dev=$(losetup --direct-io=on --show -f "$img") || die "losetup --direct-io=on -f $img failed"
+        LOOPDEVS+=("$dev")
+        FILE[$t]=$dev
+        dio=$(cat "/sys/block/${dev#/dev/}/loop/dio" 2>/dev/null || echo '?')
+        say "  loop up: $dev (dio=$dio)"
+        [[ $dio == 1 ]] || note "$tag: $dev direct I/O is not active (dio=$dio)"
+        ;;
+      *)
+        start_daemon "$t" "$img" "$tag"
+        FILE[$t]=${DMNT[$t]} ;;
+    esac
+  done
+  for spec in "${JOBS[@]}"; do
+    name=${spec%%:*}; bs=$(cut -d: -f3 <<<"$spec")
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+      for ((k = 0; k < NT; k++)); do
+        t=${TARGETS[$(((k + rep - 1) % NT))]}   # rotate the start per repetition
+        printf '  %-20s %-18s r%d ... ' "$name" "$t" "$rep"
+        run_fio "$tag" "$spec" "$t" "${FILE[$t]}" "$rep" "$img"
+        rc=$LAST_RC
+        if [[ $rc == 0 ]]; then
+          quick_val "$OUT/fio/$tag/$name.$t.r$rep.json" "$bs"
+        else
+          say "FAILED (rc=$rc, see $OUT/fio/$tag/$name.$t.r$rep.json*)"
+        fi
+      done
+    done
+  done
+  for t in "${TARGETS[@]}"; do
+    case $t in
+      direct) ;;
+      loop)
+        losetup -d "${FILE[$t]}" || say "WARNING: losetup -d ${FILE[$t]} failed"
+        tmp=(); for d in "${LOOPDEVS[@]}"; do [[ $d != "${FILE[$t]}" ]] && tmp+=("$d"); done; LOOPDEVS=("${tmp[@]}") ;;
+      *) stop_daemon "$t" "$tag" ;;
+    esac
+  done
+  rm -f "$img"
+  unset FILE
+done
+
+T_END=$(date +%s)
+printf 'wall_time_s\t%s\n' "$((T_END - T_START))" >>"$OUT/meta.tsv"
+say ""
+make_report "$OUT" | tee "$OUT/report.txt"
+render_chart "$OUT"
+say "wall time: $((T_END - T_START)) s; results in $OUT (results.md, results.tsv, report.txt, fio/*.json)"
+if awk -F'\t' 'NR > 1 && $6 != 0 { bad = 1 } END { exit !bad }' "$OUT/runs.tsv"; then
+  say "some fio runs FAILED (see above)"
+  exit 1
+fi

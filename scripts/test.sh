@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every test, from a fresh machine: set up, build (plain and ASan/UBSan),
+# unit tests (also under valgrind), the decoder fuzzer for a bounded time,
+# then the integration suite, which mounts for real under both transports
+# against the sanitized daemon. The last line is pytest's summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+scripts/build.sh build
+scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+echo "== unit tests"
+meson test -C build --suite unit --print-errorlogs
+echo "== unit tests under valgrind"
+meson test -C build --suite unit --print-errorlogs \
+	--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet'
+echo "== fuzzing the request decoder for ${FURING_FUZZ_SECONDS:-60} s"
+fuzz/run.sh "${FURING_FUZZ_SECONDS:-60}"
+
+echo "== integration tests (real mounts, /dev/fuse and io_uring)"
+export FURING_BIN=${FURING_BIN:-$PWD/build-asan/furing}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+exec /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider "$@"

@@ -1,0 +1,102 @@
+"""The export run as an unprivileged user (uid/gid 65534) through the setuid
+fusermount3 helper; and the same user without fusermount3 on PATH."""
+
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from furing_helpers import MiB, assert_one_error_line, mounts_at, pattern, read_file
+
+pytestmark = [
+    pytest.mark.unprivileged,
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to uid 65534"),
+    pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing"),
+]
+
+UID = GID = 65534
+SETPRIV = [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={UID}", f"--regid={GID}",
+           "--clear-groups"]
+USER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C"}
+
+CLIENT = r"""
+import os, random, sys
+path, size = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDWR)
+assert os.fstat(fd).st_size == size, os.fstat(fd).st_size
+for i, (off, n) in enumerate(((0, 4096), (12345, 200000), (size - 1, 1))):
+    d = random.Random(i).randbytes(n)
+    assert os.pwrite(fd, d, off) == n
+    assert os.pread(fd, n, off) == d, f"mismatch at {off}"
+os.close(fd)
+print("client ok")
+"""
+
+
+def _reachable_by_user(path):
+    """World-executable binary in world-searchable directories?"""
+    p = os.path.realpath(path)
+    if not os.stat(p).st_mode & stat.S_IXOTH:
+        return False
+    d = os.path.dirname(p)
+    while d != "/":
+        if not os.stat(d).st_mode & stat.S_IXOTH:
+            return False
+        d = os.path.dirname(d)
+    return True
+
+
+@pytest.fixture
+def userdir(workdir, furing_bin):
+    """A directory owned by uid 65534 with an image, a mountpoint file and a
+    binary the user can run."""
+    os.chmod(workdir, 0o755)
+    d = os.path.join(workdir, "user")
+    os.mkdir(d, 0o755)
+    img = os.path.join(d, "image.raw")
+    with open(img, "wb") as f:
+        f.write(pattern(4 * MiB, 50))
+    mp = os.path.join(d, "mnt")
+    open(mp, "wb").close()
+    binary = furing_bin
+    if not _reachable_by_user(furing_bin):
+        binary = os.path.join(d, "furing")
+        shutil.copy2(furing_bin, binary)
+    for p in (d, img, mp, binary):
+        os.chown(p, UID, GID)
+    return d, img, mp, binary
+
+
+def test_unprivileged_export_via_fusermount3(furing, userdir):
+    d, img, mp, binary = userdir
+    size = os.path.getsize(img)
+    f = furing(img, writable=True, mountpoint=mp, prefix=SETPRIV, env=USER_ENV, binary=binary)
+    m = mounts_at(mp)[0]
+    assert f"user_id={UID}" in m.super_opts.split(","), m
+    # root may not enter a user's fuse mount without allow_other: the client
+    # runs as the user too
+    c = subprocess.run(SETPRIV + [sys.executable, "-c", CLIENT, mp, str(size)], env=USER_ENV,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    assert c.returncode == 0, c.stdout.decode(errors="replace")
+    data = read_file(img)
+    for i, (off, n) in enumerate(((0, 4096), (12345, 200000), (size - 1, 1))):
+        assert data[off:off + n] == random.Random(i).randbytes(n), f"backing mismatch at {off}"
+    r = f.stop()
+    assert r.rc == 0, r.stderr
+    assert not mounts_at(mp), "still mounted after the unprivileged export stopped"
+
+
+def test_unprivileged_without_fusermount3(cli, userdir):
+    d, img, mp, binary = userdir
+    env = {"PATH": "/nonexistent", "LANG": "C"}
+    r = cli(["export", "--writable", img, mp], mountpoint=mp, env=env, prefix=SETPRIV,
+            binary=binary)
+    assert r.rc == 1, r
+    line = assert_one_error_line(r.stderr, "no fusermount3")
+    assert "fusermount" in line.lower(), f"error line does not name fusermount3: {line!r}"
+    assert not mounts_at(mp)
