@@ -36,6 +36,7 @@ QUICK=0
 REPORT_ONLY=""
 SIZE_SET=0
 RUNTIME_SET=0
+ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 START_TIMEOUT=10           # seconds a daemon gets to show up in mountinfo
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
 DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
@@ -384,7 +385,7 @@ for image in images_order:
         f.write('job\t' + '\t'.join(targets) + '\n')
         for j, rs in chart[image]:
             f.write(j + '\t' + '\t'.join('NaN' if x is None else '%.4f' % x for x in rs) + '\n')
-    panels.append((image, fn, len(targets)))
+    panels.append((image, fn, len(targets), len(chart[image])))
 if panels:
     g = ['set terminal pngcairo size 1400,%d noenhanced font "sans,10"' % (480 * len(panels)),
          'set output "chart.png"',
@@ -393,11 +394,13 @@ if panels:
          'set style fill solid 0.85 border -1', 'set boxwidth 0.9',
          'set grid ytics', 'set key outside right top vertical',
          'set ylabel "IOPS or MiB/s, relative to direct"', 'set yrange [0:*]',
-         'set xtics noenhanced', 'set datafile missing "NaN"', 'set offsets 0.3, 0.3, 0, 0']
-    for image, fn, n in panels:
+         'set xtics noenhanced', 'set datafile missing "NaN"',
+         'set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "black" front']
+    for image, fn, n, njobs in panels:
+        g.append('set xrange [-0.6:%.1f]' % (njobs - 0.4))
         g.append('set title "%s image %s (%s), fio %s s/job; 4k jobs: IOPS, 1M jobs: MiB/s; direct = 1.0"'
                  % (image, meta.get('image_' + image, ''), meta.get('size', ''), meta.get('runtime', '')))
-        g.append('plot for [i=2:%d] "%s" using i:xtic(1) title columnheader(i), 1 with lines dt 2 lc rgb "black" notitle'
+        g.append('plot for [i=2:%d] "%s" using i:xtic(1) title columnheader(i)'
                  % (n + 1, fn))
     g.append('unset multiplot')
     with open(os.path.join(out, 'chart.gp'), 'w') as f:
@@ -421,6 +424,8 @@ render_chart() {
 }
 
 if [[ -n $REPORT_ONLY ]]; then
+  [[ -f $REPORT_ONLY/runs.tsv ]] || die "$REPORT_ONLY: no runs.tsv (not an output directory of bench/run.sh?)"
+  REPORT_ONLY=$(cd "$REPORT_ONLY" && pwd)
   make_report "$REPORT_ONLY"
   render_chart "$REPORT_ONLY"
   exit 0
@@ -533,14 +538,14 @@ if ((HAVE_FURING)); then
     note "build/furing not built; using $FURING"
   fi
   [[ -n $FURING && -x $FURING ]] || die "furing binary not found (build it, or set FURING_BIN); tried $REPO/build/furing, /tmp/fb/furing"
-  if ! "$FURING" export --help 2>&1 | grep -q -- '--backend-direct'; then
+  if ! timeout 10 "$FURING" export --help 2>&1 | grep -q -- '--backend-direct'; then
     if contains furing-legacy-bd "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
       note "$FURING has no --backend-direct: furing-legacy-bd and furing-uring-bd skipped"
     fi
     remove_target furing-legacy-bd furing-uring-bd
   fi
   if contains furing-uring "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
-    P=/sys/module/fuse/parameters/enable_uring
+    P=$ENABLE_URING_PARAM
     if [[ -w $P ]]; then
       old=$(cat "$P")
       echo Y >"$P"
@@ -562,6 +567,7 @@ declare -A DPID=() DMNT=() DLOG=()   # per target of the current image
 CREATED_IMAGES=()
 LOOPDEVS=()
 SAMPLER_PID=""
+FIO_PID=""
 CLEANED=0
 
 mount_fstype() {   # print the fstype mounted at $1 (empty if none)
@@ -600,6 +606,7 @@ cleanup() {
   set +e
   trap '' INT TERM
   [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null
+  [[ -n $FIO_PID ]] && stop_pid "$FIO_PID"
   local t
   for t in "${!DPID[@]}"; do stop_pid "${DPID[$t]}"; done
   for t in "${!DMNT[@]}"; do force_umount "${DMNT[$t]}"; done
@@ -645,6 +652,14 @@ furing_args() {  # furing_args TARGET
   esac
 }
 
+ensure_enable_uring() {   # another user of the machine may have switched it off
+  local v
+  v=$(cat "$ENABLE_URING_PARAM" 2>/dev/null || echo '?')
+  [[ $v == Y ]] && return 0
+  echo Y >"$ENABLE_URING_PARAM" || die "cannot write Y to $ENABLE_URING_PARAM"
+  say "  $ENABLE_URING_PARAM was $v again (changed by someone else?), set it back to Y"
+}
+
 # start_daemon TARGET IMAGE TAG -> DPID/DMNT/DLOG set; dies if not up in 10 s
 start_daemon() {
   local t=$1 img=$2 tag=$3
@@ -658,8 +673,8 @@ start_daemon() {
       cmd=($(qemu_cmd "$img" "$mnt" "$QEMU_AIO"))
       fstype=fuse ;;
     furing-*)
-      # shellcheck disable=SC2207
-      # shellcheck disable=SC2206
+      if [[ $t == furing-uring* ]]; then ensure_enable_uring; fi
+      # shellcheck disable=SC2206,SC2207
       cmd=("$FURING" export $(furing_args "$t") ${FURING_EXTRA_ARGS:-} "$img" "$mnt")
       fstype=fuse.furing ;;
   esac
@@ -699,6 +714,11 @@ stop_daemon() {
     summary=$(grep -m1 'furing: summary' "${DLOG[$t]}" || true)
     if [[ -n $summary ]]; then
       printf '%s\n' "$summary" >"$OUT/$tag-$t.summary"
+      if [[ $t == furing-uring* && $summary =~ \ ring=0( |$) ]]; then
+        note "$tag/$t: furing summary says ring=0 - no request went over io_uring"
+      elif [[ $t == furing-legacy* && ! $summary =~ \ ring=0( |$) ]]; then
+        note "$tag/$t: furing summary has ring!=0 although --io-uring=off"
+      fi
       summary=${summary#furing: summary }
     else
       note "$tag/$t: no 'furing: summary' line in $(basename "${DLOG[$t]}")"
@@ -786,7 +806,7 @@ JOB_NAMES=(); for spec in "${JOBS[@]}"; do JOB_NAMES+=("${spec%%:*}"); done
   printf 'host\t%s, kernel %s, %s CPUs, %s\n' "$(hostname)" "$(uname -r)" "$(nproc)" \
     "$(awk '/^model name/ { $1 = $2 = $3 = ""; sub(/^ +/, ""); print; exit }' /proc/cpuinfo)"
   printf 'fio\t%s\n' "$(fio --version)"
-  [[ -n $FURING ]] && printf 'furing\t%s (%s)\n' "$FURING" "$("$FURING" --version 2>&1 | head -1)"
+  [[ -n $FURING ]] && printf 'furing\t%s (%s)\n' "$FURING" "$(timeout 10 "$FURING" --version 2>&1 | head -1)"
   contains qemu "${TARGETS[@]}" && printf 'qemu\tqemu-storage-daemon %s, aio=%s, cache.direct=on\n' \
     "$(qemu-storage-daemon --version | head -1 | awk '{print $3}')" "$QEMU_AIO"
   printf 'size\t%s MiB\n' "$((SIZE_BYTES / 1048576))"
@@ -829,7 +849,13 @@ run_fio() {
       --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" --group_reporting \
       --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
       --norandommap --randrepeat=0 --lat_percentiles=1 --output-format=json --output="$OUT/$json" \
-      >"$OUT/$json.stderr" 2>&1 || rc=$?
+      </dev/null >"$OUT/$json.stderr" 2>&1 &
+  # fio runs in the background and we wait for it: a trapped SIGINT/SIGTERM then
+  # interrupts the wait at once (a foreground fio would swallow Ctrl-C and bash
+  # would carry on); the cleanup trap stops fio.
+  FIO_PID=$!
+  wait "$FIO_PID" || rc=$?
+  FIO_PID=""
   if [[ -n $pid ]]; then
     c2=$(cpu_ticks "$pid")
     wait "$SAMPLER_PID" 2>/dev/null || true

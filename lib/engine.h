@@ -84,10 +84,9 @@ void ring_queue_free(struct ring_queue *q, bool buffers_may_be_in_use);
 /* Sets up a request embedded in a transport slot (once, at slot creation). */
 void fu_request_init(struct furing_req *r, struct fu_worker *w, const struct fu_transport_ops *tp,
 		     enum fu_transport_kind kind, void *buf, uint32_t buf_size);
-/* A decoded request enters here, on its worker. */
-void fu_request_dispatch(struct furing_req *req);
-/* The decoder refused it: answer or drop as it said. */
-void fu_request_reject(struct furing_req *req, enum fu_decode_result r, int err);
+/* A request enters here, on its worker, once the transport has decoded it:
+ * dispatched to the filesystem, or answered/dropped as the decoder said. */
+void fu_request_arrived(struct furing_req *req, enum fu_decode_result res, int err);
 
 /* ---- workers and the session (session.c) ---- */
 
@@ -98,6 +97,7 @@ struct fu_worker {
 	bool thread_started;
 	struct fu_loop loop;
 	int dev_fd;               /* this worker's cloned /dev/fuse fd */
+	bool dev_fd_fixed;        /* ... registered as fixed file 0 of its ring */
 	struct dev_channel *dev;
 	struct ring_queue **queues;
 	unsigned int nqueues;
@@ -135,6 +135,18 @@ struct fu_session {
 	char fatal_msg[256];
 	pthread_mutex_t fatal_lock;
 };
+
+/* Points an SQE at the worker's /dev/fuse fd, as a fixed file when it is
+ * registered (saves a file lookup per command). */
+static inline void fu_worker_dev_target(const struct fu_worker *w, struct io_uring_sqe *sqe)
+{
+	if (w->dev_fd_fixed) {
+		sqe->fd = 0;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	} else {
+		sqe->fd = w->dev_fd;
+	}
+}
 
 /* A worker reports a condition that ends the session (and the reason). */
 void fu_session_fail(struct fu_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -318,7 +318,8 @@ void furing_req_fallocate(struct furing_req *r, int fd, int mode, uint64_t off, 
 
 /* ---- dispatch ---- */
 
-void fu_request_reject(struct furing_req *r, enum fu_decode_result res, int err)
+/* The decoder refused the request: answer or drop it as the decoder said. */
+static void reject(struct furing_req *r, enum fu_decode_result res, int err)
 {
 	if (res == FU_DECODE_DROP || fu_opcode_no_reply(r->msg.opcode))
 		no_answer(r);
@@ -361,15 +362,12 @@ static void setattr(struct furing_req *r)
 	r->w->s->ops->setattr(r, r->msg.nodeid, &a);
 }
 
-void fu_request_dispatch(struct furing_req *r)
+static void dispatch(struct furing_req *r)
 {
 	struct fu_session *s = r->w->s;
 	const struct furing_ops *o = s->ops;
 	const struct fu_msg *m = &r->msg;
-	uint32_t op = m->opcode < FUSE_OPCODE_MAX ? m->opcode : FUSE_OPCODE_MAX;
 
-	FU_STAT_ADD(r->w->stats.ops[r->kind][op], 1);
-	r->answered = false;
 	r->ctx = (struct furing_ctx){m->uid, m->gid, m->pid};
 
 	switch (m->opcode) {
@@ -476,4 +474,16 @@ void fu_request_dispatch(struct furing_req *r)
 		break;
 	}
 	answer(r, ENOSYS, NULL, 0);
+}
+
+void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err)
+{
+	uint32_t op = r->msg.opcode < FUSE_OPCODE_MAX ? r->msg.opcode : FUSE_OPCODE_MAX;
+
+	FU_STAT_ADD(r->w->stats.ops[r->kind][op], 1);
+	r->answered = false; /* the slot's previous request was answered */
+	if (res == FU_DECODE_OK)
+		dispatch(r);
+	else
+		reject(r, res, err);
 }

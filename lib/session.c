@@ -37,6 +37,7 @@
  * INTERRUPT and whatever arrives before the ring is ready. */
 #define DEV_SLOTS_BESIDE_RING 2
 #define INIT_TIMEOUT_MS 10000
+#define DEFAULT_URING_SETUP IORING_SETUP_COOP_TASKRUN
 #define STOP_GRACE_MS 1000 /* after the lazy unmount, before aborting */
 #define ABORT_GRACE_MS 3000 /* after the abort, before forcing workers out */
 
@@ -200,6 +201,27 @@ static unsigned int pow2_at_least(unsigned int n)
 	return p;
 }
 
+/* The io_uring setup flags of the workers' rings. The default is what the
+ * benchmarks support (bench/README.md); FURING_URING_SETUP=coop,single,defer
+ * (any subset, or "none") overrides it for measurements. All of them are
+ * safe for our loop: each ring is created, submitted to and waited on by
+ * its own worker thread only. */
+static unsigned int loop_setup_flags(void)
+{
+	const char *env = getenv("FURING_URING_SETUP");
+	unsigned int flags = 0;
+
+	if (!env)
+		return DEFAULT_URING_SETUP;
+	if (strstr(env, "coop"))
+		flags |= IORING_SETUP_COOP_TASKRUN;
+	if (strstr(env, "single"))
+		flags |= IORING_SETUP_SINGLE_ISSUER;
+	if (strstr(env, "defer"))
+		flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	return flags;
+}
+
 static void *worker_main(void *arg)
 {
 	struct fu_worker *w = arg;
@@ -209,7 +231,7 @@ static void *worker_main(void *arg)
 	 * command or its backend I/O), plus the control read: the CQ holds
 	 * twice that, so it can never overflow. */
 	unsigned int outstanding = slots + w->nqueues * s->depth + 1;
-	unsigned int flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+	unsigned int flags = IORING_SETUP_SUBMIT_ALL | loop_setup_flags();
 
 	if (s->over_ring)
 		flags |= IORING_SETUP_SQE128;
@@ -220,11 +242,18 @@ static void *worker_main(void *arg)
 		dev_channel_serve_blocking(w->dev);
 		goto out;
 	}
-	int ret = fu_loop_init(&w->loop, pow2_at_least(outstanding + 8), pow2_at_least(2 * outstanding), flags);
+	unsigned int sq = pow2_at_least(outstanding + 8);
+	/* The kernel wants the CQ at least as large as the SQ. */
+	unsigned int cq = pow2_at_least(2 * outstanding > sq ? 2 * outstanding : sq);
+	int ret = fu_loop_init(&w->loop, sq, cq, flags);
 	if (ret < 0) {
 		fu_session_fail(s, "worker %u: cannot create its io_uring: %s", w->idx, strerror(-ret));
 		goto out;
 	}
+	/* Registered ring fd and /dev/fuse file: one lookup fewer per
+	 * io_uring_enter and per command. Both are optional. */
+	io_uring_register_ring_fd(&w->loop.ring);
+	w->dev_fd_fixed = io_uring_register_files(&w->loop.ring, &w->dev_fd, 1) == 0;
 	io_uring_prep_read(fu_loop_sqe(&w->loop, &w->ctl_ev), w->ctl_fd, &w->ctl_val, sizeof(w->ctl_val), 0);
 	dev_channel_arm(w->dev);
 	for (unsigned int i = 0; i < w->nqueues; i++)

@@ -90,7 +90,9 @@ void dev_channel_arm(struct dev_channel *ch)
 		ch->free = sl->next_free;
 		sl->state = SLOT_READING;
 		ch->reading++;
-		io_uring_prep_read(fu_loop_sqe(&ch->w->loop, &sl->read_ev), ch->fd, sl->in, (unsigned)sl->in_size, 0);
+		struct io_uring_sqe *sqe = fu_loop_sqe(&ch->w->loop, &sl->read_ev);
+		io_uring_prep_read(sqe, ch->fd, sl->in, (unsigned)sl->in_size, 0);
+		fu_worker_dev_target(ch->w, sqe);
 	}
 }
 
@@ -143,10 +145,7 @@ static void dev_read_done(struct fu_event *ev, int res)
 	 * already be waiting. */
 	dev_channel_arm(ch);
 	enum fu_decode_result d = fu_decode(&wire, &ch->w->s->limits, &r->msg, &err);
-	if (d == FU_DECODE_OK)
-		fu_request_dispatch(r);
-	else
-		fu_request_reject(r, d, err);
+	fu_request_arrived(r, d, err);
 }
 
 static void dev_send(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)

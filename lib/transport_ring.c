@@ -66,7 +66,7 @@ static void submit_cmd(struct ring_ent *e, uint32_t cmd)
 	struct fuse_uring_cmd_req *cr = (struct fuse_uring_cmd_req *)sqe->cmd;
 
 	sqe->opcode = IORING_OP_URING_CMD;
-	sqe->fd = w->dev_fd;
+	fu_worker_dev_target(w, sqe);
 	sqe->cmd_op = cmd;
 	cr->qid = e->q->qid;
 	if (cmd == FUSE_IO_URING_CMD_REGISTER) {
@@ -120,10 +120,7 @@ static void ent_serve(struct ring_ent *e)
 		d = fu_decode(&wire, &s->limits, &r->msg, &err);
 	}
 	r->msg.unique = e->commit_id;
-	if (d == FU_DECODE_OK)
-		fu_request_dispatch(r);
-	else
-		fu_request_reject(r, d, err ? err : EIO);
+	fu_request_arrived(r, d, err ? err : EIO);
 }
 
 static void ent_done(struct fu_event *ev, int res)

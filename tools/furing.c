@@ -375,7 +375,7 @@ out:
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fputs(main_help, stderr);
+		fprintf(stderr, "furing: missing command (see furing --help)\n");
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {

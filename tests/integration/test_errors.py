@@ -9,7 +9,7 @@ from furing_helpers import (
     ALL_OPTIONS, MiB, URING_PARAM, assert_no_crash, assert_one_error_line, mounts_at, pattern, read_file,
 )
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(20)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from furing_helpers import (
     assert_same, errno_of, fallocate, pattern, read_file,
 )
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(20)
 
 REFUSED_RO = (errno.EROFS, errno.EACCES, errno.EPERM)
 REFUSED_GROW = (errno.EFBIG, errno.EPERM)

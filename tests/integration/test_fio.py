@@ -11,7 +11,7 @@ import pytest
 from furing_helpers import MiB, assert_same, read_file
 
 pytestmark = [
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(60),
     pytest.mark.skipif(shutil.which("fio") is None, reason="fio not installed"),
 ]
 
@@ -30,7 +30,7 @@ JOBS = {
 }
 
 
-def run_fio(name, filename, extra, workdir, timeout=90):
+def run_fio(name, filename, extra, workdir, timeout=45):
     out = os.path.join(workdir, f"fio-{name}.json")
     argv = ["fio", f"--name={name}", f"--filename={filename}", f"--output={out}"] + FIO_COMMON + extra
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)

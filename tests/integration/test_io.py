@@ -13,7 +13,7 @@ from furing_helpers import (
     KiB, MiB, assert_same, errno_of, op_count, pattern, read_file,
 )
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(20)
 
 SIZES = [1, 2, 511, 512, 4095, 4096, 4097, 65536, 131072 + 3, MiB, MiB + MiB // 2]
 

@@ -19,7 +19,7 @@ from furing_helpers import (
     proc_alive, read_file, stats_lines, wait_for,
 )
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(30)
 
 
 def roundtrip(path, size, seed=77):

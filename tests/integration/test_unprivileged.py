@@ -14,7 +14,7 @@ from furing_helpers import MiB, assert_one_error_line, mounts_at, pattern, read_
 
 pytestmark = [
     pytest.mark.unprivileged,
-    pytest.mark.timeout(60),
+    pytest.mark.timeout(30),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to uid 65534"),
     pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing"),
 ]
@@ -52,7 +52,29 @@ def _reachable_by_user(path):
 
 
 @pytest.fixture
-def userdir(workdir, furing_bin):
+def dev_fuse_for_users():
+    """fusermount3 opens /dev/fuse with the *user's* rights (it drops its
+    setuid privileges around that open()), so a /dev/fuse that is
+    crw------- root (as on the project machines) makes every unprivileged
+    FUSE mount fail with EACCES. Distributions ship it 0666; do the same for
+    the duration of the test and restore the old mode afterwards. Set
+    FURING_TEST_NO_CHMOD=1 to skip instead."""
+    mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    if mode & 0o006 == 0o006:
+        yield
+        return
+    if os.environ.get("FURING_TEST_NO_CHMOD"):
+        pytest.skip(f"/dev/fuse is {mode:o}: unprivileged users cannot open it "
+                    "(and FURING_TEST_NO_CHMOD is set)")
+    os.chmod("/dev/fuse", mode | 0o006)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/fuse", mode)
+
+
+@pytest.fixture
+def userdir(workdir, furing_bin, dev_fuse_for_users):
     """A directory owned by uid 65534 with an image, a mountpoint file and a
     binary the user can run."""
     os.chmod(workdir, 0o755)
