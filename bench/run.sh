@@ -193,12 +193,13 @@ for d in daemons:
     except ValueError:
         pass
     if d.get('summary') and d['summary'] != '-':
-        f = {}
+        f = summ.setdefault(k, {'instances': 0})
+        f['instances'] += 1
         for tok in d['summary'].split():
             if '=' in tok:
                 a, b = tok.split('=', 1)
-                f[a] = b
-        summ[k] = f
+                if b.isdigit():
+                    f[a] = int(f.get(a, 0)) + int(b)
 
 def val(image, job, target):
     r = res.get((image, job, target))
@@ -335,6 +336,8 @@ for image in images_order:
         for t, f in fs:
             line = '  %-18s requests=%s errors=%s dev=%s ring=%s' % (
                 t, f.get('requests', '?'), f.get('errors', '?'), f.get('dev', '?'), f.get('ring', '?'))
+            if f['instances'] > 1:
+                line += '  (sum over %d daemon instances)' % f['instances']
             text.append(line); md.append('    ' + line.strip())
         text.append(''); md.append('')
 
@@ -563,7 +566,7 @@ fi
 # Resource tracking and cleanup (EXIT/INT/TERM)
 # ---------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/furing-bench.XXXXXX)
-declare -A DPID=() DMNT=() DLOG=()   # per target of the current image
+declare -A DPID=() DMNT=() DLOG=() DFST=()   # per target of the current image
 CREATED_IMAGES=()
 LOOPDEVS=()
 SAMPLER_PID=""
@@ -678,10 +681,10 @@ start_daemon() {
       cmd=("$FURING" export $(furing_args "$t") ${FURING_EXTRA_ARGS:-} "$img" "$mnt")
       fstype=fuse.furing ;;
   esac
-  printf '%s\n' "${cmd[*]}" >"$log.cmd"
-  setsid "${cmd[@]}" </dev/null >"$log" 2>&1 &
+  printf '%s\n' "${cmd[*]}" >>"$log.cmd"
+  setsid "${cmd[@]}" </dev/null >>"$log" 2>&1 &
   pid=$!
-  DPID[$t]=$pid; DMNT[$t]=$mnt; DLOG[$t]=$log
+  DPID[$t]=$pid; DMNT[$t]=$mnt; DLOG[$t]=$log; DFST[$t]=$fstype
   for ((i = 0; i < START_TIMEOUT * 10; i++)); do
     [[ $(mount_fstype "$mnt") == "$fstype" ]] && break
     if ! proc_alive "$pid"; then
@@ -697,12 +700,16 @@ start_daemon() {
   say "  $t up: pid $pid, $mnt"
 }
 
-# stop_daemon TARGET TAG: records VmHWM + furing summary into daemons.tsv
+daemon_ok() {   # daemon of TARGET alive and its mount in place
+  proc_alive "${DPID[$1]}" && [[ $(mount_fstype "${DMNT[$1]}") == "${DFST[$1]}" ]]
+}
+
+# stop_daemon TARGET TAG [quiet]: records VmHWM + furing summary into daemons.tsv
 stop_daemon() {
-  local t=$1 tag=$2 pid=${DPID[$1]} hwm="-" summary="-"
+  local t=$1 tag=$2 pid=${DPID[$1]} hwm="-" summary="-" quiet=${3:-}
   if proc_alive "$pid"; then
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo -)
-  else
+  elif [[ -z $quiet ]]; then
     say "WARNING: $t (pid $pid) died during the run; see ${DLOG[$t]}"
     note "$tag/$t: daemon died during the run (see $(basename "${DLOG[$t]}"))"
   fi
@@ -711,9 +718,9 @@ stop_daemon() {
   force_umount "${DMNT[$t]}"
   unset "DMNT[$t]"
   if [[ $t == furing-* ]]; then
-    summary=$(grep -m1 'furing: summary' "${DLOG[$t]}" || true)
+    summary=$(grep 'furing: summary' "${DLOG[$t]}" | tail -n 1 || true)
     if [[ -n $summary ]]; then
-      printf '%s\n' "$summary" >"$OUT/$tag-$t.summary"
+      printf '%s\n' "$summary" >>"$OUT/$tag-$t.summary"
       if [[ $t == furing-uring* && $summary =~ \ ring=0( |$) ]]; then
         note "$tag/$t: furing summary says ring=0 - no request went over io_uring"
       elif [[ $t == furing-legacy* && ! $summary =~ \ ring=0( |$) ]]; then
@@ -918,6 +925,14 @@ for tag in "${IMAGES[@]}"; do
     for ((rep = 1; rep <= REPEAT; rep++)); do
       for ((k = 0; k < NT; k++)); do
         t=${TARGETS[$(((k + rep - 1) % NT))]}   # rotate the start per repetition
+        if [[ -n ${DPID[$t]:-} ]] && ! daemon_ok "$t"; then
+          # e.g. somebody else's cleanup killed it or unmounted it
+          say "  $t (pid ${DPID[$t]}) is gone or unmounted: restarting it"
+          note "$tag/$t: daemon was gone before $name r$rep; restarted (RSS/summary cover all instances)"
+          stop_daemon "$t" "$tag" quiet
+          start_daemon "$t" "$img" "$tag"
+          FILE[$t]=${DMNT[$t]}
+        fi
         printf '  %-20s %-18s r%d ... ' "$name" "$t" "$rep"
         run_fio "$tag" "$spec" "$t" "${FILE[$t]}" "$rep" "$img"
         rc=$LAST_RC

@@ -23,8 +23,8 @@ import time
 import pytest
 
 from furing_helpers import (
-    FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, is_mounted, lazy_umount_all, mounts,
-    parse_summary, pattern,
+    FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, check_stats_fields, is_mounted,
+    lazy_umount_all, mounts, parse_summary, pattern, stats_lines,
 )
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -127,6 +127,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+    hung = getattr(item, "_furing_hung", None)
+    if rep.when == "call" and hung:
+        rep.sections.append(("furing watchdog", hung))
 
 
 def _test_failed(request):
@@ -220,7 +223,7 @@ class Furing:
 
     def wait_ready(self, timeout=READY_TIMEOUT):
         if _NOT_READY_STREAK[0] >= 3:
-            timeout = min(timeout, 2.0)
+            timeout = min(timeout, 1.0)
         deadline = time.monotonic() + timeout
         while True:
             if is_mounted(self.mountpoint):
@@ -306,6 +309,26 @@ class Furing:
             except subprocess.TimeoutExpired:
                 pass
 
+    def summary_problems(self):
+        """Invariants of every clean exit: one summary line, consistent
+        with the transport the test asked for."""
+        text = self.stderr_text()
+        n = len(stats_lines(text, "summary"))
+        if n != 1:
+            return [f"{n} summary lines on a clean exit (expected 1)"]
+        try:
+            s = parse_summary(text)
+            check_stats_fields(s, self.transport)
+            if self.transport == "ring":
+                moved = {op: n for op, n in s["dev_ops"].items() if op in ("READ", "WRITE")}
+                if moved:
+                    return [f"--io-uring=on but READ/WRITE went through /dev/fuse: {moved}"]
+                if s["requests"] > 0 and s["ring"] == 0:
+                    return [f"--io-uring=on but no request came through the ring: {s}"]
+        except AssertionError as e:
+            return [f"summary: {e}"]
+        return []
+
     def cleanup(self):
         """Teardown: never leaves a process or a mount behind. Returns a list
         of problems (strings) seen on the way."""
@@ -329,6 +352,8 @@ class Furing:
         # after a SIGKILL the mount is expected to stay (dead); otherwise it is a bug
         if lazy_umount_all(self.mountpoint) and not killed:
             problems.append("mount still present after the process exited: umount -l")
+        if self.proc.returncode == 0:
+            problems += self.summary_problems()
         with _LIVE_LOCK:
             _LIVE.discard(self.proc)
         return problems
@@ -373,6 +398,10 @@ def _factory(request, furing_bin, workdir, transport):
             if inst.proc is not None and inst.proc.poll() is None:
                 inst.watchdog_fired = True
                 inst.proc.kill()
+                request.node._furing_hung = (
+                    f"HANG: after {limit * 0.8:.0f}s the test was still blocked; the server "
+                    f"{' '.join(inst.argv)} was SIGKILLed to unblock it (errors like ENOTCONN "
+                    f"in the test are a consequence). Its stderr:\n{inst.stderr_text()[-2000:]}")
     timer = threading.Timer(limit * 0.8, watchdog)
     timer.daemon = True
     timer.start()

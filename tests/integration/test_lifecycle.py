@@ -239,6 +239,9 @@ OPTION_SETS = {
     "qd1": ["--queue-depth", "1"],
     "payload64k": ["--payload-size", "65536"],
     "pin": ["--pin"],
+    # beyond the core contract, listed by `furing export --help`
+    "backend-direct": ["--backend-direct"],
+    "writethrough": ["--writethrough"],
 }
 
 
@@ -246,19 +249,23 @@ OPTION_SETS = {
 def test_options_roundtrip(furing, make_image, opts):
     """Tuning options must not change results, also with more concurrent
     requests than queue entries and requests bigger than the payload size."""
-    size = 8 * MiB
+    size = 9 * MiB
     img = make_image(size, "random", seed=33)
     model = bytearray(read_file(img))
     f = furing(img, *OPTION_SETS[opts], writable=True)
     errors = []
     chunk = MiB + MiB // 2
+    region = 2 * MiB + 8192
+
+    def where(t, k):             # unaligned, disjoint per thread
+        return t * region + k * (chunk // 3) + (t * 777 + k * 13) % 4096
 
     def worker(t):
         try:
             fd = os.open(f.mountpoint, os.O_RDWR)
             try:
                 for k in range(2):
-                    off = t * 2 * MiB + k * (chunk // 3)
+                    off = where(t, k)
                     d = pattern(chunk, t * 10 + k)
                     if os.pwrite(fd, d, off) != chunk:
                         errors.append(f"short write {t}/{k}")
@@ -269,7 +276,7 @@ def test_options_roundtrip(furing, make_image, opts):
 
     for t in range(4):
         for k in range(2):
-            off = t * 2 * MiB + k * (chunk // 3)
+            off = where(t, k)
             model[off:off + chunk] = pattern(chunk, t * 10 + k)
     threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(4)]
     for t in threads:
