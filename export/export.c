@@ -24,7 +24,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #define ATTR_TIMEOUT_S 1.0
@@ -35,6 +37,7 @@ struct export {
 	int fd_unaligned; /* for I/O O_DIRECT cannot take: the same image through the page cache */
 	uint32_t dio_off_align, dio_mem_align;
 	bool blockdev;
+	bool inline_io; /* the image lives in memory (tmpfs): copy inline, see backend_read */
 	_Atomic uint64_t size;
 	uint32_t open_flags; /* FURING_OPEN_* for every open */
 	pthread_mutex_t meta_lock; /* mode/uid/gid: changed only by SETATTR */
@@ -80,6 +83,38 @@ static int io_fd(const struct export *e, uint64_t off, uint32_t len, const void 
 	return e->fd;
 }
 
+/* Reads and writes go to the worker's io_uring, except on a memory-backed
+ * image (tmpfs, ramfs) with --backend-io=auto|inline: there the I/O is a
+ * memcpy that cannot wait for a device, but the kernel cannot do it without
+ * blocking semantics (shmem has no FMODE_NOWAIT), so io_uring would hand
+ * every read to an io-wq thread and pay two context switches for a 4 KiB
+ * copy. bench/README.md has the numbers. */
+static void backend_read(struct furing_req *req, struct export *e, void *buf, uint32_t len, uint64_t off,
+			 furing_io_done done)
+{
+	int fd = io_fd(e, off, len, buf);
+
+	if (!e->inline_io) {
+		furing_req_pread(req, fd, buf, len, off, done);
+		return;
+	}
+	ssize_t n = pread(fd, buf, len, (off_t)off);
+	done(req, n < 0 ? -errno : (int)n);
+}
+
+static void backend_write(struct furing_req *req, struct export *e, const void *buf, uint32_t len, uint64_t off,
+			  furing_io_done done)
+{
+	int fd = io_fd(e, off, len, buf);
+
+	if (!e->inline_io) {
+		furing_req_pwrite(req, fd, buf, len, off, done);
+		return;
+	}
+	ssize_t n = pwrite(fd, buf, len, (off_t)off);
+	done(req, n < 0 ? -errno : (int)n);
+}
+
 /* ---- READ ---- */
 
 static void read_step(struct furing_req *req, int res)
@@ -98,7 +133,7 @@ static void read_step(struct furing_req *req, int res)
 	}
 	uint64_t off = t->off + t->done;
 	uint32_t len = t->len - t->done;
-	furing_req_pread(req, io_fd(e, off, len, t->dst + t->done), t->dst + t->done, len, off, read_step);
+	backend_read(req, e, t->dst + t->done, len, off, read_step);
 }
 
 static void export_read(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size)
@@ -112,7 +147,7 @@ static void export_read(struct furing_req *req, uint64_t ino, uint64_t fh, uint6
 		return;
 	}
 	*t = (struct transfer){.off = off, .len = (uint32_t)(end - off < size ? end - off : size), .dst = furing_req_buf(req)};
-	furing_req_pread(req, io_fd(e, off, t->len, t->dst), t->dst, t->len, off, read_step);
+	backend_read(req, e, t->dst, t->len, off, read_step);
 }
 
 /* ---- WRITE ---- */
@@ -134,7 +169,7 @@ static void write_step(struct furing_req *req, int res)
 	if (t->done < t->len) {
 		uint64_t off = t->off + t->done;
 		uint32_t len = t->len - t->done;
-		furing_req_pwrite(req, io_fd(e, off, len, t->src + t->done), t->src + t->done, len, off, write_step);
+		backend_write(req, e, t->src + t->done, len, off, write_step);
 		return;
 	}
 	if (e->o.growable)
@@ -167,7 +202,7 @@ static void export_write(struct furing_req *req, uint64_t ino, uint64_t fh, uint
 		return;
 	}
 	*t = (struct transfer){.off = off, .len = len, .src = data};
-	furing_req_pwrite(req, io_fd(e, off, len, data), data, len, off, write_step);
+	backend_write(req, e, data, len, off, write_step);
 }
 
 /* ---- FSYNC, FALLOCATE ---- */
@@ -478,6 +513,10 @@ struct export *export_open(const struct export_opts *o, char *err, size_t errlen
 		return NULL;
 	}
 	atomic_store(&e->size, size);
+	struct statfs sfs;
+	bool in_memory = !e->blockdev && fstatfs(e->fd, &sfs) == 0 &&
+			 (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	e->inline_io = o->backend_io == EXPORT_IO_INLINE || (o->backend_io == EXPORT_IO_AUTO && in_memory);
 	pthread_mutex_init(&e->meta_lock, NULL);
 	e->mode = o->writable ? 0644 : 0444;
 	e->uid = getuid();

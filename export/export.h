@@ -15,6 +15,12 @@ enum export_cache {
 	EXPORT_CACHE_KERNEL,   /* the kernel page cache on the exported file (mmap works) */
 };
 
+enum export_io {
+	EXPORT_IO_AUTO = 0, /* inline on a memory-backed image (tmpfs, ramfs), else the ring */
+	EXPORT_IO_RING,     /* always asynchronous on the worker's io_uring */
+	EXPORT_IO_INLINE,   /* pread/pwrite in the worker (fsync/fallocate stay on the ring) */
+};
+
 struct export_opts {
 	const char *image;
 	bool writable;
@@ -22,6 +28,7 @@ struct export_opts {
 	bool backend_direct; /* O_DIRECT on the image */
 	bool writethrough;   /* every write durable before it is acknowledged */
 	enum export_cache cache;
+	enum export_io backend_io;
 };
 
 struct export;

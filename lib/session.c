@@ -235,7 +235,11 @@ static void *worker_main(void *arg)
 
 	if (s->over_ring)
 		flags |= IORING_SETUP_SQE128;
-	if (s->cfg.pin)
+	/* A ring queue is a CPU's: its requests are issued there and their
+	 * task work runs in the owning worker, so keeping the worker on that
+	 * CPU avoids a cross-CPU wakeup per request (bench/README.md: ~1.4x
+	 * IOPS at iodepth 32 on 2 CPUs). */
+	if (s->cfg.pin == FURING_PIN_ON || (s->cfg.pin == FURING_PIN_AUTO && s->over_ring))
 		pin_worker(w);
 	if (s->blocking) {
 		atomic_fetch_add(&s->workers_armed, 1);
@@ -385,6 +389,25 @@ static uint32_t clamp_max_write(uint32_t want)
 	return want;
 }
 
+/* Async direct I/O, readahead and writeback are "background" requests, and
+ * the kernel lets only max_background of them be in flight (default 12): an
+ * application at iodepth 64 would wait in the kernel, not in our queues.
+ * Allow as many as the session can hold at once. */
+static uint16_t background_limit(const struct fu_session *s)
+{
+	unsigned int cap;
+
+	if (s->cfg.max_background)
+		return s->cfg.max_background;
+	if (s->cfg.io_uring == FURING_IO_URING_OFF || !s->nqueues)
+		cap = s->nworkers * s->depth;
+	else
+		cap = (s->nworkers > s->nqueues ? s->nworkers : s->nqueues) * s->depth;
+	if (cap < 64)
+		cap = 64;
+	return cap > 65535 ? 65535 : (uint16_t)cap;
+}
+
 static int negotiate(struct fu_session *s, const char *no_ring_reason, char *err, size_t errlen)
 {
 	unsigned char *buf = malloc(s->payload_size + 8192);
@@ -402,7 +425,7 @@ static int negotiate(struct fu_session *s, const char *no_ring_reason, char *err
 			goto out;
 		struct fu_init_wish wish = {
 			.max_write = s->cfg.max_write,
-			.max_background = s->cfg.max_background,
+			.max_background = background_limit(s),
 			.over_io_uring = s->cfg.io_uring != FURING_IO_URING_OFF && !no_ring_reason,
 			.direct_io_allow_mmap = s->cfg.direct_io_allow_mmap,
 			.page_size = (uint32_t)sysconf(_SC_PAGESIZE),

@@ -36,6 +36,9 @@ static const char export_help[] =
 	"  --allow-other         let users other than the mounting one use the file\n"
 	"  --backend-direct      open the image with O_DIRECT (no host page cache)\n"
 	"  --writethrough        make every write durable before acknowledging it\n"
+	"  --backend-io=auto|ring|inline  ring: reads and writes asynchronous on the worker's\n"
+	"                        io_uring; inline: pread/pwrite in the worker; auto (default):\n"
+	"                        inline when the image is in memory (tmpfs), else ring\n"
 	"  --cache=none|kernel   none (default): direct I/O, every access reaches furing;\n"
 	"                        kernel: the kernel page cache on the exported file (mmap works)\n"
 	"\n"
@@ -46,7 +49,8 @@ static const char export_help[] =
 	"  --queue-depth N       requests in flight per ring queue, and per worker on /dev/fuse\n"
 	"                        (default 32)\n"
 	"  --payload-size BYTES  ring entry buffer and largest request (default 1M; K/M suffixes)\n"
-	"  --pin                 bind each worker to the CPUs of its ring queues\n"
+	"  --pin, --no-pin       bind each worker to the CPUs of its ring queues (default with\n"
+	"                        io_uring; --pin also binds /dev/fuse workers, one per CPU)\n"
 	"\n"
 	"Process:\n"
 	"  --daemonize           run in the background; return once the mount serves requests\n"
@@ -125,11 +129,13 @@ enum {
 	OPT_BACKEND_DIRECT,
 	OPT_WRITETHROUGH,
 	OPT_CACHE,
+	OPT_BACKEND_IO,
 	OPT_IO_URING,
 	OPT_THREADS,
 	OPT_QUEUE_DEPTH,
 	OPT_PAYLOAD_SIZE,
 	OPT_PIN,
+	OPT_NO_PIN,
 	OPT_DAEMONIZE,
 	OPT_PIDFILE,
 	OPT_DEBUG,
@@ -144,11 +150,13 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		{"backend-direct", no_argument, NULL, OPT_BACKEND_DIRECT},
 		{"writethrough", no_argument, NULL, OPT_WRITETHROUGH},
 		{"cache", required_argument, NULL, OPT_CACHE},
+		{"backend-io", required_argument, NULL, OPT_BACKEND_IO},
 		{"io-uring", required_argument, NULL, OPT_IO_URING},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH},
 		{"payload-size", required_argument, NULL, OPT_PAYLOAD_SIZE},
 		{"pin", no_argument, NULL, OPT_PIN},
+		{"no-pin", no_argument, NULL, OPT_NO_PIN},
 		{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
 		{"pidfile", required_argument, NULL, OPT_PIDFILE},
 		{"debug", no_argument, NULL, OPT_DEBUG},
@@ -185,6 +193,16 @@ static void parse_export(int argc, char **argv, struct cli *c)
 			else
 				die(EXIT_USAGE, "--cache must be none or kernel, not '%s'", optarg);
 			break;
+		case OPT_BACKEND_IO:
+			if (!strcmp(optarg, "auto"))
+				c->ex.backend_io = EXPORT_IO_AUTO;
+			else if (!strcmp(optarg, "ring"))
+				c->ex.backend_io = EXPORT_IO_RING;
+			else if (!strcmp(optarg, "inline"))
+				c->ex.backend_io = EXPORT_IO_INLINE;
+			else
+				die(EXIT_USAGE, "--backend-io must be auto, ring or inline, not '%s'", optarg);
+			break;
 		case OPT_IO_URING:
 			if (!strcmp(optarg, "auto"))
 				c->cfg.io_uring = FURING_IO_URING_AUTO;
@@ -205,7 +223,10 @@ static void parse_export(int argc, char **argv, struct cli *c)
 			c->cfg.payload_size = parse_bytes("--payload-size", optarg);
 			break;
 		case OPT_PIN:
-			c->cfg.pin = true;
+			c->cfg.pin = FURING_PIN_ON;
+			break;
+		case OPT_NO_PIN:
+			c->cfg.pin = FURING_PIN_OFF;
 			break;
 		case OPT_DAEMONIZE:
 			c->daemonize = true;

@@ -152,6 +152,12 @@ enum furing_io_uring_mode {
 	FURING_IO_URING_OFF,      /* always /dev/fuse */
 };
 
+enum furing_pin {
+	FURING_PIN_AUTO = 0, /* ring: each worker on the CPUs of its queues; /dev/fuse: unpinned */
+	FURING_PIN_ON,       /* also pin /dev/fuse workers, worker i on CPU i mod CPUs */
+	FURING_PIN_OFF,
+};
+
 struct furing_config {
 	const char *fsname;          /* first field of /proc/mounts; default "furing" */
 	const char *subtype;         /* mount type "fuse.<subtype>"; default "furing" */
@@ -164,7 +170,7 @@ struct furing_config {
 	uint32_t payload_size;       /* ring entry payload bytes; 0 = max_write */
 	uint32_t max_write;          /* 0 = 1 MiB */
 	uint16_t max_background;     /* 0 = default (enough for deep async DIO) */
-	bool pin;                    /* bind each worker to the CPUs of its queues */
+	enum furing_pin pin;         /* bind workers to CPUs (default: with the ring) */
 	bool debug;                  /* one line per request on stderr */
 	bool direct_io_allow_mmap;   /* ask for FUSE_DIRECT_IO_ALLOW_MMAP */
 };

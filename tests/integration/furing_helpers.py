@@ -20,7 +20,8 @@ URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
 ALL_OPTIONS = [
     "--writable", "--growable", "--allow-other", "--threads", "--io-uring",
     "--queue-depth", "--payload-size", "--pin", "--debug", "--daemonize",
-    "--pidfile", "--help",
+    "--pidfile", "--help", "--no-pin", "--backend-io", "--backend-direct", "--writethrough",
+    "--cache",
 ]
 
 TRANSPORT_ARGS = {"dev": ["--io-uring=off"], "ring": ["--io-uring=on"]}

@@ -57,6 +57,8 @@ USAGE_ERRORS = {
     "queue-depth-abc": lambda img, mp: ["export", "--queue-depth", "abc", img, mp],
     "payload-size-abc": lambda img, mp: ["export", "--payload-size", "lots", img, mp],
     "growable-without-writable": lambda img, mp: ["export", "--growable", img, mp],
+    "backend-io-fast": lambda img, mp: ["export", "--backend-io=fast", img, mp],
+    "cache-maybe": lambda img, mp: ["export", "--cache=maybe", img, mp],
 }
 
 

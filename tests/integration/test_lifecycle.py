@@ -239,6 +239,10 @@ OPTION_SETS = {
     "qd1": ["--queue-depth", "1"],
     "payload64k": ["--payload-size", "65536"],
     "pin": ["--pin"],
+    "no-pin": ["--no-pin"],
+    "backend-io-inline": ["--backend-io=inline"],
+    "backend-io-ring": ["--backend-io=ring"],
+    "inline-direct": ["--backend-io=inline", "--backend-direct"],
     # beyond the core contract, listed by `furing export --help`
     "backend-direct": ["--backend-direct"],
     "writethrough": ["--writethrough"],
@@ -290,3 +294,34 @@ def test_options_roundtrip(furing, make_image, opts):
     assert_same(read_file(img), bytes(model), "backing vs model")
     r = f.stop()
     assert r.rc == 0, r.stderr
+
+
+def image_fd_flags(pid, image):
+    """The open-file flags of every fd the daemon holds on the image."""
+    flags = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != os.path.realpath(image):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                flags.append(int(next(l for l in f if l.startswith("flags:")).split()[1], 8))
+        except FileNotFoundError:
+            continue
+    return flags
+
+
+def test_backend_direct_and_writethrough_open_flags(furing, make_image):
+    """--backend-direct opens the image O_DIRECT (plus one buffered fd for
+    unaligned I/O); --writethrough makes every image fd O_DSYNC."""
+    img = make_image(4 * MiB, "random", seed=8)
+    f = furing(img, "--backend-direct", "--writethrough", writable=True)
+    flags = image_fd_flags(f.pid, img)
+    assert len(flags) == 2, flags
+    assert sum(1 for fl in flags if fl & os.O_DIRECT) == 1, [oct(x) for x in flags]
+    assert all(fl & os.O_DSYNC == os.O_DSYNC for fl in flags), [oct(x) for x in flags]
+    roundtrip(f.mountpoint, 4 * MiB)
+    r = f.stop()
+    assert r.rc == 0, r.stderr
+    g = furing(img, writable=True)
+    flags = image_fd_flags(g.pid, img)
+    assert len(flags) == 1 and not flags[0] & (os.O_DIRECT | os.O_DSYNC), [oct(x) for x in flags]
