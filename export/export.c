@@ -30,6 +30,9 @@
 #include <unistd.h>
 
 #define ATTR_TIMEOUT_S 1.0
+/* Inline copies only up to this size: a large copy is better done by an
+ * io-wq thread on another CPU while the worker serves the next request. */
+#define INLINE_IO_MAX (64 * 1024)
 
 struct export {
 	struct export_opts o;
@@ -94,7 +97,7 @@ static void backend_read(struct furing_req *req, struct export *e, void *buf, ui
 {
 	int fd = io_fd(e, off, len, buf);
 
-	if (!e->inline_io) {
+	if (!e->inline_io || len > INLINE_IO_MAX) {
 		furing_req_pread(req, fd, buf, len, off, done);
 		return;
 	}
@@ -107,7 +110,7 @@ static void backend_write(struct furing_req *req, struct export *e, const void *
 {
 	int fd = io_fd(e, off, len, buf);
 
-	if (!e->inline_io) {
+	if (!e->inline_io || len > INLINE_IO_MAX) {
 		furing_req_pwrite(req, fd, buf, len, off, done);
 		return;
 	}

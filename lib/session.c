@@ -235,11 +235,12 @@ static void *worker_main(void *arg)
 
 	if (s->over_ring)
 		flags |= IORING_SETUP_SQE128;
-	/* A ring queue is a CPU's: its requests are issued there and their
-	 * task work runs in the owning worker, so keeping the worker on that
-	 * CPU avoids a cross-CPU wakeup per request (bench/README.md: ~1.4x
-	 * IOPS at iodepth 32 on 2 CPUs). */
-	if (s->cfg.pin == FURING_PIN_ON || (s->cfg.pin == FURING_PIN_AUTO && s->over_ring))
+	/* Pinning keeps a queue's task work on the CPU that issued its
+	 * requests: +40% IOPS for 4 KiB random I/O at iodepth 32 on 2 CPUs,
+	 * but half the bandwidth for 1 MiB sequential I/O, where the worker
+	 * then competes with the application for its CPU (bench/README.md).
+	 * So it is asked for, not assumed. */
+	if (s->cfg.pin == FURING_PIN_ON)
 		pin_worker(w);
 	if (s->blocking) {
 		atomic_fetch_add(&s->workers_armed, 1);

@@ -153,9 +153,8 @@ enum furing_io_uring_mode {
 };
 
 enum furing_pin {
-	FURING_PIN_AUTO = 0, /* ring: each worker on the CPUs of its queues; /dev/fuse: unpinned */
-	FURING_PIN_ON,       /* also pin /dev/fuse workers, worker i on CPU i mod CPUs */
-	FURING_PIN_OFF,
+	FURING_PIN_OFF = 0, /* the scheduler places workers */
+	FURING_PIN_ON,      /* ring: each worker on the CPUs of its queues; /dev/fuse: worker i on CPU i */
 };
 
 struct furing_config {
@@ -170,7 +169,7 @@ struct furing_config {
 	uint32_t payload_size;       /* ring entry payload bytes; 0 = max_write */
 	uint32_t max_write;          /* 0 = 1 MiB */
 	uint16_t max_background;     /* 0 = default (enough for deep async DIO) */
-	enum furing_pin pin;         /* bind workers to CPUs (default: with the ring) */
+	enum furing_pin pin;         /* bind workers to CPUs (default off: bench/README.md) */
 	bool debug;                  /* one line per request on stderr */
 	bool direct_io_allow_mmap;   /* ask for FUSE_DIRECT_IO_ALLOW_MMAP */
 };
