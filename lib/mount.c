@@ -227,16 +227,23 @@ int fu_abort_connection(dev_t dev)
 	char path[128];
 
 	snprintf(path, sizeof(path), FUSECTL_DIR "/%u/abort", minor(dev));
+	bool mounted_here = false;
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && geteuid() == 0) {
-		/* fusectl is not mounted on every system; it is harmless to add. */
-		mount("fusectl", FUSECTL_DIR, "fusectl", 0, NULL);
+		/* fusectl is not mounted on every system: mount it for this one
+		 * write, and take it away again afterwards. */
+		mounted_here = mount("fusectl", FUSECTL_DIR, "fusectl", 0, NULL) == 0;
 		fd = open(path, O_WRONLY | O_CLOEXEC);
 	}
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, "1", 1);
-	int ret = n == 1 ? 0 : -errno;
-	close(fd);
+	int ret = 0;
+	if (fd < 0) {
+		ret = -errno;
+	} else {
+		if (write(fd, "1", 1) != 1)
+			ret = -errno;
+		close(fd);
+	}
+	if (mounted_here)
+		umount2(FUSECTL_DIR, MNT_DETACH);
 	return ret;
 }
