@@ -40,7 +40,7 @@ struct export {
 	int fd_unaligned; /* for I/O O_DIRECT cannot take: the same image through the page cache */
 	uint32_t dio_off_align, dio_mem_align;
 	bool blockdev;
-	bool inline_io; /* the image lives in memory (tmpfs): copy inline, see backend_read */
+	bool inline_io; /* the image lives in memory (tmpfs): copy inline, see backend_io */
 	_Atomic uint64_t size;
 	uint32_t open_flags; /* FURING_OPEN_* for every open */
 	pthread_mutex_t meta_lock; /* mode/uid/gid: changed only by SETATTR */
@@ -92,30 +92,19 @@ static int io_fd(const struct export *e, uint64_t off, uint32_t len, const void 
  * blocking semantics (shmem has no FMODE_NOWAIT), so io_uring would hand
  * every read to an io-wq thread and pay two context switches for a 4 KiB
  * copy. bench/README.md has the numbers. */
-static void backend_read(struct furing_req *req, struct export *e, void *buf, uint32_t len, uint64_t off,
-			 furing_io_done done)
+static void backend_io(struct furing_req *req, struct export *e, bool write, void *buf, uint32_t len, uint64_t off,
+		       furing_io_done done)
 {
 	int fd = io_fd(e, off, len, buf);
 
-	if (!e->inline_io || len > INLINE_IO_MAX) {
-		furing_req_pread(req, fd, buf, len, off, done);
-		return;
-	}
-	ssize_t n = pread(fd, buf, len, (off_t)off);
-	done(req, n < 0 ? -errno : (int)n);
-}
-
-static void backend_write(struct furing_req *req, struct export *e, const void *buf, uint32_t len, uint64_t off,
-			  furing_io_done done)
-{
-	int fd = io_fd(e, off, len, buf);
-
-	if (!e->inline_io || len > INLINE_IO_MAX) {
+	if (e->inline_io && len <= INLINE_IO_MAX) {
+		ssize_t n = write ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
+		done(req, n < 0 ? -errno : (int)n);
+	} else if (write) {
 		furing_req_pwrite(req, fd, buf, len, off, done);
-		return;
+	} else {
+		furing_req_pread(req, fd, buf, len, off, done);
 	}
-	ssize_t n = pwrite(fd, buf, len, (off_t)off);
-	done(req, n < 0 ? -errno : (int)n);
 }
 
 /* ---- READ ---- */
@@ -136,7 +125,7 @@ static void read_step(struct furing_req *req, int res)
 	}
 	uint64_t off = t->off + t->done;
 	uint32_t len = t->len - t->done;
-	backend_read(req, e, t->dst + t->done, len, off, read_step);
+	backend_io(req, e, false, t->dst + t->done, len, off, read_step);
 }
 
 static void export_read(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size)
@@ -150,7 +139,7 @@ static void export_read(struct furing_req *req, uint64_t ino, uint64_t fh, uint6
 		return;
 	}
 	*t = (struct transfer){.off = off, .len = (uint32_t)(end - off < size ? end - off : size), .dst = furing_req_buf(req)};
-	backend_read(req, e, t->dst, t->len, off, read_step);
+	backend_io(req, e, false, t->dst, t->len, off, read_step);
 }
 
 /* ---- WRITE ---- */
@@ -172,7 +161,7 @@ static void write_step(struct furing_req *req, int res)
 	if (t->done < t->len) {
 		uint64_t off = t->off + t->done;
 		uint32_t len = t->len - t->done;
-		backend_write(req, e, t->src + t->done, len, off, write_step);
+		backend_io(req, e, true, (void *)(t->src + t->done), len, off, write_step);
 		return;
 	}
 	if (e->o.growable)
@@ -205,7 +194,7 @@ static void export_write(struct furing_req *req, uint64_t ino, uint64_t fh, uint
 		return;
 	}
 	*t = (struct transfer){.off = off, .len = len, .src = data};
-	backend_write(req, e, data, len, off, write_step);
+	backend_io(req, e, true, (void *)data, len, off, write_step);
 }
 
 /* ---- FSYNC, FALLOCATE ---- */

@@ -282,37 +282,43 @@ static struct io_uring_sqe *io_sqe(struct furing_req *r, furing_io_done done)
 	return fu_loop_sqe(&r->w->loop, &r->io_ev);
 }
 
-/* Without io_uring (session->blocking) the same calls run inline. */
-static bool run_inline(struct furing_req *r, furing_io_done done, long res)
+/* Without io_uring (session->blocking) the same calls run inline: the
+ * syscall's result goes straight to @done. */
+static void done_inline(struct furing_req *r, furing_io_done done, long res)
 {
-	if (!r->w->s->blocking)
-		return false;
 	done(r, res < 0 ? -errno : (int)res);
-	return true;
 }
 
 void furing_req_pread(struct furing_req *r, int fd, void *buf, uint32_t len, uint64_t off, furing_io_done done)
 {
-	if (!run_inline(r, done, r->w->s->blocking ? pread(fd, buf, len, (off_t)off) : 0))
+	if (r->w->s->blocking)
+		done_inline(r, done, pread(fd, buf, len, (off_t)off));
+	else
 		io_uring_prep_read(io_sqe(r, done), fd, buf, len, off);
 }
 
 void furing_req_pwrite(struct furing_req *r, int fd, const void *buf, uint32_t len, uint64_t off,
 		       furing_io_done done)
 {
-	if (!run_inline(r, done, r->w->s->blocking ? pwrite(fd, buf, len, (off_t)off) : 0))
+	if (r->w->s->blocking)
+		done_inline(r, done, pwrite(fd, buf, len, (off_t)off));
+	else
 		io_uring_prep_write(io_sqe(r, done), fd, buf, len, off);
 }
 
 void furing_req_fsync(struct furing_req *r, int fd, bool datasync, furing_io_done done)
 {
-	if (!run_inline(r, done, r->w->s->blocking ? (datasync ? fdatasync(fd) : fsync(fd)) : 0))
+	if (r->w->s->blocking)
+		done_inline(r, done, datasync ? fdatasync(fd) : fsync(fd));
+	else
 		io_uring_prep_fsync(io_sqe(r, done), fd, datasync ? IORING_FSYNC_DATASYNC : 0);
 }
 
 void furing_req_fallocate(struct furing_req *r, int fd, int mode, uint64_t off, uint64_t len, furing_io_done done)
 {
-	if (!run_inline(r, done, r->w->s->blocking ? fallocate(fd, mode, (off_t)off, (off_t)len) : 0))
+	if (r->w->s->blocking)
+		done_inline(r, done, fallocate(fd, mode, (off_t)off, (off_t)len));
+	else
 		io_uring_prep_fallocate(io_sqe(r, done), fd, mode, (off_t)off, (off_t)len);
 }
 

@@ -120,8 +120,32 @@ void fu_session_fail(struct fu_session *s, const char *fmt, ...)
 
 /* ---- io_uring availability (PROTOCOL.md 1.1) ---- */
 
-/* Why the ring cannot be used, or NULL when it can. */
-static const char *ring_unavailable_reason(char *buf, size_t len)
+/* Why this process cannot use io_uring at all, or NULL when it can. The
+ * event loop needs it for both transports; without it the workers fall back
+ * to blocking reads of /dev/fuse. */
+static const char *io_uring_refused(char *buf, size_t len)
+{
+	struct io_uring probe;
+	int ret = io_uring_queue_init(4, &probe, 0);
+
+	if (ret == 0) {
+		io_uring_queue_exit(&probe);
+		return NULL;
+	}
+	long dis = read_sysfs_long("/proc/sys/kernel/io_uring_disabled", 0);
+	if (dis)
+		snprintf(buf, len,
+			 "io_uring is disabled by sysctl (kernel.io_uring_disabled=%ld); allow it as root with: "
+			 "sysctl -w kernel.io_uring_disabled=0",
+			 dis);
+	else
+		snprintf(buf, len, "io_uring cannot be set up: %s", strerror(-ret));
+	return buf;
+}
+
+/* Why the kernel will not offer FUSE-over-io_uring, or NULL when it will.
+ * (A kernel that has it also has the SQE128 rings it needs.) */
+static const char *fuse_ring_refused(char *buf, size_t len)
 {
 	char v[8] = "";
 	FILE *f = fopen("/sys/module/fuse/parameters/enable_uring", "re");
@@ -139,20 +163,6 @@ static const char *ring_unavailable_reason(char *buf, size_t len)
 			 "echo Y > /sys/module/fuse/parameters/enable_uring");
 		return buf;
 	}
-	struct io_uring probe;
-	int ret = io_uring_queue_init(4, &probe, IORING_SETUP_SQE128);
-	if (ret < 0) {
-		long dis = read_sysfs_long("/proc/sys/kernel/io_uring_disabled", 0);
-		if (dis)
-			snprintf(buf, len,
-				 "io_uring is disabled by sysctl (kernel.io_uring_disabled=%ld); allow it as root with: "
-				 "sysctl -w kernel.io_uring_disabled=0",
-				 dis);
-		else
-			snprintf(buf, len, "io_uring cannot be set up: %s", strerror(-ret));
-		return buf;
-	}
-	io_uring_queue_exit(&probe);
 	return NULL;
 }
 
@@ -551,29 +561,23 @@ static void report_layout(struct fu_session *s)
 int furing_session_start(struct furing_session *pub, const char *mountpoint, char *err, size_t errlen)
 {
 	struct fu_session *s = (struct fu_session *)pub;
-	char why[256];
+	char why_loop[256], why_ring[256];
+	const char *no_loop = io_uring_refused(why_loop, sizeof(why_loop));
 	const char *no_ring = NULL;
 
-	if (s->cfg.io_uring != FURING_IO_URING_OFF) {
-		no_ring = ring_unavailable_reason(why, sizeof(why));
-		if (no_ring && s->cfg.io_uring == FURING_IO_URING_ON) {
-			fmt_err(err, errlen, "--io-uring=on: %s", no_ring);
-			return -1;
-		}
+	if (s->cfg.io_uring != FURING_IO_URING_OFF)
+		no_ring = no_loop ? no_loop : fuse_ring_refused(why_ring, sizeof(why_ring));
+	if (no_ring && s->cfg.io_uring == FURING_IO_URING_ON) {
+		fmt_err(err, errlen, "--io-uring=on: %s", no_ring);
+		return -1;
 	}
+	s->blocking = no_loop != NULL;
+	if (no_loop)
+		fprintf(stderr, "furing: %s: serving /dev/fuse with blocking reads, one request per thread at a time\n",
+			no_loop);
+	else if (no_ring)
+		fprintf(stderr, "furing: %s; serving over /dev/fuse\n", no_ring);
 	s->nqueues = no_ring || s->cfg.io_uring == FURING_IO_URING_OFF ? 0 : possible_cpus();
-	struct io_uring probe;
-	if (io_uring_queue_init(4, &probe, 0) < 0) {
-		/* Our event loop is io_uring too: fall back to blocking reads. */
-		s->blocking = true;
-		fprintf(stderr, "furing: io_uring is unavailable (kernel.io_uring_disabled=%ld): serving /dev/fuse "
-				"with blocking reads, one request per thread at a time\n",
-			read_sysfs_long("/proc/sys/kernel/io_uring_disabled", 0));
-	} else {
-		io_uring_queue_exit(&probe);
-		if (no_ring)
-			fprintf(stderr, "furing: %s; serving over /dev/fuse\n", no_ring);
-	}
 
 	s->mountpoint = realpath(mountpoint, NULL);
 	if (!s->mountpoint) {

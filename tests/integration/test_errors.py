@@ -144,6 +144,7 @@ def test_io_uring_on_refused_when_kernel_wont(cli, paths, uring_disabled):
     img, mp = paths
     r = cli(["export", "--io-uring=on", img, mp], mountpoint=mp)
     check_failed(r, 1, mp, "--io-uring=on with enable_uring=N")
+    assert "echo Y > /sys/module/fuse/parameters/enable_uring" in r.stderr, r.stderr
     assert not os.path.exists(mp)
 
 
@@ -154,6 +155,8 @@ def test_io_uring_auto_falls_back_to_dev(furing_plain, image, uring_disabled):
     r = f.stop()
     assert r.rc == 0, r.stderr
     assert r.summary["ring"] == 0 and r.summary["dev"] > 0, r.summary
+    why = [l for l in r.stderr.splitlines() if "enable_uring" in l]
+    assert len(why) == 1 and "serving over /dev/fuse" in why[0], r.stderr
 
 
 def test_io_uring_auto_uses_ring_when_available(furing_plain, image, uring_state):
@@ -166,3 +169,51 @@ def test_io_uring_auto_uses_ring_when_available(furing_plain, image, uring_state
     r = f.stop()
     assert r.rc == 0, r.stderr
     assert r.summary["ring"] > 0, f"auto did not use the ring although it is enabled: {r.summary}"
+
+
+IO_URING_SYSCTL = "/proc/sys/kernel/io_uring_disabled"
+
+
+@pytest.fixture
+def io_uring_sysctl_off():
+    """kernel.io_uring_disabled=2 (nobody may use io_uring) for one test."""
+    if os.geteuid() != 0 or not os.path.exists(IO_URING_SYSCTL):
+        pytest.skip("needs root and kernel.io_uring_disabled")
+    with open(IO_URING_SYSCTL) as f:
+        old = f.read().strip()
+    with open(IO_URING_SYSCTL, "w") as f:
+        f.write("2")
+    try:
+        yield
+    finally:
+        with open(IO_URING_SYSCTL, "w") as f:
+            f.write(old)
+
+
+def test_io_uring_on_refused_when_sysctl_disables_it(cli, paths, io_uring_sysctl_off):
+    img, mp = paths
+    r = cli(["export", "--io-uring=on", img, mp], mountpoint=mp)
+    check_failed(r, 1, mp, "--io-uring=on with kernel.io_uring_disabled=2")
+    assert "sysctl -w kernel.io_uring_disabled=0" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_blocking_fallback_without_io_uring(furing_plain, make_image, io_uring_sysctl_off, mode):
+    """Without io_uring at all the export still serves, over /dev/fuse with
+    blocking reads, and says so in one line."""
+    img = make_image(4 * 1024 * 1024, "random", seed=5)
+    model = bytearray(read_file(img))
+    f = furing_plain(img, writable=True, transport_args=[f"--io-uring={mode}"])
+    fd = f.open(os.O_RDWR)
+    for off, n in ((0, 4096), (123457, 70000), (4 * 1024 * 1024 - 100, 100)):
+        data = os.urandom(n)
+        assert os.pwrite(fd, data, off) == n
+        model[off:off + n] = data
+    assert os.pread(fd, len(model), 0) == bytes(model)
+    os.fsync(fd)
+    r = f.stop()
+    assert r.rc == 0, r.stderr
+    assert read_file(img) == bytes(model)
+    assert r.summary["ring"] == 0 and r.summary["dev_ops"].get("WRITE", 0) >= 3, r.summary
+    why = [l for l in r.stderr.splitlines() if "blocking reads" in l]
+    assert len(why) == 1 and "io_uring_disabled=2" in why[0], r.stderr
