@@ -13,7 +13,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
-ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-legacy-bd furing-uring-bd)
+ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-pin furing-legacy-bd furing-uring-bd)
 ALL_IMAGES=(tmpfs disk)
 # name:rw:bs:iodepth:numjobs
 ALL_JOBS=(
@@ -239,6 +239,8 @@ def mdtable(headers, rows):
 PAIRS = [('furing-uring', 'furing-legacy', 'uring/legacy'),
          ('furing-uring', 'qemu', 'uring/qemu'),
          ('furing-uring', 'loop', 'uring/loop'),
+         ('furing-uring-pin', 'qemu', 'uring-pin/qemu'),
+         ('furing-uring-pin', 'loop', 'uring-pin/loop'),
          ('furing-uring-bd', 'furing-legacy-bd', 'uring-bd/legacy-bd'),
          ('furing-uring-bd', 'qemu', 'uring-bd/qemu'),
          ('furing-uring-bd', 'loop', 'uring-bd/loop')]
@@ -547,7 +549,7 @@ if ((HAVE_FURING)); then
     fi
     remove_target furing-legacy-bd furing-uring-bd
   fi
-  if contains furing-uring "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
+  if contains furing-uring "${TARGETS[@]}" || contains furing-uring-pin "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
     P=$ENABLE_URING_PARAM
     if [[ -w $P ]]; then
       old=$(cat "$P")
@@ -556,7 +558,7 @@ if ((HAVE_FURING)); then
       echo "enable_uring was $old, set to Y by bench/run.sh" >"$OUT/enable_uring.txt"
     else
       note "$P missing or not writable: furing-uring targets skipped (kernel lacks CONFIG_FUSE_IO_URING?)"
-      remove_target furing-uring furing-uring-bd
+      remove_target furing-uring furing-uring-pin furing-uring-bd
     fi
   fi
 fi
@@ -650,6 +652,7 @@ furing_args() {  # furing_args TARGET
   case $1 in
     furing-legacy)    echo --io-uring=off --writable ;;
     furing-uring)     echo --io-uring=on --writable ;;
+    furing-uring-pin) echo --io-uring=on --writable --pin ;;
     furing-legacy-bd) echo --io-uring=off --writable --backend-direct ;;
     furing-uring-bd)  echo --io-uring=on --writable --backend-direct ;;
   esac

@@ -19,7 +19,7 @@ IMAGE_SIZE = 64 * MiB
 
 FIO_COMMON = [
     "--ioengine=libaio", "--direct=1", "--iodepth=32", "--verify=crc32c",
-    "--do_verify=1", "--verify_fatal=1", "--fallocate=none", "--size=64m",
+    "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--fallocate=none", "--size=64m",
     "--runtime=20", "--output-format=json", "--group_reporting",
 ]
 

@@ -136,7 +136,7 @@ def test_queue_depth(ring, make_image, workdir, depth):
     p = subprocess.run(
         ["fio", "--name=qd", f"--filename={f.mountpoint}", "--ioengine=libaio", "--direct=1",
          "--iodepth=32", "--numjobs=1", "--rw=randwrite", "--bs=4k", "--size=32m", "--io_size=8m",
-         "--verify=crc32c", "--do_verify=1", "--verify_fatal=1"],
+         "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
     assert p.returncode == 0, p.stdout.decode(errors="replace")[-3000:]
     r = f.stop()
