@@ -549,7 +549,7 @@ if ((HAVE_FURING)); then
     fi
     remove_target furing-legacy-bd furing-uring-bd
   fi
-  if contains furing-uring "${TARGETS[@]}" || contains furing-uring-pin "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
+  if [[ " ${TARGETS[*]} " == *" furing-uring"* ]]; then   # any io_uring target
     P=$ENABLE_URING_PARAM
     if [[ -w $P ]]; then
       old=$(cat "$P")
