@@ -69,7 +69,7 @@ Runs fio against the same raw image through several targets, interleaved
   --report-only DIR  only (re)build the tables/chart of an earlier run in DIR
   -h, --help         this text
 
-Environment: FURING_BIN (default: build/furing, else /tmp/fb/furing),
+Environment: FURING_BIN (default: build/furing, built from this tree first),
 FURING_EXTRA_ARGS (added to every furing export), BENCH_TMPFS_DIR, BENCH_DISK_DIR.
 EOF
 }
@@ -536,13 +536,18 @@ FURING=""
 if ((HAVE_FURING)); then
   if [[ -n ${FURING_BIN:-} ]]; then
     FURING=$FURING_BIN
-  elif [[ -x $REPO/build/furing ]]; then
+  else
+    # Build from this tree, so the numbers belong to the code beside them
+    # (and a fresh clone needs no separate build step).
+    need_cmd meson meson && need_cmd ninja ninja-build && need_cmd cc gcc && need_cmd pkg-config pkg-config ||
+      die "meson, ninja, gcc or pkg-config missing and could not be installed (see $OUT/apt.log)"
+    pkg-config --exists liburing || apt_install liburing-dev ||
+      die "liburing-dev missing and could not be installed (see $OUT/apt.log)"
+    say "building furing (scripts/build.sh)"
+    "$REPO/scripts/build.sh" >"$OUT/build.log" 2>&1 || die "building furing failed (see $OUT/build.log)"
     FURING=$REPO/build/furing
-  elif [[ -x /tmp/fb/furing ]]; then
-    FURING=/tmp/fb/furing
-    note "build/furing not built; using $FURING"
   fi
-  [[ -n $FURING && -x $FURING ]] || die "furing binary not found (build it, or set FURING_BIN); tried $REPO/build/furing, /tmp/fb/furing"
+  [[ -x $FURING ]] || die "furing binary $FURING not found or not executable"
   if ! timeout 10 "$FURING" export --help 2>&1 | grep -q -- '--backend-direct'; then
     if contains furing-legacy-bd "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
       note "$FURING has no --backend-direct: furing-legacy-bd and furing-uring-bd skipped"
