@@ -128,7 +128,8 @@ static void read_step(struct furing_req *req, int res)
 	backend_io(req, e, false, t->dst + t->done, len, off, read_step);
 }
 
-static void export_read(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size)
+static void export_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size,
+			const struct furing_file *fi)
 {
 	struct export *e = fs_of(req);
 	struct transfer *t = furing_req_scratch(req);
@@ -169,8 +170,8 @@ static void write_step(struct furing_req *req, int res)
 	furing_reply_write(req, t->done);
 }
 
-static void export_write(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, const void *data,
-			 uint32_t size)
+static void export_write(struct furing_req *req, uint64_t ino, uint64_t off, const void *data, uint32_t size,
+			 const struct furing_file *fi)
 {
 	struct export *e = fs_of(req);
 	struct transfer *t = furing_req_scratch(req);
@@ -204,15 +205,15 @@ static void reply_result(struct furing_req *req, int res)
 	furing_reply_err(req, res < 0 ? -res : 0);
 }
 
-static void export_fsync(struct furing_req *req, uint64_t ino, uint64_t fh, bool datasync)
+static void export_fsync(struct furing_req *req, uint64_t ino, bool datasync, const struct furing_file *fi)
 {
 	furing_req_fsync(req, fs_of(req)->fd, datasync, reply_result);
 }
 
-static void export_flush(struct furing_req *req, uint64_t ino, uint64_t fh)
+static void export_flush(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
 {
 	/* close() needs nothing: writes already reached the image. */
-	furing_reply_ok(req);
+	furing_reply_err(req, 0);
 }
 
 static void fallocate_done(struct furing_req *req, int res)
@@ -224,8 +225,8 @@ static void fallocate_done(struct furing_req *req, int res)
 	furing_reply_err(req, res < 0 ? -res : 0);
 }
 
-static void export_fallocate(struct furing_req *req, uint64_t ino, uint64_t fh, int mode, uint64_t off,
-			     uint64_t len)
+static void export_fallocate(struct furing_req *req, uint64_t ino, int mode, uint64_t off, uint64_t len,
+			     const struct furing_file *fi)
 {
 	struct export *e = fs_of(req);
 	struct transfer *t = furing_req_scratch(req);
@@ -274,7 +275,7 @@ static int fill_stat(struct export *e, struct stat *st)
 	return 0;
 }
 
-static void export_getattr(struct furing_req *req, uint64_t ino, const uint64_t *fh)
+static void export_getattr(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
 {
 	struct stat st;
 	int err = fill_stat(fs_of(req), &st);
@@ -304,7 +305,8 @@ static int resize(struct export *e, uint64_t size)
 	return 0;
 }
 
-static void export_setattr(struct furing_req *req, uint64_t ino, const struct furing_setattr *a)
+static void export_setattr(struct furing_req *req, uint64_t ino, const struct furing_setattr *a,
+			   const struct furing_file *fi)
 {
 	struct export *e = fs_of(req);
 	int err = 0;
@@ -344,9 +346,10 @@ static void export_setattr(struct furing_req *req, uint64_t ino, const struct fu
 	export_getattr(req, ino, NULL);
 }
 
-static void export_open_file(struct furing_req *req, uint64_t ino, int flags)
+static void export_open_file(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
 {
 	struct export *e = fs_of(req);
+	int flags = fi->flags;
 
 	if ((flags & O_ACCMODE) != O_RDONLY && !e->o.writable) {
 		furing_reply_err(req, EROFS);
@@ -360,15 +363,16 @@ static void export_open_file(struct furing_req *req, uint64_t ino, int flags)
 			return;
 		}
 	}
-	furing_reply_open(req, 0, e->open_flags);
+	struct furing_open o = {.fh = 0, .flags = e->open_flags};
+	furing_reply_open(req, &o);
 }
 
-static void export_release(struct furing_req *req, uint64_t ino, uint64_t fh, int flags)
+static void export_release(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
 {
-	furing_reply_ok(req);
+	furing_reply_err(req, 0);
 }
 
-static void export_lseek(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, int whence)
+static void export_lseek(struct furing_req *req, uint64_t ino, uint64_t off, int whence, const struct furing_file *fi)
 {
 	struct export *e = fs_of(req);
 	uint64_t size = atomic_load(&e->size);

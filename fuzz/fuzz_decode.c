@@ -3,7 +3,7 @@
  * Input: one selector byte, then the request.
  *   selector bit 0     layout: 0 legacy, 1 ring
  *   selector bits 1-3  max_write limit (table below)
- *   selector bit 4/5   INIT wish: over_io_uring / direct_io_allow_mmap
+ *   selector bit 4/5   INIT wish: over_io_uring / setxattr_ext decoding
  *   selector bits 6-7  INIT wish: page size (table below)
  *   legacy: in_header = the first 40 bytes, arg = the rest
  *   ring:   in_header = the first 40 bytes, op_in = the next (up to) 128,
@@ -75,11 +75,16 @@ static void check_name(const char *name, const void *region, size_t region_len)
 
 static void check_init(const struct fu_msg *msg, uint8_t sel, uint32_t max_write)
 {
+	/* The filesystem's wishes come from bytes the kernel leaves unused. */
 	const struct fu_init_wish wish = {
+		.want = (uint64_t)msg->arg.init.unused[1] << 32 | msg->arg.init.unused[2],
 		.max_write = max_write,
+		.max_readahead = msg->arg.init.unused[3],
 		.max_background = (uint16_t)(msg->arg.init.unused[0]),
+		.congestion_threshold = (uint16_t)(msg->arg.init.unused[0] >> 16),
+		.time_gran = msg->arg.init.unused[4],
+		.max_stack_depth = msg->arg.init.unused[5],
 		.over_io_uring = (sel >> 4) & 1,
-		.direct_io_allow_mmap = (sel >> 5) & 1,
 		.page_size = page_sizes[(sel >> 6) & 3],
 	};
 	const struct fuse_init_in *in = &msg->arg.init;
@@ -110,6 +115,10 @@ static void check_init(const struct fu_msg *msg, uint8_t sel, uint32_t max_write
 	CHECK(!ag.over_io_uring || wish.over_io_uring);
 	CHECK((out.flags & FUSE_MAX_PAGES) ? out.max_pages >= 1 : out.max_pages == 0);
 	CHECK(out.congestion_threshold >= 1 && out.congestion_threshold <= out.max_background);
+	CHECK((ag.flags64 & FU_INIT_NEVER_FLAGS) == 0);
+	CHECK(out.max_readahead <= in->max_readahead);
+	CHECK(out.time_gran >= 1 && out.time_gran <= 1000000000u);
+	CHECK(out.max_stack_depth <= 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -121,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size--;
 
 	const bool ring = sel & 1;
-	const struct fu_decode_limits lim = { .max_write = max_writes[(sel >> 1) & 7] };
+	const struct fu_decode_limits lim = { .max_write = max_writes[(sel >> 1) & 7], .setxattr_ext = (sel >> 5) & 1 };
 
 	size_t in_len = size < IN_HDR ? size : IN_HDR;
 	size_t rest = size - in_len;
@@ -193,6 +202,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(msg.arg.write.size <= lim.max_write);
 		} else if (msg.opcode == FUSE_BATCH_FORGET) {
 			CHECK((uint64_t)msg.data_len == (uint64_t)msg.arg.batch_forget.count * 16);
+		} else if (msg.opcode == FUSE_SETXATTR) {
+			CHECK(msg.name != NULL && msg.data_len == msg.arg.setxattr.size);
+			CHECK(msg.data == NULL || msg.data == msg.name + strlen(msg.name) + 1);
+		} else if (msg.opcode == FUSE_IOCTL) {
+			CHECK(msg.data_len == msg.arg.ioctl.in_size);
+		} else if (msg.opcode == FUSE_NOTIFY_REPLY) {
+			CHECK(msg.data_len == msg.arg.notify_reply.size && msg.data_len <= lim.max_write);
 		} else {
 			CHECK(msg.data == NULL);
 		}

@@ -6,13 +6,20 @@
  *
  * A request (struct furing_req) is embedded in the transport object that
  * received it: a dev_slot (legacy) or a ring_ent (io_uring). The transport
- * fills it in, request.c dispatches it to the filesystem and turns the
- * filesystem's answer into a call of the transport's send(). Nothing here is
- * shared between workers except the session's read-only configuration and
- * the counters that the main thread reads. */
+ * fills it in, dispatch.c hands it to the filesystem, and the answer goes
+ * back through the transport in two steps: `deliver` writes the answer (to
+ * the entry's buffers, or to /dev/fuse) and may run on any thread; `recycle`
+ * gives the slot back (re-arms the read, submits COMMIT_AND_FETCH) and runs
+ * only on the request's worker, which owns the ring. An answer made on
+ * another thread is delivered there and queued to the worker for recycling.
+ *
+ * Nothing here is shared between workers except the session's read-only
+ * configuration, the counters the main thread reads, and the few
+ * mutex-protected tables of notify.c and request.c. */
 #ifndef FURING_ENGINE_H
 #define FURING_ENGINE_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,11 +37,12 @@ struct fu_session;
 
 /* How a request goes back to the kernel. */
 struct fu_transport_ops {
-	/* @error: 0 or a negative errno; @iov: the answer's out-args, which may
-	 * point into the request's own buffer. Frees the request's slot. */
-	void (*send)(struct furing_req *req, int error, const struct iovec *iov, int iovcnt);
-	/* The request gets no answer (FORGET, INTERRUPT, dropped): free its slot. */
-	void (*finish_no_reply)(struct furing_req *req);
+	/* Writes the answer: @error 0 or a negative errno; @iov the out-args,
+	 * which may point into the request's own buffer. Any thread. */
+	void (*deliver)(struct furing_req *req, int error, const struct iovec *iov, int iovcnt);
+	/* Frees the request's slot for the next request. Worker thread only.
+	 * @answered false: the request got no answer (FORGET, INTERRUPT...). */
+	void (*recycle)(struct furing_req *req, bool answered);
 };
 
 enum fu_transport_kind {
@@ -47,12 +55,25 @@ struct furing_req {
 	struct fu_worker *w;
 	struct fu_msg msg;
 	struct furing_ctx ctx;
-	void *buf; /* page-aligned answer buffer (READ data lands here) */
-	uint32_t buf_size;
-	uint8_t kind; /* enum fu_transport_kind */
-	uint16_t qid; /* ring queue, for logging and counters */
-	bool answered;
-	struct fu_event io_ev; /* the filesystem's backend I/O */
+	unsigned char *base; /* the transport's answer buffer (page-aligned) */
+	uint32_t base_size;
+	uint32_t buf_off;    /* furing_req_buf = base + buf_off: past the request's own bytes */
+	uint8_t kind;        /* enum fu_transport_kind */
+	uint16_t qid;        /* ring queue, for logging and counters */
+	atomic_bool answered;
+	/* What the answer was, for the counters and the debug line, which the
+	 * worker writes when it recycles the slot. */
+	int ans_err;
+	uint64_t ans_bytes;
+	struct furing_req *next_foreign; /* in the worker's list of answers from other threads */
+	/* Arguments handed to the filesystem by pointer live here, so that they
+	 * stay valid until the answer. */
+	struct furing_file fi[2]; /* [1]: copy_file_range's destination */
+	union {
+		struct furing_setattr setattr;
+		struct flock lock;
+	} argv;
+	struct furing_event io_ev; /* the filesystem's I/O on its behalf */
 	furing_io_done io_done;
 	_Alignas(16) unsigned char scratch[FURING_REQ_SCRATCH_SIZE];
 };
@@ -79,16 +100,26 @@ uint16_t ring_queue_qid(const struct ring_queue *q);
 uint64_t ring_queue_served(const struct ring_queue *q);
 void ring_queue_free(struct ring_queue *q, bool buffers_may_be_in_use);
 
-/* ---- requests (request.c) ---- */
+/* ---- requests (request.c, dispatch.c, reply.c) ---- */
 
 /* Sets up a request embedded in a transport slot (once, at slot creation). */
 void fu_request_init(struct furing_req *r, struct fu_worker *w, const struct fu_transport_ops *tp,
-		     enum fu_transport_kind kind, void *buf, uint32_t buf_size);
+		     enum fu_transport_kind kind, void *base, uint32_t base_size);
 /* A request enters here, on its worker, once the transport has decoded it:
- * dispatched to the filesystem, or answered/dropped as the decoder said. */
-void fu_request_arrived(struct furing_req *req, enum fu_decode_result res, int err);
+ * dispatched to the filesystem, or answered/dropped as the decoder said.
+ * @tail_end: how far past `base` the request's own bytes (names, data)
+ * reach, so the answer buffer can start after them. */
+void fu_request_arrived(struct furing_req *req, enum fu_decode_result res, int err, size_t tail_end);
+/* The one way out: an answer (@err positive errno or 0, @iov out-args). */
+void fu_answer(struct furing_req *req, int err, const struct iovec *iov, int iovcnt);
+/* No answer (FORGET, INTERRUPT, NOTIFY_REPLY, dropped requests). */
+void fu_no_answer(struct furing_req *req);
+/* Hands the filesystem the decoded request (dispatch.c). */
+void fu_dispatch(struct furing_req *req);
+/* Worker: recycles the slots of answers made on other threads. */
+void fu_worker_drain_foreign(struct fu_worker *w);
 
-/* ---- workers and the session (session.c) ---- */
+/* ---- workers (worker.c) ---- */
 
 struct fu_worker {
 	struct fu_session *s;
@@ -101,40 +132,28 @@ struct fu_worker {
 	struct dev_channel *dev;
 	struct ring_queue **queues;
 	unsigned int nqueues;
-	int ctl_fd;               /* eventfd: the main thread's stop requests */
+	/* eventfd: other threads wake the worker (a forced stop, answers made
+	 * on other threads); read by an SQE on the worker's own ring. */
+	int ctl_fd;
 	uint64_t ctl_val;
-	struct fu_event ctl_ev;
-	bool stop_now;            /* forced stop: leave the loop at once */
+	struct furing_event ctl_ev;
+	atomic_bool force_stop;   /* leave the loop at once */
+	bool stop_now;            /* the worker saw force_stop */
 	bool ring_failed;         /* a ring queue could not be registered */
+	void *user_data;          /* furing_worker_set_data */
+	pthread_mutex_t foreign_lock;
+	struct furing_req *foreign; /* answered on other threads, waiting to be recycled */
 	struct fu_stats stats;
 };
 
-struct fu_session {
-	const struct furing_ops *ops;
-	void *fs;
-	struct furing_config cfg;
-	char *mountpoint;
-	int fd;                   /* the /dev/fuse fd given to mount */
-	bool mounted;
-	bool via_fusermount;
-	dev_t conn_dev;           /* st_dev of the mount: names the fusectl connection */
-	struct fu_init_agreed init;
-	struct fu_decode_limits limits;
-	bool over_ring;
-	bool blocking;            /* io_uring is disabled on this system: blocking /dev/fuse reads */
-	unsigned int nworkers;
-	struct fu_worker *workers;
-	unsigned int nqueues;     /* possible CPUs, when the ring is used */
-	unsigned int depth;
-	uint32_t payload_size;
-	atomic_uint workers_armed; /* workers that have armed reads and registered queues */
-	atomic_uint workers_done;
-	bool forced;              /* workers were forced out: the kernel may still own buffers */
-	atomic_bool fatal;
-	atomic_bool stop_requested;
-	char fatal_msg[256];
-	pthread_mutex_t fatal_lock;
-};
+/* The worker whose thread is running, or NULL on any other thread. */
+extern __thread struct fu_worker *fu_current_worker;
+
+int fu_worker_prepare(struct fu_session *s, struct fu_worker *w, unsigned int idx, char *err, size_t errlen);
+void *fu_worker_main(void *arg);
+/* Wakes the worker's loop (its ctl eventfd). Any thread. */
+void fu_worker_wake(struct fu_worker *w);
+void fu_worker_free(struct fu_worker *w, bool forced);
 
 /* Points an SQE at the worker's /dev/fuse fd, as a fixed file when it is
  * registered (saves a file lookup per command). */
@@ -148,7 +167,72 @@ static inline void fu_worker_dev_target(const struct fu_worker *w, struct io_uri
 	}
 }
 
+/* ---- the session (session.c, notify.c, signals.c, log.c) ---- */
+
+#define FU_INTERRUPTS_REMEMBERED 64
+
+struct fu_session {
+	struct furing_ops ops;
+	void *fs;
+	struct furing_config cfg;
+	char *mountpoint;
+	int fd;                   /* the /dev/fuse fd given to mount */
+	bool mounted;
+	bool via_fusermount;
+	dev_t conn_dev;           /* st_dev of the mount: names the fusectl connection */
+	struct fu_init_agreed init;
+	struct furing_conn conn;
+	bool init_ran;            /* ops->init was called: destroy will be */
+	struct fu_decode_limits limits;
+	bool over_ring;
+	bool blocking;            /* io_uring is disabled on this system: blocking /dev/fuse reads */
+	unsigned int nworkers;
+	struct fu_worker *workers;
+	unsigned int nqueues;     /* possible CPUs, when the ring is used */
+	unsigned int depth;
+	uint32_t payload_size;
+	/* Start-up and stop: workers report here, the main thread waits. */
+	pthread_mutex_t state_lock;
+	pthread_cond_t state_cond;
+	unsigned int workers_armed; /* workers that have armed reads and registered queues */
+	atomic_uint workers_done;
+	int wake_fd;              /* eventfd: wakes furing_session_wait */
+	bool forced;              /* workers were forced out: the kernel may still own buffers */
+	bool running;             /* between a successful start and the end of wait */
+	atomic_bool fatal;
+	atomic_bool stop_requested;
+	atomic_bool stats_requested;
+	char fatal_msg[256];
+	pthread_mutex_t fatal_lock;
+	/* INTERRUPTs seen, for furing_req_interrupted (request.c). */
+	pthread_mutex_t intr_lock;
+	atomic_uint intr_count;
+	uint64_t intr_unique[FU_INTERRUPTS_REMEMBERED];
+	unsigned int intr_next;
+	/* Retrieve notifications waiting for their NOTIFY_REPLY (notify.c). */
+	pthread_mutex_t notify_lock;
+	struct fu_retrieve *retrieves;
+	uint64_t notify_unique;
+	bool handles_signals;
+};
+
 /* A worker reports a condition that ends the session (and the reason). */
 void fu_session_fail(struct fu_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A worker has armed its queues (or failed to), for start-up. */
+void fu_session_worker_armed(struct fu_session *s);
+/* A worker has left its loop. */
+void fu_session_worker_done(struct fu_session *s);
+/* Wakes furing_session_wait (async-signal-safe). */
+void fu_session_wake(struct fu_session *s);
+
+/* Logging through furing_config.log. */
+void fu_log(const struct fu_session *s, enum furing_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* notify.c: the NOTIFY_REPLY of a retrieve; takes its cookie back. */
+bool fu_retrieve_take(struct fu_session *s, uint64_t notify_unique, void **cookie);
+void fu_retrieve_free_all(struct fu_session *s);
+/* signals.c: puts back the handlers furing_session_handle_signals replaced. */
+void fu_signals_restore(struct fu_session *s);
 
 #endif

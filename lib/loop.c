@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int fu_loop_init(struct fu_loop *l, unsigned int entries, unsigned int cq_entries, unsigned int flags)
+int fu_loop_init(struct fu_loop *l, unsigned int entries, unsigned int cq_entries, unsigned int flags,
+		 bool wait_in_poll)
 {
 	struct io_uring_params p;
 
@@ -22,10 +23,8 @@ int fu_loop_init(struct fu_loop *l, unsigned int entries, unsigned int cq_entrie
 	l->ready = true;
 	/* valgrind (3.19) does not treat a waiting io_uring_enter as blocking,
 	 * so a worker waiting there holds valgrind's global lock and the
-	 * process stops. Under valgrind the tests set FURING_LOOP_WAIT=poll
-	 * and the loop waits in poll(2), which valgrind knows blocks. */
-	const char *wait = getenv("FURING_LOOP_WAIT");
-	l->wait_in_poll = wait && !strcmp(wait, "poll");
+	 * process stops; poll(2) it knows blocks (furing_config.wait_with_poll). */
+	l->wait_in_poll = wait_in_poll;
 	return 0;
 }
 
@@ -36,7 +35,7 @@ void fu_loop_exit(struct fu_loop *l)
 	l->ready = false;
 }
 
-struct io_uring_sqe *fu_loop_sqe(struct fu_loop *l, struct fu_event *ev)
+struct io_uring_sqe *fu_loop_sqe(struct fu_loop *l, struct furing_event *ev)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 
@@ -62,13 +61,15 @@ int fu_loop_flush(struct fu_loop *l)
 	return ret < 0 ? ret : 0;
 }
 
-int fu_loop_turn(struct fu_loop *l)
+int fu_loop_turn(struct fu_loop *l, bool wait)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, seen = 0;
 
 	int ret;
-	if (l->wait_in_poll) {
+	if (!wait) {
+		ret = io_uring_submit(&l->ring);
+	} else if (l->wait_in_poll) {
 		ret = io_uring_submit(&l->ring);
 		if (ret >= 0 && !io_uring_cq_ready(&l->ring)) {
 			struct pollfd p = {.fd = l->ring.ring_fd, .events = POLLIN};
@@ -82,7 +83,7 @@ int fu_loop_turn(struct fu_loop *l)
 
 	io_uring_for_each_cqe(&l->ring, head, cqe)
 	{
-		struct fu_event *ev = io_uring_cqe_get_data(cqe);
+		struct furing_event *ev = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
 
 		seen++;

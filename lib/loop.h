@@ -3,7 +3,7 @@
  *
  * Everything a worker waits for is an SQE on this ring: ring-queue entries,
  * reads of /dev/fuse, backend I/O, and the worker's control eventfd. An SQE's
- * user_data is a struct fu_event embedded in the object that owns the
+ * user_data is a struct furing_event embedded in the object that owns the
  * operation; its callback decides what happens next. Every SQE submitted here
  * yields exactly one CQE, so `inflight` says how many completions are still
  * owed, and no buffer is freed while its completion is owed. */
@@ -15,12 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct fu_event;
-typedef void (*fu_event_fn)(struct fu_event *ev, int res);
+#include "furing/furing.h"
 
-struct fu_event {
-	fu_event_fn fn;
-};
+/* A completion's user_data is a struct furing_event (the public type: the
+ * filesystem's worker events go through the same dispatch). */
 
 struct fu_loop {
 	struct io_uring ring;
@@ -32,17 +30,18 @@ struct fu_loop {
 /* @entries: SQ size; @cq_entries: CQ size, at least every SQE that can be
  * outstanding at once so the CQ never overflows. @flags: IORING_SETUP_*.
  * Returns 0 or -errno. */
-int fu_loop_init(struct fu_loop *l, unsigned int entries, unsigned int cq_entries, unsigned int flags);
+int fu_loop_init(struct fu_loop *l, unsigned int entries, unsigned int cq_entries, unsigned int flags,
+		 bool wait_in_poll);
 void fu_loop_exit(struct fu_loop *l);
 
 /* An SQE whose completion will call @ev->fn. Never NULL: a full SQ is
  * submitted first. The caller fills in the operation. */
-struct io_uring_sqe *fu_loop_sqe(struct fu_loop *l, struct fu_event *ev);
+struct io_uring_sqe *fu_loop_sqe(struct fu_loop *l, struct furing_event *ev);
 
 /* One turn: submit everything queued, wait for at least one completion
- * (or until a signal interrupts), dispatch every completion available.
- * Returns the number dispatched, or -errno on a ring failure. */
-int fu_loop_turn(struct fu_loop *l);
+ * (unless @wait is false), dispatch every completion available. Returns the
+ * number dispatched, or -errno on a ring failure. */
+int fu_loop_turn(struct fu_loop *l, bool wait);
 
 /* Submits what is queued without waiting (used during start-up). */
 int fu_loop_flush(struct fu_loop *l);

@@ -109,9 +109,9 @@ static int mount_as_root(const char *mnt, const struct fu_mount_opts *o, char *e
 		snprintf(err, errlen, "cannot open /dev/fuse: %s", strerror(errno));
 		return -1;
 	}
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=%u,group_id=%u,default_permissions%s,max_read=%u", fd,
-		 (unsigned)o->root_mode, (unsigned)getuid(), (unsigned)getgid(), o->allow_other ? ",allow_other" : "",
-		 o->max_read);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=%u,group_id=%u%s%s,max_read=%u", fd,
+		 (unsigned)o->root_mode, (unsigned)getuid(), (unsigned)getgid(),
+		 o->default_permissions ? ",default_permissions" : "", o->allow_other ? ",allow_other" : "", o->max_read);
 	snprintf(type, sizeof(type), "fuse.%s", o->subtype);
 	unsigned long flags = MS_NOSUID | MS_NODEV | (o->read_only ? MS_RDONLY : 0);
 	if (mount(o->fsname, mnt, type, flags, opts) < 0) {
@@ -176,8 +176,9 @@ static int mount_with_fusermount(const char *mnt, const struct fu_mount_opts *o,
 		snprintf(err, errlen, "not root and fusermount3 is not in PATH (install the fuse3 package, or run as root)");
 		return -1;
 	}
-	snprintf(opts, sizeof(opts), "%s,nosuid,nodev,default_permissions%s,fsname=%s,subtype=%s,max_read=%u",
-		 o->read_only ? "ro" : "rw", o->allow_other ? ",allow_other" : "", o->fsname, o->subtype, o->max_read);
+	snprintf(opts, sizeof(opts), "%s,nosuid,nodev%s%s,fsname=%s,subtype=%s,max_read=%u", o->read_only ? "ro" : "rw",
+		 o->default_permissions ? ",default_permissions" : "", o->allow_other ? ",allow_other" : "", o->fsname,
+		 o->subtype, o->max_read);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return -1;

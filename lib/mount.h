@@ -14,6 +14,7 @@ struct fu_mount_opts {
 	mode_t root_mode;
 	bool allow_other;
 	bool read_only;
+	bool default_permissions;
 	uint32_t max_read;
 };
 

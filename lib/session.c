@@ -1,23 +1,25 @@
 /* A session's life: mount, FUSE_INIT, workers, serving, stop.
  *
- *   start:  probe io_uring -> mount -> read INIT on /dev/fuse -> negotiate ->
- *           prepare each worker (cloned fd, ring queue buffers) -> write the
- *           INIT answer -> start the workers (each creates its io_uring and
- *           only now REGISTERs its queues: PROTOCOL.md 1.2) -> wait until
- *           every worker has armed its reads and entries.
- *   wait:   the main thread sleeps in sigtimedwait; workers serve until the
- *           connection ends (someone unmounted: reads give ENODEV, ring
- *           entries -ENOTCONN) and then leave on their own.
- *   stop:   SIGINT/SIGTERM or a fatal worker error -> lazy unmount -> if the
- *           connection is still held open by a user after a grace period,
- *           abort it through fusectl -> if a worker still has not finished,
- *           force it out of its loop.
+ *   start:  probe io_uring -> mount -> read INIT on /dev/fuse -> the
+ *           filesystem's init() chooses -> negotiate -> prepare each worker
+ *           (cloned fd, ring queue buffers) -> write the INIT answer ->
+ *           start the workers (each creates its io_uring and only now
+ *           REGISTERs its queues: PROTOCOL.md 1.2) -> wait until every
+ *           worker has armed its reads and entries, or failed, or the
+ *           start-up time is over.
+ *   wait:   the calling thread sleeps in poll(2) on an eventfd that stop
+ *           requests, signals, fatal errors and finishing workers write;
+ *           workers serve until the connection ends (someone unmounted:
+ *           reads give ENODEV, ring entries -ENOTCONN) and leave on their own.
+ *   stop:   furing_session_stop or a fatal worker error -> lazy unmount ->
+ *           if the connection is still held open by a user after a grace
+ *           period, abort it through fusectl -> if a worker still has not
+ *           finished, force it out of its loop.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,18 +35,81 @@
 
 #define DEFAULT_MAX_WRITE (1u << 20)
 #define DEFAULT_QUEUE_DEPTH 32
-/* /dev/fuse slots per worker when the ring carries the requests: FORGET,
- * INTERRUPT and whatever arrives before the ring is ready. */
-#define DEV_SLOTS_BESIDE_RING 2
-#define INIT_TIMEOUT_MS 10000
-#define DEFAULT_URING_SETUP IORING_SETUP_COOP_TASKRUN
-#define STOP_GRACE_MS 1000 /* after the lazy unmount, before aborting */
+#define DEFAULT_START_TIMEOUT_MS 10000
+#define STOP_GRACE_MS 1000  /* after the lazy unmount, before aborting */
 #define ABORT_GRACE_MS 3000 /* after the abort, before forcing workers out */
+
+/* Every FURING_CAP_* must be the kernel's bit: the two are ORed and ANDed
+ * together in the INIT answer. */
+#define SAME_BIT(cap, flags) _Static_assert((cap) == (uint64_t)(flags), #cap " is the kernel's " #flags)
+#define SAME_BIT2(cap, flags2) _Static_assert((cap) == ((uint64_t)(flags2) << 32), #cap " is the kernel's " #flags2)
+SAME_BIT(FURING_CAP_ASYNC_READ, FUSE_ASYNC_READ);
+SAME_BIT(FURING_CAP_POSIX_LOCKS, FUSE_POSIX_LOCKS);
+SAME_BIT(FURING_CAP_ATOMIC_O_TRUNC, FUSE_ATOMIC_O_TRUNC);
+SAME_BIT(FURING_CAP_EXPORT_SUPPORT, FUSE_EXPORT_SUPPORT);
+SAME_BIT(FURING_CAP_DONT_MASK, FUSE_DONT_MASK);
+SAME_BIT(FURING_CAP_FLOCK_LOCKS, FUSE_FLOCK_LOCKS);
+SAME_BIT(FURING_CAP_IOCTL_DIR, FUSE_HAS_IOCTL_DIR);
+SAME_BIT(FURING_CAP_AUTO_INVAL_DATA, FUSE_AUTO_INVAL_DATA);
+SAME_BIT(FURING_CAP_READDIRPLUS, FUSE_DO_READDIRPLUS);
+SAME_BIT(FURING_CAP_READDIRPLUS_AUTO, FUSE_READDIRPLUS_AUTO);
+SAME_BIT(FURING_CAP_ASYNC_DIO, FUSE_ASYNC_DIO);
+SAME_BIT(FURING_CAP_WRITEBACK_CACHE, FUSE_WRITEBACK_CACHE);
+SAME_BIT(FURING_CAP_NO_OPEN_SUPPORT, FUSE_NO_OPEN_SUPPORT);
+SAME_BIT(FURING_CAP_PARALLEL_DIROPS, FUSE_PARALLEL_DIROPS);
+SAME_BIT(FURING_CAP_HANDLE_KILLPRIV, FUSE_HANDLE_KILLPRIV);
+SAME_BIT(FURING_CAP_POSIX_ACL, FUSE_POSIX_ACL);
+SAME_BIT(FURING_CAP_CACHE_SYMLINKS, FUSE_CACHE_SYMLINKS);
+SAME_BIT(FURING_CAP_NO_OPENDIR_SUPPORT, FUSE_NO_OPENDIR_SUPPORT);
+SAME_BIT(FURING_CAP_EXPLICIT_INVAL_DATA, FUSE_EXPLICIT_INVAL_DATA);
+SAME_BIT(FURING_CAP_HANDLE_KILLPRIV_V2, FUSE_HANDLE_KILLPRIV_V2);
+SAME_BIT(FURING_CAP_SETXATTR_EXT, FUSE_SETXATTR_EXT);
+SAME_BIT2(FURING_CAP_SECURITY_CTX, FUSE2_SECURITY_CTX);
+SAME_BIT2(FURING_CAP_CREATE_SUPP_GROUP, FUSE2_CREATE_SUPP_GROUP);
+SAME_BIT2(FURING_CAP_EXPIRE_ONLY, FUSE2_HAS_EXPIRE_ONLY);
+SAME_BIT2(FURING_CAP_DIRECT_IO_ALLOW_MMAP, FUSE2_DIRECT_IO_ALLOW_MMAP);
+SAME_BIT2(FURING_CAP_PASSTHROUGH, FUSE2_PASSTHROUGH);
+SAME_BIT2(FURING_CAP_NO_EXPORT_SUPPORT, FUSE2_NO_EXPORT_SUPPORT);
+SAME_BIT2(FURING_CAP_OVER_IO_URING, FUSE2_OVER_IO_URING);
+#undef SAME_BIT
+#undef SAME_BIT2
+
+/* The capabilities a filesystem may ask for (the rest are the engine's). */
+#define FS_CAPS                                                                                                  \
+	(FURING_CAP_ASYNC_READ | FURING_CAP_POSIX_LOCKS | FURING_CAP_ATOMIC_O_TRUNC | FURING_CAP_EXPORT_SUPPORT |      \
+	 FURING_CAP_DONT_MASK | FURING_CAP_FLOCK_LOCKS | FURING_CAP_IOCTL_DIR | FURING_CAP_AUTO_INVAL_DATA |          \
+	 FURING_CAP_READDIRPLUS | FURING_CAP_READDIRPLUS_AUTO | FURING_CAP_ASYNC_DIO | FURING_CAP_WRITEBACK_CACHE |    \
+	 FURING_CAP_NO_OPEN_SUPPORT | FURING_CAP_PARALLEL_DIROPS | FURING_CAP_HANDLE_KILLPRIV | FURING_CAP_POSIX_ACL | \
+	 FURING_CAP_CACHE_SYMLINKS | FURING_CAP_NO_OPENDIR_SUPPORT | FURING_CAP_EXPLICIT_INVAL_DATA |                 \
+	 FURING_CAP_HANDLE_KILLPRIV_V2 | FURING_CAP_SETXATTR_EXT | FURING_CAP_SECURITY_CTX |                         \
+	 FURING_CAP_CREATE_SUPP_GROUP | FURING_CAP_EXPIRE_ONLY | FURING_CAP_DIRECT_IO_ALLOW_MMAP |                    \
+	 FURING_CAP_PASSTHROUGH | FURING_CAP_NO_EXPORT_SUPPORT | FURING_CAP_OVER_IO_URING)
+
+/* Public constants that must equal the kernel's. */
+_Static_assert(FURING_SET_MODE == FATTR_MODE && FURING_SET_UID == FATTR_UID && FURING_SET_GID == FATTR_GID &&
+		       FURING_SET_SIZE == FATTR_SIZE && FURING_SET_ATIME == FATTR_ATIME &&
+		       FURING_SET_MTIME == FATTR_MTIME && FURING_SET_ATIME_NOW == FATTR_ATIME_NOW &&
+		       FURING_SET_MTIME_NOW == FATTR_MTIME_NOW && FURING_SET_CTIME == FATTR_CTIME &&
+		       FURING_SET_KILL_SUIDGID == FATTR_KILL_SUIDGID,
+	       "FURING_SET_* are the kernel's FATTR_* bits");
+_Static_assert(FURING_OPEN_DIRECT_IO == FOPEN_DIRECT_IO && FURING_OPEN_KEEP_CACHE == FOPEN_KEEP_CACHE &&
+		       FURING_OPEN_NONSEEKABLE == FOPEN_NONSEEKABLE && FURING_OPEN_CACHE_DIR == FOPEN_CACHE_DIR &&
+		       FURING_OPEN_STREAM == FOPEN_STREAM && FURING_OPEN_NOFLUSH == FOPEN_NOFLUSH &&
+		       FURING_OPEN_PARALLEL_WRITES == FOPEN_PARALLEL_DIRECT_WRITES &&
+		       FURING_OPEN_PASSTHROUGH == FOPEN_PASSTHROUGH,
+	       "FURING_OPEN_* are the kernel's FOPEN_* bits");
+_Static_assert(FURING_SETXATTR_ACL_KILL_SGID == FUSE_SETXATTR_ACL_KILL_SGID, "setxattr flags");
+_Static_assert(FURING_IOCTL_COMPAT == FUSE_IOCTL_COMPAT && FURING_IOCTL_DIR == FUSE_IOCTL_DIR, "ioctl flags");
+_Static_assert(FURING_NOTIFY_EXPIRE_ONLY == FUSE_EXPIRE_ONLY, "inval_entry flags");
+_Static_assert(FURING_ROOT_ID == FUSE_ROOT_ID, "the root's node id");
 
 static void fmt_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
+
+	if (!err || !errlen)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
@@ -102,6 +167,16 @@ static unsigned int possible_cpus(void)
 	return n;
 }
 
+/* ---- what workers report ---- */
+
+void fu_session_wake(struct fu_session *s)
+{
+	uint64_t one = 1;
+	/* Fails only when the counter is saturated: a wake-up is pending then. */
+	if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
 void fu_session_fail(struct fu_session *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -111,11 +186,26 @@ void fu_session_fail(struct fu_session *s, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(s->fatal_msg, sizeof(s->fatal_msg), fmt, ap);
 		va_end(ap);
-		fprintf(stderr, "furing: %s\n", s->fatal_msg);
+		fu_log(s, FURING_LOG_ERROR, "%s", s->fatal_msg);
 		atomic_store(&s->fatal, true);
 	}
 	pthread_mutex_unlock(&s->fatal_lock);
 	atomic_store(&s->stop_requested, true);
+	fu_session_wake(s);
+}
+
+void fu_session_worker_armed(struct fu_session *s)
+{
+	pthread_mutex_lock(&s->state_lock);
+	s->workers_armed++;
+	pthread_cond_broadcast(&s->state_cond);
+	pthread_mutex_unlock(&s->state_lock);
+}
+
+void fu_session_worker_done(struct fu_session *s)
+{
+	atomic_fetch_add(&s->workers_done, 1);
+	fu_session_wake(s);
 }
 
 /* ---- io_uring availability (PROTOCOL.md 1.1) ---- */
@@ -166,207 +256,30 @@ static const char *fuse_ring_refused(char *buf, size_t len)
 	return NULL;
 }
 
-/* ---- workers ---- */
-
-static unsigned int worker_live(const struct fu_worker *w)
-{
-	unsigned int n = dev_channel_live(w->dev);
-	for (unsigned int i = 0; i < w->nqueues; i++)
-		n += ring_queue_live(w->queues[i]);
-	return n;
-}
-
-static void ctl_done(struct fu_event *ev, int res)
-{
-	struct fu_worker *w = (struct fu_worker *)((char *)ev - offsetof(struct fu_worker, ctl_ev));
-
-	if (res > 0)
-		w->stop_now = true; /* the only message is "leave now" */
-	else if (res != -ECANCELED)
-		io_uring_prep_read(fu_loop_sqe(&w->loop, &w->ctl_ev), w->ctl_fd, &w->ctl_val, sizeof(w->ctl_val), 0);
-}
-
-static void pin_worker(struct fu_worker *w)
-{
-	struct fu_session *s = w->s;
-	cpu_set_t set;
-	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
-
-	CPU_ZERO(&set);
-	if (s->over_ring) {
-		for (unsigned int i = 0; i < w->nqueues; i++)
-			CPU_SET(ring_queue_qid(w->queues[i]), &set);
-	} else {
-		CPU_SET(w->idx % (ncpu > 0 ? (unsigned long)ncpu : 1), &set);
-	}
-	if (sched_setaffinity(0, sizeof(set), &set) < 0)
-		fprintf(stderr, "furing: worker %u: cannot pin: %s\n", w->idx, strerror(errno));
-}
-
-static unsigned int pow2_at_least(unsigned int n)
-{
-	unsigned int p = 1;
-	while (p < n && p < (1u << 16))
-		p <<= 1;
-	return p;
-}
-
-/* The io_uring setup flags of the workers' rings. The default is what the
- * benchmarks support (bench/README.md); FURING_URING_SETUP=coop,single,defer
- * (any subset, or "none") overrides it for measurements. All of them are
- * safe for our loop: each ring is created, submitted to and waited on by
- * its own worker thread only. */
-static unsigned int loop_setup_flags(void)
-{
-	const char *env = getenv("FURING_URING_SETUP");
-	unsigned int flags = 0;
-
-	if (!env)
-		return DEFAULT_URING_SETUP;
-	if (strstr(env, "coop"))
-		flags |= IORING_SETUP_COOP_TASKRUN;
-	if (strstr(env, "single"))
-		flags |= IORING_SETUP_SINGLE_ISSUER;
-	if (strstr(env, "defer"))
-		flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-	return flags;
-}
-
-static void *worker_main(void *arg)
-{
-	struct fu_worker *w = arg;
-	struct fu_session *s = w->s;
-	unsigned int slots = s->over_ring ? DEV_SLOTS_BESIDE_RING : s->depth;
-	/* At most one SQE is outstanding per slot or entry (its transport
-	 * command or its backend I/O), plus the control read: the CQ holds
-	 * twice that, so it can never overflow. */
-	unsigned int outstanding = slots + w->nqueues * s->depth + 1;
-	unsigned int flags = IORING_SETUP_SUBMIT_ALL | loop_setup_flags();
-
-	if (s->over_ring)
-		flags |= IORING_SETUP_SQE128;
-	/* Pinning keeps a queue's task work on the CPU that issued its
-	 * requests: +40% IOPS for 4 KiB random I/O at iodepth 32 on 2 CPUs,
-	 * but half the bandwidth for 1 MiB sequential I/O, where the worker
-	 * then competes with the application for its CPU (bench/README.md).
-	 * So it is asked for, not assumed. */
-	if (s->cfg.pin == FURING_PIN_ON)
-		pin_worker(w);
-	if (s->blocking) {
-		atomic_fetch_add(&s->workers_armed, 1);
-		dev_channel_serve_blocking(w->dev);
-		goto out;
-	}
-	unsigned int sq = pow2_at_least(outstanding + 8);
-	/* The kernel wants the CQ at least as large as the SQ. */
-	unsigned int cq = pow2_at_least(2 * outstanding > sq ? 2 * outstanding : sq);
-	int ret = fu_loop_init(&w->loop, sq, cq, flags);
-	if (ret < 0) {
-		fu_session_fail(s, "worker %u: cannot create its io_uring: %s", w->idx, strerror(-ret));
-		goto out;
-	}
-	/* Registered ring fd and /dev/fuse file: one lookup fewer per
-	 * io_uring_enter and per command. Both are optional. */
-	io_uring_register_ring_fd(&w->loop.ring);
-	w->dev_fd_fixed = io_uring_register_files(&w->loop.ring, &w->dev_fd, 1) == 0;
-	io_uring_prep_read(fu_loop_sqe(&w->loop, &w->ctl_ev), w->ctl_fd, &w->ctl_val, sizeof(w->ctl_val), 0);
-	dev_channel_arm(w->dev);
-	for (unsigned int i = 0; i < w->nqueues; i++)
-		ring_queue_register(w->queues[i]);
-	ret = fu_loop_flush(&w->loop);
-	if (ret < 0)
-		fu_session_fail(s, "worker %u: submitting to io_uring failed: %s", w->idx, strerror(-ret));
-	atomic_fetch_add(&s->workers_armed, 1);
-
-	while (!w->stop_now && worker_live(w) > 0) {
-		ret = fu_loop_turn(&w->loop);
-		if (ret < 0) {
-			fu_session_fail(s, "worker %u: io_uring wait failed: %s", w->idx, strerror(-ret));
-			break;
-		}
-	}
-	fu_loop_exit(&w->loop);
-out:
-	atomic_fetch_add(&s->workers_done, 1);
-	return NULL;
-}
-
-/* Everything a worker needs before the INIT answer goes out, so that a
- * failure can still withdraw the io_uring offer. */
-static int prepare_worker(struct fu_session *s, struct fu_worker *w, unsigned int idx, char *err, size_t errlen)
-{
-	w->s = s;
-	w->idx = idx;
-	w->dev_fd = -1;
-	w->ctl_fd = eventfd(0, EFD_CLOEXEC);
-	w->ctl_ev.fn = ctl_done;
-	if (w->ctl_fd < 0) {
-		fmt_err(err, errlen, "eventfd: %s", strerror(errno));
-		return -1;
-	}
-	if (dev_channel_open(w, s->fd, s->over_ring ? DEV_SLOTS_BESIDE_RING : s->depth, err, errlen) < 0)
-		return -1;
-	if (!s->over_ring)
-		return 0;
-	/* Queues are dealt round-robin: with N workers, worker i serves qids i,
-	 * i+N, ... With more workers than queues, a queue is shared: worker i
-	 * brings its own `depth` entries to qid i mod queues, and the kernel
-	 * hands a request to whichever entry of the queue is free. */
-	w->queues = calloc(s->nqueues / s->nworkers + 1, sizeof(*w->queues));
-	if (!w->queues) {
-		fmt_err(err, errlen, "out of memory");
-		return -1;
-	}
-	unsigned int step = s->nworkers <= s->nqueues ? s->nworkers : s->nqueues;
-	for (unsigned int q = idx % s->nqueues; q < s->nqueues; q += step) {
-		if (ring_queue_create(w, (uint16_t)q, s->depth, s->payload_size, &w->queues[w->nqueues], err, errlen) < 0)
-			return -1;
-		w->nqueues++;
-		if (s->nworkers > s->nqueues)
-			break;
-	}
-	return 0;
-}
-
-static void free_workers(struct fu_session *s, bool forced)
-{
-	for (unsigned int i = 0; s->workers && i < s->nworkers; i++) {
-		struct fu_worker *w = &s->workers[i];
-
-		for (unsigned int q = 0; q < w->nqueues; q++)
-			ring_queue_free(w->queues[q], forced);
-		free(w->queues);
-		if (!forced)
-			dev_channel_free(w->dev);
-		if (w->ctl_fd >= 0)
-			close(w->ctl_fd);
-	}
-	free(s->workers);
-	s->workers = NULL;
-}
-
 /* ---- FUSE_INIT ---- */
 
 static int read_init(struct fu_session *s, unsigned char *buf, size_t len, struct fu_msg *msg, char *err,
 		     size_t errlen)
 {
 	struct pollfd p = {.fd = s->fd, .events = POLLIN};
+	int timeout = (int)s->cfg.start_timeout_ms;
 	int ret;
 
 	do
-		ret = poll(&p, 1, INIT_TIMEOUT_MS);
+		ret = poll(&p, 1, timeout);
 	while (ret < 0 && errno == EINTR);
 	if (ret <= 0) {
-		fmt_err(err, errlen, "the kernel sent no FUSE_INIT within %d s", INIT_TIMEOUT_MS / 1000);
-		return -1;
+		fmt_err(err, errlen, "the kernel sent no FUSE_INIT within %d ms (start_timeout_ms)", timeout);
+		return -ETIMEDOUT;
 	}
 	ssize_t n;
 	do
 		n = read(s->fd, buf, len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		fmt_err(err, errlen, "reading FUSE_INIT: %s", strerror(errno));
-		return -1;
+		int e = errno;
+		fmt_err(err, errlen, "reading FUSE_INIT: %s", strerror(e));
+		return -e;
 	}
 	struct fu_wire wire = {
 		.in = buf,
@@ -377,7 +290,7 @@ static int read_init(struct fu_session *s, unsigned char *buf, size_t len, struc
 	int derr = 0;
 	if (fu_decode(&wire, &s->limits, msg, &derr) != FU_DECODE_OK || msg->opcode != FUSE_INIT) {
 		fmt_err(err, errlen, "expected FUSE_INIT, got a malformed or other request (opcode %u)", msg->opcode);
-		return -1;
+		return -EPROTO;
 	}
 	return 0;
 }
@@ -419,32 +332,90 @@ static uint16_t background_limit(const struct fu_session *s)
 	return cap > 65535 ? 65535 : (uint16_t)cap;
 }
 
+/* What the operations table implies, on top of FURING_CAP_DEFAULTS. */
+static uint64_t implied_caps(const struct furing_ops *o)
+{
+	uint64_t want = FURING_CAP_DEFAULTS;
+
+	if (o->getlk && o->setlk)
+		want |= FURING_CAP_POSIX_LOCKS;
+	if (o->flock)
+		want |= FURING_CAP_FLOCK_LOCKS;
+	if (o->readdirplus)
+		want |= FURING_CAP_READDIRPLUS | FURING_CAP_READDIRPLUS_AUTO;
+	if (o->ioctl)
+		want |= FURING_CAP_IOCTL_DIR;
+	if (o->setxattr)
+		want |= FURING_CAP_SETXATTR_EXT;
+	if (!o->open)
+		want |= FURING_CAP_NO_OPEN_SUPPORT;
+	if (!o->opendir)
+		want |= FURING_CAP_NO_OPENDIR_SUPPORT;
+	return want;
+}
+
+/* Asks the filesystem, then answers. On failure the INIT request has been
+ * answered with an error (or not at all when the kernel is gone). */
 static int negotiate(struct fu_session *s, const char *no_ring_reason, char *err, size_t errlen)
 {
-	unsigned char *buf = malloc(s->payload_size + 8192);
+	size_t buflen = s->payload_size + 8192;
+	unsigned char *buf = malloc(buflen);
 	struct fu_msg msg;
 	struct fuse_init_out out;
 	size_t out_len = 0;
-	int ret = -1;
+	int ret;
 
 	if (!buf) {
 		fmt_err(err, errlen, "out of memory");
-		return -1;
+		return -ENOMEM;
 	}
+	const bool ring_wished = s->cfg.io_uring != FURING_IO_URING_OFF && !no_ring_reason;
+	struct fu_init_wish wish;
 	for (;;) {
-		if (read_init(s, buf, s->payload_size + 8192, &msg, err, errlen) < 0)
+		ret = read_init(s, buf, buflen, &msg, err, errlen);
+		if (ret < 0)
 			goto out;
-		struct fu_init_wish wish = {
-			.max_write = s->cfg.max_write,
-			.max_background = background_limit(s),
-			.over_io_uring = s->cfg.io_uring != FURING_IO_URING_OFF && !no_ring_reason,
-			.direct_io_allow_mmap = s->cfg.direct_io_allow_mmap,
+		const uint64_t offered = fu_init_offered(&msg.arg.init);
+		struct furing_conn *c = &s->conn;
+		memset(c, 0, sizeof(*c));
+		c->proto_major = msg.arg.init.major;
+		c->proto_minor = msg.arg.init.minor;
+		c->capable = offered & FS_CAPS;
+		c->over_io_uring = ring_wished && (offered & FURING_CAP_OVER_IO_URING);
+		c->nr_workers = s->nworkers;
+		c->want = implied_caps(&s->ops) & c->capable;
+		c->max_write = s->cfg.max_write;
+		c->max_readahead = msg.arg.init.max_readahead;
+		c->max_background = background_limit(s);
+		c->time_gran = 1;
+		c->max_stack_depth = 1;
+		if (msg.arg.init.major == FUSE_KERNEL_VERSION && s->ops.init && !s->init_ran) {
+			s->init_ran = true;
+			ret = s->ops.init(s->fs, c);
+			if (ret < 0) {
+				write_reply(s->fd, msg.unique, -EPROTO, NULL, 0);
+				fmt_err(err, errlen, "the filesystem's init refused the mount: %s", strerror(-ret));
+				goto out;
+			}
+		}
+		if (c->max_write > s->cfg.max_write || c->max_write < 4096)
+			c->max_write = s->cfg.max_write; /* it may only shrink, never below a page */
+		wish = (struct fu_init_wish){
+			.want = (c->want & FS_CAPS & ~FURING_CAP_OVER_IO_URING),
+			.over_io_uring = ring_wished,
+			.max_write = c->max_write,
+			.max_readahead = c->max_readahead,
+			.max_background = c->max_background,
+			.congestion_threshold = c->congestion_threshold,
+			.time_gran = c->time_gran,
+			.max_stack_depth = c->max_stack_depth,
 			.page_size = (uint32_t)sysconf(_SC_PAGESIZE),
 		};
 		if (fu_init_negotiate(&msg.arg.init, &wish, &out, &out_len, &s->init) != FU_INIT_OK) {
 			write_reply(s->fd, msg.unique, -EPROTO, NULL, 0);
 			fmt_err(err, errlen, "unsupported FUSE protocol %u.%u from the kernel", msg.arg.init.major,
 				msg.arg.init.minor);
+			ret = -EPROTO;
 			goto out;
 		}
 		if (!s->init.retry_major)
@@ -455,24 +426,43 @@ static int negotiate(struct fu_session *s, const char *no_ring_reason, char *err
 	s->over_ring = s->init.over_io_uring;
 	if (s->cfg.io_uring == FURING_IO_URING_ON && !s->over_ring) {
 		write_reply(s->fd, msg.unique, -EPROTO, NULL, 0);
-		fmt_err(err, errlen, "--io-uring=on: the kernel did not offer FUSE-over-io_uring (protocol 7.%u)",
+		fmt_err(err, errlen,
+			"io_uring = FURING_IO_URING_ON: the kernel did not offer FUSE-over-io_uring (protocol 7.%u)",
 			s->init.minor);
+		ret = -EOPNOTSUPP;
 		goto out;
 	}
 	if (s->cfg.io_uring == FURING_IO_URING_AUTO && !s->over_ring && !no_ring_reason)
-		fprintf(stderr, "furing: the kernel did not offer FUSE-over-io_uring; serving over /dev/fuse\n");
+		fu_log(s, FURING_LOG_WARNING, "the kernel did not offer FUSE-over-io_uring; serving over /dev/fuse");
+	if (!s->over_ring)
+		s->nqueues = 0;
 
 	s->limits.max_write = s->init.max_write;
+	s->limits.setxattr_ext = (s->init.flags64 & FUSE_SETXATTR_EXT) != 0;
+	s->conn.granted = s->init.flags64;
+	s->conn.over_io_uring = s->over_ring;
+	s->conn.max_write = s->init.max_write;
+	s->conn.max_readahead = s->init.max_readahead;
+	s->conn.max_background = out.max_background;
+	s->conn.congestion_threshold = out.congestion_threshold;
+	s->conn.time_gran = out.time_gran;
+	s->conn.max_stack_depth = out.max_stack_depth;
+	if ((s->conn.want & ~s->conn.capable & FS_CAPS) != 0)
+		fu_log(s, FURING_LOG_WARNING, "init asked for capabilities the kernel does not offer: %#llx (dropped)",
+		       (unsigned long long)(s->conn.want & ~s->conn.capable & FS_CAPS));
+
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
 		write_reply(s->fd, msg.unique, -ENOMEM, NULL, 0);
 		fmt_err(err, errlen, "out of memory");
+		ret = -ENOMEM;
 		goto out;
 	}
 	for (unsigned int i = 0; i < s->nworkers; i++)
 		s->workers[i].ctl_fd = -1;
 	for (unsigned int i = 0; i < s->nworkers; i++) {
-		if (prepare_worker(s, &s->workers[i], i, err, errlen) < 0) {
+		ret = fu_worker_prepare(s, &s->workers[i], i, err, errlen);
+		if (ret < 0) {
 			write_reply(s->fd, msg.unique, -EIO, NULL, 0);
 			goto out;
 		}
@@ -482,35 +472,59 @@ static int negotiate(struct fu_session *s, const char *no_ring_reason, char *err
 		fmt_err(err, errlen, "answering FUSE_INIT failed: %s", strerror(-ret));
 out:
 	free(buf);
-	return ret < 0 ? -1 : 0;
+	return ret;
 }
 
 /* ---- the public session API ---- */
 
-struct furing_session *furing_session_new(const struct furing_ops *ops, void *fs, const struct furing_config *cfg,
-					  char *err, size_t errlen)
+const char *furing_version(void)
 {
-	struct fu_session *s = calloc(1, sizeof(*s));
+	return FURING_LIB_VERSION;
+}
 
+struct furing_session *furing_session_new(const struct furing_ops *ops, size_t ops_size,
+					  const struct furing_config *cfg, size_t cfg_size, void *fs, char *err,
+					  size_t errlen)
+{
+	struct fu_session *s;
+
+	if (!ops || !cfg) {
+		fmt_err(err, errlen, "furing_session_new: ops and cfg are required");
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s) {
 		fmt_err(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->ops = ops;
+	/* An older caller's structs are shorter: the fields it does not know
+	 * stay zero, which means "default". */
+	memcpy(&s->ops, ops, ops_size < sizeof(s->ops) ? ops_size : sizeof(s->ops));
+	memcpy(&s->cfg, cfg, cfg_size < sizeof(s->cfg) ? cfg_size : sizeof(s->cfg));
 	s->fs = fs;
-	s->cfg = *cfg;
 	s->fd = -1;
+	s->wake_fd = -1;
 	pthread_mutex_init(&s->fatal_lock, NULL);
+	pthread_mutex_init(&s->state_lock, NULL);
+	pthread_cond_init(&s->state_cond, NULL);
+	pthread_mutex_init(&s->intr_lock, NULL);
+	pthread_mutex_init(&s->notify_lock, NULL);
 	if (!s->cfg.fsname)
 		s->cfg.fsname = "furing";
 	if (!s->cfg.subtype)
 		s->cfg.subtype = "furing";
+	if (!s->cfg.root_mode)
+		s->cfg.root_mode = S_IFDIR | 0755;
 	if (!s->cfg.threads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		s->cfg.threads = n > 0 ? (unsigned int)n : 1;
 	}
 	if (!s->cfg.queue_depth)
 		s->cfg.queue_depth = DEFAULT_QUEUE_DEPTH;
+	if (!s->cfg.start_timeout_ms)
+		s->cfg.start_timeout_ms = DEFAULT_START_TIMEOUT_MS;
+	if (s->cfg.start_timeout_ms > INT_MAX)
+		s->cfg.start_timeout_ms = INT_MAX;
 	/* An explicit payload size sets max_write: the kernel requires every
 	 * entry to hold max(8192, max_write, max_pages * page). */
 	if (!s->cfg.max_write)
@@ -520,8 +534,23 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, void *fs
 	uint32_t need = s->cfg.max_write < 8192 ? 8192 : s->cfg.max_write;
 	need = (uint32_t)((need + (uint32_t)page - 1) & ~((uint32_t)page - 1));
 	if (s->cfg.payload_size && s->cfg.payload_size < need) {
-		fmt_err(err, errlen, "payload size %u is below what the kernel requires (%u)", s->cfg.payload_size, need);
-		free(s);
+		fmt_err(err, errlen, "payload_size %u is below what the kernel requires (%u = max_write rounded to a page)",
+			s->cfg.payload_size, need);
+		furing_session_destroy((struct furing_session *)s);
+		return NULL;
+	}
+	if (!S_ISDIR(s->cfg.root_mode) && !S_ISREG(s->cfg.root_mode)) {
+		fmt_err(err, errlen, "root_mode %#o is neither a directory (S_IFDIR) nor a file (S_IFREG)",
+			(unsigned)s->cfg.root_mode);
+		furing_session_destroy((struct furing_session *)s);
+		return NULL;
+	}
+	/* Created now, so that a stop (or a signal) that comes before or
+	 * during start is not lost. */
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0) {
+		fmt_err(err, errlen, "eventfd: %s", strerror(errno));
+		furing_session_destroy((struct furing_session *)s);
 		return NULL;
 	}
 	s->payload_size = s->cfg.payload_size ? s->cfg.payload_size : need;
@@ -531,62 +560,112 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, void *fs
 	return (struct furing_session *)s;
 }
 
-static void block_signals(void)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
 static void report_layout(struct fu_session *s)
 {
 	if (s->over_ring) {
 		unsigned int parts = s->nworkers > s->nqueues ? s->nworkers : s->nqueues;
 		double mib = (double)parts * s->depth * s->payload_size / (1024.0 * 1024.0);
-		fprintf(stderr,
-			"furing: io_uring: %u queues (possible CPUs) on %u worker thread%s, %u x depth %u x %u KiB "
-			"payload = %.0f MiB of buffers (touched on use)\n",
-			s->nqueues, s->nworkers, s->nworkers == 1 ? "" : "s", parts, s->depth, s->payload_size / 1024,
-			mib);
+		fu_log(s, FURING_LOG_INFO,
+		       "io_uring: %u queues (possible CPUs) on %u worker thread%s, %u x depth %u x %u KiB "
+		       "payload = %.0f MiB of buffers (touched on use)",
+		       s->nqueues, s->nworkers, s->nworkers == 1 ? "" : "s", parts, s->depth, s->payload_size / 1024, mib);
 	} else {
-		fprintf(stderr, "furing: /dev/fuse: %u worker thread%s x %u requests in flight, max_write %u KiB\n",
-			s->nworkers, s->nworkers == 1 ? "" : "s", s->blocking ? 1 : s->depth, s->init.max_write / 1024);
+		fu_log(s, FURING_LOG_INFO, "/dev/fuse: %u worker thread%s x %u requests in flight, max_write %u KiB",
+		       s->nworkers, s->nworkers == 1 ? "" : "s", s->blocking ? 1 : s->depth, s->init.max_write / 1024);
 	}
+}
+
+/* Workers run with every signal blocked: signals are the application's to
+ * take, on its own threads. The calling thread's mask is not touched. */
+static int start_workers(struct fu_session *s, char *err, size_t errlen)
+{
+	pthread_attr_t attr;
+	sigset_t all;
+	int ret = pthread_attr_init(&attr);
+
+	if (ret) {
+		fmt_err(err, errlen, "pthread_attr_init: %s", strerror(ret));
+		return -ret;
+	}
+	sigfillset(&all);
+	pthread_attr_setsigmask_np(&attr, &all);
+	for (unsigned int i = 0; i < s->nworkers; i++) {
+		struct fu_worker *w = &s->workers[i];
+		ret = pthread_create(&w->thread, &attr, fu_worker_main, w);
+		if (ret) {
+			fmt_err(err, errlen, "cannot start worker thread %u of %u: %s", i + 1, s->nworkers, strerror(ret));
+			/* The ones never started count as done and as armed. */
+			pthread_mutex_lock(&s->state_lock);
+			s->workers_armed += s->nworkers - i;
+			pthread_mutex_unlock(&s->state_lock);
+			atomic_fetch_add(&s->workers_done, s->nworkers - i);
+			pthread_attr_destroy(&attr);
+			return -ret;
+		}
+		w->thread_started = true;
+	}
+	pthread_attr_destroy(&attr);
+	return 0;
+}
+
+/* Until every worker has armed (or failed), or the time is over. */
+static bool wait_armed(struct fu_session *s)
+{
+	struct timespec deadline;
+	bool all;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += s->cfg.start_timeout_ms / 1000;
+	deadline.tv_nsec += (long)(s->cfg.start_timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->state_lock);
+	while (s->workers_armed < s->nworkers && !atomic_load(&s->fatal))
+		if (pthread_cond_timedwait(&s->state_cond, &s->state_lock, &deadline) == ETIMEDOUT)
+			break;
+	all = s->workers_armed >= s->nworkers;
+	pthread_mutex_unlock(&s->state_lock);
+	return all;
 }
 
 int furing_session_start(struct furing_session *pub, const char *mountpoint, char *err, size_t errlen)
 {
 	struct fu_session *s = (struct fu_session *)pub;
 	char why_loop[256], why_ring[256];
+	int ret;
+
+	if (s->mountpoint || s->fd >= 0 || s->workers) {
+		fmt_err(err, errlen, "furing_session_start: the session was already started");
+		return -EBUSY;
+	}
 	const char *no_loop = io_uring_refused(why_loop, sizeof(why_loop));
 	const char *no_ring = NULL;
 
 	if (s->cfg.io_uring != FURING_IO_URING_OFF)
 		no_ring = no_loop ? no_loop : fuse_ring_refused(why_ring, sizeof(why_ring));
 	if (no_ring && s->cfg.io_uring == FURING_IO_URING_ON) {
-		fmt_err(err, errlen, "--io-uring=on: %s", no_ring);
-		return -1;
+		fmt_err(err, errlen, "io_uring = FURING_IO_URING_ON: %s", no_ring);
+		return -EOPNOTSUPP;
 	}
 	s->blocking = no_loop != NULL;
 	if (no_loop)
-		fprintf(stderr, "furing: %s: serving /dev/fuse with blocking reads, one request per thread at a time\n",
-			no_loop);
+		fu_log(s, FURING_LOG_WARNING, "%s: serving /dev/fuse with blocking reads, one request per thread at a time",
+		       no_loop);
 	else if (no_ring)
-		fprintf(stderr, "furing: %s; serving over /dev/fuse\n", no_ring);
+		fu_log(s, FURING_LOG_WARNING, "%s; serving over /dev/fuse", no_ring);
 	s->nqueues = no_ring || s->cfg.io_uring == FURING_IO_URING_OFF ? 0 : possible_cpus();
 
 	s->mountpoint = realpath(mountpoint, NULL);
 	if (!s->mountpoint) {
-		fmt_err(err, errlen, "mountpoint %s: %s", mountpoint, strerror(errno));
-		return -1;
+		ret = -errno;
+		fmt_err(err, errlen, "mountpoint %s: %s", mountpoint, strerror(-ret));
+		return ret;
 	}
 	if (fu_is_mountpoint(s->mountpoint)) {
 		fmt_err(err, errlen, "mountpoint %s is busy: something is already mounted there", s->mountpoint);
-		return -1;
+		return -EBUSY;
 	}
 	struct fu_mount_opts mo = {
 		.fsname = s->cfg.fsname,
@@ -594,97 +673,100 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 		.root_mode = s->cfg.root_mode,
 		.allow_other = s->cfg.allow_other,
 		.read_only = s->cfg.read_only,
+		.default_permissions = s->cfg.default_permissions,
 		.max_read = s->payload_size,
 	};
 	s->fd = fu_mount(s->mountpoint, &mo, &s->via_fusermount, err, errlen);
-	if (s->fd < 0)
-		return -1;
+	if (s->fd < 0) {
+		ret = s->fd;
+		s->fd = -1;
+		return ret < -1 ? ret : -EIO;
+	}
 	s->mounted = true;
 	fu_mount_dev(s->mountpoint, &s->conn_dev);
 
-	block_signals();
-	if (negotiate(s, no_ring, err, errlen) < 0)
-		goto fail;
-	if (s->ops->init) {
-		struct furing_conn_info info = {
-			.proto_major = s->init.major,
-			.proto_minor = s->init.minor,
-			.max_write = s->init.max_write,
-			.max_read = s->payload_size,
-			.over_io_uring = s->over_ring,
-			.nr_workers = s->nworkers,
-		};
-		s->ops->init(s->fs, &info);
+	ret = negotiate(s, no_ring, err, errlen);
+	if (ret < 0) {
+		fu_unmount(s->mountpoint, s->via_fusermount);
+		s->mounted = false;
+		return ret;
 	}
 	report_layout(s);
-	for (unsigned int i = 0; i < s->nworkers; i++) {
-		struct fu_worker *w = &s->workers[i];
-		int ret = pthread_create(&w->thread, NULL, worker_main, w);
-		if (ret) {
-			fmt_err(err, errlen, "cannot start worker %u: %s", i, strerror(ret));
-			goto fail_stop;
-		}
-		w->thread_started = true;
+	ret = start_workers(s, err, errlen);
+	if (ret == 0 && !wait_armed(s)) {
+		fmt_err(err, errlen, "the workers did not arm their queues within %u ms (start_timeout_ms)",
+			s->cfg.start_timeout_ms);
+		ret = -ETIMEDOUT;
 	}
-	/* Return only once every worker has armed its reads and registered its
-	 * queues, so a caller (--daemonize) can promise the mount serves. */
-	uint64_t deadline = now_ms() + 10000;
-	while (atomic_load(&s->workers_armed) + atomic_load(&s->workers_done) < s->nworkers && now_ms() < deadline)
-		usleep(1000);
-	if (atomic_load(&s->fatal)) {
+	if (ret == 0 && atomic_load(&s->fatal)) {
 		fmt_err(err, errlen, "%s", s->fatal_msg);
-		goto fail_stop;
+		ret = -EIO;
 	}
+	if (ret < 0) {
+		/* Undo: unmount, abort, force out, join: bounded by the grace
+		 * periods of furing_session_wait. */
+		s->running = true;
+		furing_session_stop(pub);
+		furing_session_wait(pub);
+		return ret;
+	}
+	s->running = true;
 	return 0;
-
-fail_stop:
-	furing_session_stop(pub);
-	furing_session_wait(pub);
-	return -1;
-fail:
-	fu_unmount(s->mountpoint, s->via_fusermount);
-	s->mounted = false;
-	return -1;
 }
 
 void furing_session_stop(struct furing_session *pub)
 {
-	atomic_store(&((struct fu_session *)pub)->stop_requested, true);
+	struct fu_session *s = (struct fu_session *)pub;
+
+	atomic_store(&s->stop_requested, true);
+	fu_session_wake(s);
 }
 
 static void force_workers_out(struct fu_session *s)
 {
-	uint64_t one = 1;
-	for (unsigned int i = 0; i < s->nworkers; i++)
-		if (s->workers[i].ctl_fd >= 0 && write(s->workers[i].ctl_fd, &one, sizeof(one)) < 0)
-			fprintf(stderr, "furing: cannot signal worker %u: %s\n", i, strerror(errno));
+	for (unsigned int i = 0; i < s->nworkers; i++) {
+		if (s->workers[i].ctl_fd < 0)
+			continue;
+		atomic_store(&s->workers[i].force_stop, true);
+		fu_worker_wake(&s->workers[i]);
+	}
+}
+
+static void log_stats(struct fu_session *s)
+{
+	char line[4096];
+	furing_session_stats_line((struct furing_session *)s, line, sizeof(line));
+	fu_log(s, FURING_LOG_INFO, "stats %s", line);
 }
 
 int furing_session_wait(struct furing_session *pub)
 {
 	struct fu_session *s = (struct fu_session *)pub;
-	sigset_t set;
 	uint64_t stop_at = 0;
 	enum { RUNNING, UNMOUNTED, ABORTED, FORCED } phase = RUNNING;
-	struct timespec tick = {0, 100 * 1000 * 1000};
-	char line[4096];
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
+	if (!s->running)
+		return -EINVAL;
 	while (atomic_load(&s->workers_done) < s->nworkers) {
-		int sig = sigtimedwait(&set, NULL, &tick);
-		if (sig == SIGUSR1) {
-			fu_stats_line(s, "furing: stats", line, sizeof(line));
-			fprintf(stderr, "%s\n", line);
-		} else if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-			atomic_store(&s->stop_requested, true);
+		int timeout = -1;
+		uint64_t now = now_ms();
+		if (phase == UNMOUNTED)
+			timeout = (int)(stop_at + STOP_GRACE_MS > now ? stop_at + STOP_GRACE_MS - now : 0);
+		else if (phase == ABORTED)
+			timeout = (int)(stop_at + STOP_GRACE_MS + ABORT_GRACE_MS > now
+						? stop_at + STOP_GRACE_MS + ABORT_GRACE_MS - now
+						: 0);
+		struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
+		if (poll(&p, 1, timeout) > 0) {
+			uint64_t v;
+			if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				break;
 		}
+		if (atomic_exchange(&s->stats_requested, false))
+			log_stats(s);
 		if (!atomic_load(&s->stop_requested))
 			continue;
-		uint64_t now = now_ms();
+		now = now_ms();
 		switch (phase) {
 		case RUNNING:
 			/* Lazy: the mount vanishes now; the connection ends as
@@ -699,8 +781,8 @@ int furing_session_wait(struct furing_session *pub)
 			if (now - stop_at >= STOP_GRACE_MS) {
 				int ret = fu_abort_connection(s->conn_dev);
 				if (ret < 0)
-					fprintf(stderr, "furing: cannot abort the connection (%s); closing it\n",
-						strerror(-ret));
+					fu_log(s, FURING_LOG_WARNING, "cannot abort the connection (%s); closing it",
+					       strerror(-ret));
 				phase = ABORTED;
 			}
 			break;
@@ -725,12 +807,23 @@ int furing_session_wait(struct furing_session *pub)
 		fu_unmount(s->mountpoint, s->via_fusermount);
 	s->mounted = false;
 	s->forced = phase == FORCED;
-	return atomic_load(&s->fatal) ? 1 : 0;
+	s->running = false;
+	return atomic_load(&s->fatal) ? -EIO : 0;
+}
+
+const struct furing_conn *furing_session_conn(const struct furing_session *pub)
+{
+	return &((const struct fu_session *)pub)->conn;
+}
+
+bool furing_session_has_io_uring(const struct furing_session *pub)
+{
+	return !((const struct fu_session *)pub)->blocking;
 }
 
 void furing_session_stats_line(struct furing_session *pub, char *buf, size_t len)
 {
-	fu_stats_line((struct fu_session *)pub, "furing: summary", buf, len);
+	fu_stats_line((struct fu_session *)pub, buf, len);
 }
 
 void furing_session_destroy(struct furing_session *pub)
@@ -739,12 +832,26 @@ void furing_session_destroy(struct furing_session *pub)
 
 	if (!s)
 		return;
-	if (s->ops->destroy)
-		s->ops->destroy(s->fs);
-	free_workers(s, s->forced);
+	if (s->running) {
+		furing_session_stop(pub);
+		furing_session_wait(pub);
+	}
+	fu_signals_restore(s);
+	if (s->init_ran && s->ops.destroy)
+		s->ops.destroy(s->fs);
+	for (unsigned int i = 0; s->workers && i < s->nworkers; i++)
+		fu_worker_free(&s->workers[i], s->forced);
+	free(s->workers);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	fu_retrieve_free_all(s);
 	free(s->mountpoint);
 	pthread_mutex_destroy(&s->fatal_lock);
+	pthread_mutex_destroy(&s->state_lock);
+	pthread_cond_destroy(&s->state_cond);
+	pthread_mutex_destroy(&s->intr_lock);
+	pthread_mutex_destroy(&s->notify_lock);
 	free(s);
 }

@@ -47,7 +47,7 @@ static void put_ops(struct line *l, const char *key, const uint64_t *ops)
 	}
 }
 
-void fu_stats_line(struct fu_session *s, const char *label, char *buf, size_t len)
+void fu_stats_line(struct fu_session *s, char *buf, size_t len)
 {
 	uint64_t ops[2][FUSE_OPCODE_MAX + 1];
 	uint64_t total[2] = {0, 0}, errors = 0, rd = 0, wr = 0;
@@ -55,7 +55,7 @@ void fu_stats_line(struct fu_session *s, const char *label, char *buf, size_t le
 
 	memset(ops, 0, sizeof(ops));
 	buf[0] = '\0';
-	for (unsigned int i = 0; i < s->nworkers; i++) {
+	for (unsigned int i = 0; s->workers && i < s->nworkers; i++) {
 		struct fu_stats *st = &s->workers[i].stats;
 
 		for (int t = 0; t < 2; t++)
@@ -68,13 +68,13 @@ void fu_stats_line(struct fu_session *s, const char *label, char *buf, size_t le
 		rd += FU_STAT_GET(st->bytes_read);
 		wr += FU_STAT_GET(st->bytes_written);
 	}
-	put(&l, "%s requests=%llu errors=%llu bytes_read=%llu bytes_written=%llu dev=%llu ring=%llu", label,
+	put(&l, "requests=%llu errors=%llu bytes_read=%llu bytes_written=%llu dev=%llu ring=%llu",
 	    (unsigned long long)(total[FU_DEV] + total[FU_RING]), (unsigned long long)errors,
 	    (unsigned long long)rd, (unsigned long long)wr, (unsigned long long)total[FU_DEV],
 	    (unsigned long long)total[FU_RING]);
 	for (unsigned int q = 0; s->over_ring && q < s->nqueues; q++) {
 		uint64_t n = 0;
-		for (unsigned int i = 0; i < s->nworkers; i++)
+		for (unsigned int i = 0; s->workers && i < s->nworkers; i++)
 			for (unsigned int k = 0; k < s->workers[i].nqueues; k++)
 				if (ring_queue_qid(s->workers[i].queues[k]) == q)
 					n += ring_queue_served(s->workers[i].queues[k]);

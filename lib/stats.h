@@ -21,7 +21,7 @@ struct fu_stats {
 #define FU_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 struct fu_session;
-/* "<label> requests=... errors=... ..." on one line, no newline. */
-void fu_stats_line(struct fu_session *s, const char *label, char *buf, size_t len);
+/* "requests=... errors=... ..." on one line, no newline. */
+void fu_stats_line(struct fu_session *s, char *buf, size_t len);
 
 #endif

@@ -31,7 +31,7 @@ enum dev_slot_state { SLOT_FREE, SLOT_READING, SLOT_SERVING, SLOT_DEAD };
 
 struct dev_slot {
 	struct furing_req req;
-	struct fu_event read_ev;
+	struct furing_event read_ev;
 	struct dev_channel *ch;
 	unsigned char *in; /* where read() lands */
 	size_t in_size;
@@ -53,13 +53,13 @@ struct dev_channel {
 	size_t mem_size;
 };
 
-static void dev_send(struct furing_req *req, int error, const struct iovec *iov, int iovcnt);
-static void dev_finish_no_reply(struct furing_req *req);
-static void dev_read_done(struct fu_event *ev, int res);
+static void dev_deliver(struct furing_req *req, int error, const struct iovec *iov, int iovcnt);
+static void dev_recycle(struct furing_req *req, bool answered);
+static void dev_read_done(struct furing_event *ev, int res);
 
 static const struct fu_transport_ops dev_ops = {
-	.send = dev_send,
-	.finish_no_reply = dev_finish_no_reply,
+	.deliver = dev_deliver,
+	.recycle = dev_recycle,
 };
 
 static void slot_kill(struct dev_slot *sl)
@@ -96,7 +96,7 @@ void dev_channel_arm(struct dev_channel *ch)
 	}
 }
 
-static void dev_read_done(struct fu_event *ev, int res)
+static void dev_read_done(struct furing_event *ev, int res)
 {
 	struct dev_slot *sl = container_of(ev, struct dev_slot, read_ev);
 	struct dev_channel *ch = sl->ch;
@@ -145,29 +145,33 @@ static void dev_read_done(struct fu_event *ev, int res)
 	 * already be waiting. */
 	dev_channel_arm(ch);
 	enum fu_decode_result d = fu_decode(&wire, &ch->w->s->limits, &r->msg, &err);
-	fu_request_arrived(r, d, err);
+	/* The answer buffer starts DEV_DATA_OFFSET bytes into `in`; what the
+	 * request brought past that point (names, WRITE data) stays readable. */
+	fu_request_arrived(r, d, err, (size_t)res > DEV_DATA_OFFSET ? (size_t)res - DEV_DATA_OFFSET : 0);
 }
 
-static void dev_send(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
+/* Any thread: a write on the fd the request came from (pitfall 17). */
+static void dev_deliver(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
 {
 	struct dev_slot *sl = container_of(req, struct dev_slot, req);
-	struct iovec v[4];
+	struct iovec v[1 + FURING_REPLY_IOV_MAX];
 	struct fuse_out_header oh = {.len = sizeof(oh), .error = error, .unique = req->msg.unique};
 
 	v[0] = (struct iovec){&oh, sizeof(oh)};
 	/* An error answer must be exactly the 16-byte header (pitfall 6). */
-	for (int i = 0; !error && i < iovcnt && i < 3; i++) {
+	for (int i = 0; !error && i < iovcnt && i < FURING_REPLY_IOV_MAX; i++) {
 		v[i + 1] = iov[i];
 		oh.len += (uint32_t)iov[i].iov_len;
 	}
-	ssize_t n = writev(sl->ch->fd, v, error ? 1 : 1 + (iovcnt < 3 ? iovcnt : 3));
+	ssize_t n = writev(sl->ch->fd, v, error ? 1 : 1 + (iovcnt < FURING_REPLY_IOV_MAX ? iovcnt : FURING_REPLY_IOV_MAX));
+	/* ENOENT: the request was interrupted and is gone; ENODEV,
+	 * ECONNABORTED: the connection is. Neither is ours to report. */
 	if (n < 0 && errno != ENOENT && errno != ENODEV && errno != ECONNABORTED)
-		fprintf(stderr, "furing: answering %s unique=%llu failed: %s\n", fu_opcode_name(req->msg.opcode),
-			(unsigned long long)req->msg.unique, strerror(errno));
-	slot_release(sl);
+		fu_log(sl->ch->w->s, FURING_LOG_WARNING, "answering %s unique=%llu failed: %s",
+		       fu_opcode_name(req->msg.opcode), (unsigned long long)req->msg.unique, strerror(errno));
 }
 
-static void dev_finish_no_reply(struct furing_req *req)
+static void dev_recycle(struct furing_req *req, bool answered)
 {
 	slot_release(container_of(req, struct dev_slot, req));
 }

@@ -28,7 +28,7 @@ enum ent_state { ENT_IDLE, ENT_IN_KERNEL, ENT_SERVING, ENT_DEAD };
 
 struct ring_ent {
 	struct furing_req req;
-	struct fu_event ev;
+	struct furing_event ev;
 	struct ring_queue *q;
 	struct fuse_uring_req_header *hdr;
 	void *payload;
@@ -50,13 +50,13 @@ struct ring_queue {
 	size_t hdr_mem_size, payload_mem_size;
 };
 
-static void ring_send(struct furing_req *req, int error, const struct iovec *iov, int iovcnt);
-static void ring_finish_no_reply(struct furing_req *req);
-static void ent_done(struct fu_event *ev, int res);
+static void ring_deliver(struct furing_req *req, int error, const struct iovec *iov, int iovcnt);
+static void ring_recycle(struct furing_req *req, bool answered);
+static void ent_done(struct furing_event *ev, int res);
 
 static const struct fu_transport_ops ring_ops = {
-	.send = ring_send,
-	.finish_no_reply = ring_finish_no_reply,
+	.deliver = ring_deliver,
+	.recycle = ring_recycle,
 };
 
 static void submit_cmd(struct ring_ent *e, uint32_t cmd)
@@ -120,10 +120,12 @@ static void ent_serve(struct ring_ent *e)
 		d = fu_decode(&wire, &s->limits, &r->msg, &err);
 	}
 	r->msg.unique = e->commit_id;
-	fu_request_arrived(r, d, err ? err : EIO);
+	/* Names and WRITE data sit at the start of the payload, which is also
+	 * where the answer goes: the answer buffer starts after them. */
+	fu_request_arrived(r, d, err ? err : EIO, io->payload_sz <= q->payload_size ? io->payload_sz : 0);
 }
 
-static void ent_done(struct fu_event *ev, int res)
+static void ent_done(struct furing_event *ev, int res)
 {
 	struct ring_ent *e = container_of(ev, struct ring_ent, ev);
 	struct fu_worker *w = e->q->w;
@@ -144,6 +146,17 @@ static void ent_done(struct fu_event *ev, int res)
 		else
 			submit_cmd(e, e->cmd);
 		return;
+	case ENOENT:
+		/* The kernel no longer knew the request we answered (one that
+		 * expects no answer, or one that ended while we served it), so
+		 * it did not take the entry back: register it anew. */
+		if (e->cmd == FUSE_IO_URING_CMD_COMMIT_AND_FETCH && !w->stop_now) {
+			fu_log(w->s, FURING_LOG_WARNING, "ring queue %u: the kernel did not know request %llu any more",
+			       e->q->qid, (unsigned long long)e->commit_id);
+			submit_cmd(e, FUSE_IO_URING_CMD_REGISTER);
+			return;
+		}
+		break;
 	default:
 		break;
 	}
@@ -156,7 +169,8 @@ static void ent_done(struct fu_event *ev, int res)
 	ent_kill(e);
 }
 
-static void ring_send(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
+/* Any thread: the entry's buffers are ours until the commit. */
+static void ring_deliver(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
 {
 	struct ring_ent *e = container_of(req, struct ring_ent, req);
 	struct fuse_out_header oh = {.len = sizeof(oh), .error = error, .unique = e->commit_id};
@@ -177,18 +191,22 @@ static void ring_send(struct furing_req *req, int error, const struct iovec *iov
 	oh.len += total;
 	memcpy(e->hdr->in_out, &oh, sizeof(oh));
 	e->hdr->ring_ent_in_out.payload_sz = total;
+}
+
+/* The worker: the answer goes out with the fetch of the next request. */
+static void ring_recycle(struct furing_req *req, bool answered)
+{
+	struct ring_ent *e = container_of(req, struct ring_ent, req);
+
+	/* The kernel waits for a commit on every ring request: one that gets
+	 * no answer still needs one, or the entry would be lost. */
+	if (!answered)
+		ring_deliver(req, -EIO, NULL, 0);
 	if (e->q->w->stop_now) {
 		ent_kill(e);
 		return;
 	}
 	submit_cmd(e, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
-}
-
-static void ring_finish_no_reply(struct furing_req *req)
-{
-	/* The kernel waits for a commit on every ring request: a request we
-	 * cannot serve still gets an answer, or the entry would be lost. */
-	ring_send(req, -EIO, NULL, 0);
 }
 
 int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uint32_t payload_size,

@@ -242,7 +242,7 @@ static void parse_export(int argc, char **argv, struct cli *c)
 			fputs(export_help, stdout);
 			exit(0);
 		case 'V':
-			puts("furing " FURING_VERSION);
+			printf("furing %s\n", furing_version());
 			exit(0);
 		case ':':
 			die(EXIT_USAGE, "option %s needs a value (see furing export --help)", argv[optind - 1]);
@@ -260,7 +260,12 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		die(EXIT_USAGE, "--writethrough needs --writable");
 	c->ex.image = c->image;
 	c->cfg.read_only = !c->ex.writable;
-	c->cfg.direct_io_allow_mmap = false;
+	/* The export's owner and mode are what the kernel checks against. */
+	c->cfg.default_permissions = true;
+	/* valgrind does not see a waiting io_uring_enter as blocking: the
+	 * valgrind test asks the loop to wait in poll(2) instead. */
+	const char *wait = getenv("FURING_LOOP_WAIT");
+	c->cfg.wait_with_poll = wait && !strcmp(wait, "poll");
 }
 
 /* An existing regular file, or a new one we remove at exit. */
@@ -337,6 +342,18 @@ static void daemonize_ready(int fd)
 		return;
 }
 
+/* The library names its own settings; on the command line they are
+ * options. */
+static void print_start_error(const struct cli *c, const char *err)
+{
+	static const char lib_on[] = "io_uring = FURING_IO_URING_ON: ";
+
+	if (c->cfg.io_uring == FURING_IO_URING_ON && !strncmp(err, lib_on, sizeof(lib_on) - 1))
+		fprintf(stderr, "furing: --io-uring=on: %s\n", err + sizeof(lib_on) - 1);
+	else
+		fprintf(stderr, "furing: %s\n", err);
+}
+
 static int cmd_export(int argc, char **argv)
 {
 	struct cli c;
@@ -355,13 +372,20 @@ static int cmd_export(int argc, char **argv)
 
 	int ready_fd = c.daemonize ? daemonize_start() : -1;
 	int code = EXIT_RUNTIME;
-	struct furing_session *s = furing_session_new(&export_ops, e, &c.cfg, err, sizeof(err));
+	struct furing_session *s =
+		furing_session_new(&export_ops, sizeof(export_ops), &c.cfg, sizeof(c.cfg), e, err, sizeof(err));
 	if (!s) {
 		fprintf(stderr, "furing: %s\n", err);
 		goto out;
 	}
+	int ret = furing_session_handle_signals(s);
+	if (ret < 0) {
+		fprintf(stderr, "furing: cannot install signal handlers: %s\n", strerror(-ret));
+		furing_session_destroy(s);
+		goto out;
+	}
 	if (furing_session_start(s, c.mountpoint, err, sizeof(err)) < 0) {
-		fprintf(stderr, "furing: %s\n", err);
+		print_start_error(&c, err);
 		furing_session_destroy(s);
 		goto out;
 	}
@@ -379,10 +403,10 @@ static int cmd_export(int argc, char **argv)
 		daemonize_ready(ready_fd);
 		ready_fd = -1;
 	}
-	code = furing_session_wait(s);
+	code = furing_session_wait(s) < 0 ? EXIT_RUNTIME : 0;
 	char line[4096];
 	furing_session_stats_line(s, line, sizeof(line));
-	fprintf(stderr, "%s\n", line);
+	fprintf(stderr, "furing: summary %s\n", line);
 	furing_session_destroy(s);
 out:
 	if (c.pidfile && code == 0)
@@ -405,7 +429,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
-		puts("furing " FURING_VERSION);
+		printf("furing %s\n", furing_version());
 		return 0;
 	}
 	if (!strcmp(argv[1], "export"))

@@ -1,18 +1,45 @@
-/* libfuring: a FUSE server engine with two transports, legacy /dev/fuse and
- * FUSE-over-io_uring, behind one interface.
+/* libfuring: a FUSE server library built around FUSE-over-io_uring, with the
+ * legacy /dev/fuse transport behind the same interface.
  *
  * A filesystem fills in a struct furing_ops and hands it to a session. Each
- * request reaches one callback together with a struct furing_req handle; the
- * callback answers exactly once with one of the furing_reply_*() calls, either
- * before it returns or later, from the completion of I/O it submitted with
- * furing_req_pread() and friends on the worker's own io_uring. Until the reply
- * the handle, its argument pointers and its data buffer stay valid; after the
- * reply none of them may be touched.
+ * request the kernel sends reaches one operation together with a struct
+ * furing_req handle; the operation answers exactly once with one of the
+ * furing_reply_*() calls, either before it returns or later, from the
+ * completion of I/O it submitted on the worker's own io_uring
+ * (furing_req_pread(), furing_req_sqe(), ...). Until the answer, the handle,
+ * the argument pointers it came with and its data buffer stay valid; after
+ * the answer none of them may be touched.
  *
- * Threads: a session runs N worker threads; a request's callbacks, its I/O
- * completions and its reply all run on the worker that received it, so a
- * filesystem needs no locking for per-request state. Callbacks must not block
- * for long: a blocked callback stalls every request of its worker. */
+ * THREADS. A session runs N worker threads, each with one io_uring. A
+ * request's operation, the completions of the I/O it submits and its answer
+ * all run on the worker that received it, so per-request state needs no
+ * locking; state shared between requests (an inode table, say) is touched by
+ * every worker and needs the filesystem's own locking. Operations must not
+ * block: a blocked operation stalls every request of its worker. Long work
+ * goes on the ring (furing_req_sqe) or to a thread of the filesystem's own,
+ * which may then answer from that thread (furing_reply_* are safe from any
+ * thread for a request that has not been answered yet, see "answering from
+ * another thread" below).
+ *
+ * ERRORS, one convention everywhere:
+ *   - furing_reply_err() takes a positive errno (ENOENT), as the FUSE
+ *     protocol's readers expect to write it;
+ *   - completions (furing_io_done, furing_event_fn) receive what the system
+ *     call would have returned, or a negative errno (io_uring's convention);
+ *   - library calls that can fail return 0 (or a non-negative count or id)
+ *     on success and a negative errno on failure; the ones that take
+ *     (char *err, size_t errlen) also write a one-line reason there, naming
+ *     the library call or configuration field at fault.
+ *
+ * A LIBRARY IS A GUEST. libfuring installs no signal handler and changes no
+ * signal mask of the application's threads (unless furing_session_handle_
+ * signals() is called), prints nothing (messages go to furing_config.log,
+ * default stderr) and reads no environment variable.
+ *
+ * VERSIONING. Structs passed in (furing_ops, furing_config) are sized by the
+ * caller (the *_size arguments): fields are only ever added at their end, so
+ * a program built against an older header keeps working with a newer
+ * library. Zero-initialise them; zero means "the default" throughout. */
 #ifndef FURING_FURING_H
 #define FURING_FURING_H
 
@@ -22,20 +49,61 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+#define FURING_VERSION_MAJOR 0
+#define FURING_VERSION_MINOR 2
+#define FURING_VERSION_PATCH 0
+/* e.g. 0x000200 for 0.2.0: compare with #if FURING_VERSION_NUMBER >= ... */
+#define FURING_VERSION_NUMBER ((FURING_VERSION_MAJOR << 16) | (FURING_VERSION_MINOR << 8) | FURING_VERSION_PATCH)
+
+/* The library's version, "MAJOR.MINOR.PATCH", which may differ from the
+ * header the program was built with. */
+const char *furing_version(void);
+
 struct furing_req;
 struct furing_session;
+struct furing_worker;
+struct io_uring_sqe;
+struct statx;
+struct flock;
 
-/* What a request came with, for permission checks and logging. */
+/* ===================================================================== */
+/* What arrives with a request                                            */
+/* ===================================================================== */
+
+/* The caller of the system call that caused the request. */
 struct furing_ctx {
-	uint32_t uid, gid, pid;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	/* The caller's umask, for creating operations (mknod, mkdir, create,
+	 * tmpfile) when FURING_CAP_DONT_MASK was granted; else the kernel has
+	 * already applied it to the mode and this is 0. */
+	mode_t umask;
 };
 
-/* SETATTR: which fields to change (FURING_SET_*) and their new values. */
+/* An open file or directory, as the kernel describes it in a request.
+ * `fh` is whatever the filesystem answered to open/create/opendir. */
+struct furing_file {
+	uint64_t fh;
+	int flags;           /* open(2) flags: open, create, tmpfile, opendir, release, releasedir */
+	uint32_t req_flags;  /* FURING_FILE_* */
+	uint64_t lock_owner; /* flush, release, locks; and read/write/setattr with FURING_FILE_LOCK_OWNER */
+};
+
+#define FURING_FILE_KILL_SUIDGID (1u << 0) /* open/create/write: clear setuid/setgid (HANDLE_KILLPRIV_V2) */
+#define FURING_FILE_WRITE_CACHE (1u << 1)  /* write: from the kernel's writeback cache (fh may be any handle) */
+#define FURING_FILE_LOCK_OWNER (1u << 2)   /* lock_owner is valid */
+#define FURING_FILE_FLUSH (1u << 3)        /* release: also flush (the kernel sent no FLUSH) */
+#define FURING_FILE_FLOCK_UNLOCK (1u << 4) /* release: drop the flock(2) locks of lock_owner */
+
+/* SETATTR: which fields to change (FURING_SET_*, equal to the kernel's
+ * FATTR_* bits) and their new values. */
 #define FURING_SET_MODE (1u << 0)
 #define FURING_SET_UID (1u << 1)
 #define FURING_SET_GID (1u << 2)
@@ -45,6 +113,7 @@ struct furing_ctx {
 #define FURING_SET_ATIME_NOW (1u << 7)
 #define FURING_SET_MTIME_NOW (1u << 8)
 #define FURING_SET_CTIME (1u << 10)
+#define FURING_SET_KILL_SUIDGID (1u << 11) /* clear setuid/setgid as a write would */
 
 struct furing_setattr {
 	uint32_t valid; /* FURING_SET_* */
@@ -53,87 +122,385 @@ struct furing_setattr {
 	gid_t gid;
 	uint64_t size;
 	struct timespec atime, mtime, ctime;
-	uint64_t fh; /* the open file's handle, or 0 when set by path */
-	bool has_fh;
 };
 
-/* Open results a filesystem may ask for (furing_reply_open flags). */
-#define FURING_OPEN_DIRECT_IO (1u << 0)       /* bypass the kernel page cache */
-#define FURING_OPEN_KEEP_CACHE (1u << 1)      /* keep cached pages across opens */
-#define FURING_OPEN_PARALLEL_WRITES (1u << 6) /* direct writes need no inode lock */
-
-/* What the engine negotiated with the kernel, given to ops->init. */
-struct furing_conn_info {
-	uint32_t proto_major, proto_minor;
-	uint32_t max_write;      /* largest WRITE payload the kernel will send */
-	uint32_t max_read;       /* largest READ the kernel will ask for */
-	bool over_io_uring;      /* requests will arrive through ring queues */
-	unsigned int nr_workers; /* worker threads serving the session */
+/* BATCH_FORGET entries (layout of the kernel's fuse_forget_one). */
+struct furing_forget {
+	uint64_t ino;
+	uint64_t nlookup;
 };
 
-/* The operations a filesystem implements. NULL entries answer -ENOSYS
- * (FORGET: nothing). Node ids are the kernel's: 1 is the root. */
+/* ===================================================================== */
+/* FUSE_INIT: what the kernel offers, what the filesystem asks for         */
+/* ===================================================================== */
+
+/* Capabilities (FURING_CAP_*): the kernel's FUSE_INIT flag bits, the 32 high
+ * bits being its "flags2" word. The library checks at build time that every
+ * one equals the kernel's. Only the ones a filesystem decides are listed;
+ * the engine sets the transport's own (INIT_EXT, MAX_PAGES, BIG_WRITES,
+ * OVER_IO_URING) itself. */
+#define FURING_CAP_ASYNC_READ (1ull << 0)         /* several READs of one file at once */
+#define FURING_CAP_POSIX_LOCKS (1ull << 1)        /* getlk/setlk reach the filesystem */
+#define FURING_CAP_ATOMIC_O_TRUNC (1ull << 3)     /* open(O_TRUNC) truncates in the filesystem's open */
+#define FURING_CAP_EXPORT_SUPPORT (1ull << 4)     /* lookups of "." and ".." (NFS export) */
+#define FURING_CAP_DONT_MASK (1ull << 6)          /* the kernel leaves the umask to the filesystem */
+#define FURING_CAP_FLOCK_LOCKS (1ull << 10)       /* flock(2) reaches the filesystem */
+#define FURING_CAP_IOCTL_DIR (1ull << 11)         /* ioctl on directories */
+#define FURING_CAP_AUTO_INVAL_DATA (1ull << 12)   /* drop cached data when mtime/size change */
+#define FURING_CAP_READDIRPLUS (1ull << 13)       /* readdirplus instead of readdir */
+#define FURING_CAP_READDIRPLUS_AUTO (1ull << 14)  /* ... only when the kernel thinks it pays */
+#define FURING_CAP_ASYNC_DIO (1ull << 15)         /* one O_DIRECT aio may become several requests at once */
+#define FURING_CAP_WRITEBACK_CACHE (1ull << 16)   /* buffered writes are cached and written back */
+#define FURING_CAP_NO_OPEN_SUPPORT (1ull << 17)   /* ENOSYS from open: the kernel stops sending it */
+#define FURING_CAP_PARALLEL_DIROPS (1ull << 18)   /* lookups and readdirs of a directory in parallel */
+#define FURING_CAP_HANDLE_KILLPRIV (1ull << 19)   /* the filesystem clears suid/sgid on write/chown/truncate */
+#define FURING_CAP_POSIX_ACL (1ull << 20)         /* the kernel enforces system.posix_acl_* xattrs */
+#define FURING_CAP_CACHE_SYMLINKS (1ull << 23)    /* readlink answers are cached */
+#define FURING_CAP_NO_OPENDIR_SUPPORT (1ull << 24) /* ENOSYS from opendir: the kernel stops sending it */
+#define FURING_CAP_EXPLICIT_INVAL_DATA (1ull << 25) /* cached data is only dropped by notifications */
+#define FURING_CAP_HANDLE_KILLPRIV_V2 (1ull << 28) /* like HANDLE_KILLPRIV, with FURING_FILE_KILL_SUIDGID */
+#define FURING_CAP_SETXATTR_EXT (1ull << 29)      /* setxattr carries flags (ACL kill-sgid) */
+#define FURING_CAP_SECURITY_CTX (1ull << 32)      /* creating requests carry a security context (ignored) */
+#define FURING_CAP_CREATE_SUPP_GROUP (1ull << 34) /* creating requests carry a supplementary group (ignored) */
+#define FURING_CAP_EXPIRE_ONLY (1ull << 35)       /* kernel only: furing_notify_inval_entry may expire only */
+#define FURING_CAP_DIRECT_IO_ALLOW_MMAP (1ull << 36) /* mmap of FURING_OPEN_DIRECT_IO files */
+#define FURING_CAP_PASSTHROUGH (1ull << 37)       /* kernel passthrough to backing files (needs CAP_SYS_ADMIN) */
+#define FURING_CAP_NO_EXPORT_SUPPORT (1ull << 38) /* refuse NFS export of this mount */
+#define FURING_CAP_OVER_IO_URING (1ull << 41)     /* read-only in init: set by the engine from furing_config.io_uring */
+
+struct furing_conn {
+	/* Read-only in init(): */
+	uint32_t proto_major, proto_minor; /* the kernel's protocol version */
+	uint64_t capable;                  /* FURING_CAP_* the kernel offers */
+	bool over_io_uring;                /* requests will come through ring queues */
+	unsigned int nr_workers;           /* worker threads */
+
+	/* init() may change these; they start at the library's defaults: */
+	uint64_t want;                 /* FURING_CAP_* to ask for; starts at FURING_CAP_DEFAULTS & capable,
+	                                  plus what the operations table implies (see below) */
+	uint32_t max_write;            /* largest WRITE; may only be lowered */
+	uint32_t max_readahead;        /* starts at the kernel's */
+	uint16_t max_background;       /* concurrent background requests (async DIO, readahead, writeback) */
+	uint16_t congestion_threshold; /* 0 = 3/4 of max_background */
+	uint32_t time_gran;            /* timestamp granularity in ns (1 = ns; 1000000000 = s) */
+	uint32_t max_stack_depth;      /* with FURING_CAP_PASSTHROUGH: 1 (backing files are not FUSE)
+	                                  or 2 (they may be on one FUSE level) */
+
+	/* Filled in by the engine after init() returned, and readable through
+	 * furing_session_conn() for the rest of the session: */
+	uint64_t granted; /* what the answer asked for: want & capable, plus the engine's own */
+};
+
+/* Asked for by default when offered. The operations table adds:
+ * POSIX_LOCKS (getlk and setlk set), FLOCK_LOCKS (flock set), READDIRPLUS
+ * and READDIRPLUS_AUTO (readdirplus set), IOCTL_DIR (ioctl set),
+ * SETXATTR_EXT (setxattr set), NO_OPEN_SUPPORT (open NULL),
+ * NO_OPENDIR_SUPPORT (opendir NULL). */
+#define FURING_CAP_DEFAULTS                                                                                       \
+	(FURING_CAP_ASYNC_READ | FURING_CAP_ATOMIC_O_TRUNC | FURING_CAP_AUTO_INVAL_DATA | FURING_CAP_ASYNC_DIO | \
+	 FURING_CAP_PARALLEL_DIROPS)
+
+/* ===================================================================== */
+/* The operations                                                         */
+/* ===================================================================== */
+
+/* Arguments: names, WRITE data and xattr values point into the request's
+ * buffers and stay valid until the answer, like the struct furing_file,
+ * furing_setattr and flock pointers (they live in the request). */
+
+/* Node ids ("ino") are the filesystem's own 64-bit names for inodes, handed
+ * to the kernel in entry answers; 1 (FURING_ROOT_ID) is the root. Every
+ * entry answer with a non-zero ino (lookup, mknod, mkdir, symlink, link,
+ * create, tmpfile, and each readdirplus entry other than "." and "..") adds
+ * one to that node's lookup count; forget takes counts away, and a node may
+ * be forgotten when its count reaches zero.
+ *
+ * A NULL operation answers ENOSYS. For most operations the kernel then
+ * stops sending them for the rest of the mount (flush, fsync, fsyncdir,
+ * xattrs, access, create (it falls back to mknod + open), interrupt, poll,
+ * fallocate, lseek, copy_file_range, statx, tmpfile, syncfs; open and
+ * opendir through NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT). Exceptions: a NULL
+ * release or releasedir answers success, a NULL forget ignores the count.
+ *
+ * Operations without a struct furing_req get no answer; the others must
+ * answer with the reply call named in their comment, or furing_reply_err. */
+#define FURING_ROOT_ID 1
+
 struct furing_ops {
-	void (*init)(void *fs, const struct furing_conn_info *info);
+	/* Before the INIT answer: choose capabilities and limits in @conn.
+	 * Runs on the thread that called furing_session_start(). Returning a
+	 * negative errno refuses the mount (start fails with that error). */
+	int (*init)(void *fs, struct furing_conn *conn);
+	/* After the session stopped serving, only if init ran (or there is no
+	 * init); on the thread that called furing_session_destroy(). */
 	void (*destroy)(void *fs);
 
-	void (*lookup)(struct furing_req *req, uint64_t parent, const char *name);
-	void (*forget)(void *fs, uint64_t ino, uint64_t nlookup);
-	void (*getattr)(struct furing_req *req, uint64_t ino, const uint64_t *fh);
-	void (*setattr)(struct furing_req *req, uint64_t ino, const struct furing_setattr *attr);
+	/* ---- names and inodes ---- */
+	void (*lookup)(struct furing_req *req, uint64_t parent, const char *name); /* reply_entry */
+	void (*forget)(void *fs, uint64_t ino, uint64_t nlookup);                  /* no answer */
+	/* BATCH_FORGET; when NULL, forget is called once per entry. */
+	void (*forget_multi)(void *fs, size_t count, const struct furing_forget *forgets); /* no answer */
+	/* @fi: the open file the caller named (fstat), or NULL. */
+	void (*getattr)(struct furing_req *req, uint64_t ino, const struct furing_file *fi); /* reply_attr */
+	/* @fi: the open file (ftruncate, futimens), or NULL. */
+	void (*setattr)(struct furing_req *req, uint64_t ino, const struct furing_setattr *attr,
+			const struct furing_file *fi); /* reply_attr */
+	void (*readlink)(struct furing_req *req, uint64_t ino); /* reply_readlink */
+	void (*mknod)(struct furing_req *req, uint64_t parent, const char *name, mode_t mode,
+		      dev_t rdev); /* reply_entry */
+	/* @mode carries S_IFDIR. */
+	void (*mkdir)(struct furing_req *req, uint64_t parent, const char *name, mode_t mode); /* reply_entry */
+	void (*unlink)(struct furing_req *req, uint64_t parent, const char *name);            /* reply_err(0) */
+	void (*rmdir)(struct furing_req *req, uint64_t parent, const char *name);             /* reply_err(0) */
+	void (*symlink)(struct furing_req *req, const char *target, uint64_t parent,
+			const char *name); /* reply_entry */
+	/* @flags: 0 or RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT. */
+	void (*rename)(struct furing_req *req, uint64_t parent, const char *name, uint64_t newparent,
+		       const char *newname, unsigned int flags); /* reply_err(0) */
+	void (*link)(struct furing_req *req, uint64_t ino, uint64_t newparent,
+		     const char *newname); /* reply_entry */
+	void (*access)(struct furing_req *req, uint64_t ino, int mask); /* reply_err(0) */
+	void (*statfs)(struct furing_req *req, uint64_t ino);           /* reply_statfs */
+	/* statx(2) with a mask; @fi may be NULL. */
+	void (*statx)(struct furing_req *req, uint64_t ino, int flags, uint32_t mask,
+		      const struct furing_file *fi); /* reply_statx */
 
-	void (*open)(struct furing_req *req, uint64_t ino, int flags);
-	void (*release)(struct furing_req *req, uint64_t ino, uint64_t fh, int flags);
-	void (*flush)(struct furing_req *req, uint64_t ino, uint64_t fh);
-	void (*fsync)(struct furing_req *req, uint64_t ino, uint64_t fh, bool datasync);
+	/* ---- files ---- */
+	/* @fi->flags: open(2) flags; set fi->fh... no: answer with the handle. */
+	void (*open)(struct furing_req *req, uint64_t ino, const struct furing_file *fi); /* reply_open */
+	void (*create)(struct furing_req *req, uint64_t parent, const char *name, mode_t mode,
+		       const struct furing_file *fi); /* reply_create */
+	/* O_TMPFILE: an unnamed file in @parent. */
+	void (*tmpfile)(struct furing_req *req, uint64_t parent, mode_t mode,
+			const struct furing_file *fi); /* reply_create */
+	/* Put at most @size bytes at furing_req_buf(req) and answer with
+	 * furing_reply_buf(req, n); n < size means end of file (or a short
+	 * read with FURING_OPEN_DIRECT_IO). */
+	void (*read)(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size,
+		     const struct furing_file *fi); /* reply_buf / reply_data / reply_iov */
+	/* @data: @size bytes, valid until the answer. */
+	void (*write)(struct furing_req *req, uint64_t ino, uint64_t off, const void *data, uint32_t size,
+		      const struct furing_file *fi); /* reply_write */
+	void (*flush)(struct furing_req *req, uint64_t ino, const struct furing_file *fi); /* reply_err(0) */
+	void (*release)(struct furing_req *req, uint64_t ino, const struct furing_file *fi); /* reply_err(0) */
+	void (*fsync)(struct furing_req *req, uint64_t ino, bool datasync,
+		      const struct furing_file *fi); /* reply_err(0) */
+	/* @mode: 0 or FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE. */
+	void (*fallocate)(struct furing_req *req, uint64_t ino, int mode, uint64_t off, uint64_t len,
+			  const struct furing_file *fi); /* reply_err(0) */
+	/* Only SEEK_DATA and SEEK_HOLE reach the filesystem. */
+	void (*lseek)(struct furing_req *req, uint64_t ino, uint64_t off, int whence,
+		      const struct furing_file *fi); /* reply_lseek */
+	/* Both protocol forms (the 32-bit and the 64-bit count) arrive here. */
+	void (*copy_file_range)(struct furing_req *req, uint64_t ino_in, uint64_t off_in,
+				const struct furing_file *fi_in, uint64_t ino_out, uint64_t off_out,
+				const struct furing_file *fi_out, uint64_t len, uint64_t flags); /* reply_copy */
 
-	/* READ: put at most @size bytes into furing_req_buf(req) and answer with
-	 * furing_reply_buf(req, n). */
-	void (*read)(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size);
-	/* WRITE: @data (@size bytes) stays valid until the reply. */
-	void (*write)(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, const void *data,
-		      uint32_t size);
-	void (*fallocate)(struct furing_req *req, uint64_t ino, uint64_t fh, int mode, uint64_t off,
-			  uint64_t len);
-	void (*lseek)(struct furing_req *req, uint64_t ino, uint64_t fh, uint64_t off, int whence);
-	void (*statfs)(struct furing_req *req, uint64_t ino);
+	/* ---- directories ---- */
+	void (*opendir)(struct furing_req *req, uint64_t ino, const struct furing_file *fi); /* reply_open */
+	/* Fill a struct furing_dirbuf over furing_req_buf(req) of at most
+	 * @size bytes with the entries after cookie @off, and answer with
+	 * furing_reply_dirbuf(); an empty answer means the end. */
+	void (*readdir)(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size,
+			const struct furing_file *fi); /* reply_dirbuf */
+	void (*readdirplus)(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size,
+			    const struct furing_file *fi); /* reply_dirbuf */
+	void (*releasedir)(struct furing_req *req, uint64_t ino, const struct furing_file *fi); /* reply_err(0) */
+	void (*fsyncdir)(struct furing_req *req, uint64_t ino, bool datasync,
+			 const struct furing_file *fi); /* reply_err(0) */
+
+	/* ---- extended attributes ---- */
+	/* @flags: 0, XATTR_CREATE or XATTR_REPLACE; @xflags: FURING_SETXATTR_ACL_KILL_SGID. */
+	void (*setxattr)(struct furing_req *req, uint64_t ino, const char *name, const void *value, size_t size,
+			 int flags, uint32_t xflags); /* reply_err(0) */
+	/* @size 0: answer the value's length with furing_reply_xattr_size();
+	 * else the value (reply_data) or ERANGE when it is longer than @size. */
+	void (*getxattr)(struct furing_req *req, uint64_t ino, const char *name,
+			 size_t size); /* reply_xattr_size / reply_data */
+	/* The names, each NUL-terminated, back to back; @size as for getxattr. */
+	void (*listxattr)(struct furing_req *req, uint64_t ino, size_t size); /* reply_xattr_size / reply_data */
+	void (*removexattr)(struct furing_req *req, uint64_t ino, const char *name); /* reply_err(0) */
+
+	/* ---- locks ---- */
+	/* POSIX record locks (fcntl F_GETLK/F_SETLK/F_SETLKW, and OFD locks):
+	 * @lock in struct flock terms (l_len 0 = to the end, l_pid = owner's
+	 * pid). setlk with @sleep may wait; an interrupted wait answers EINTR
+	 * (see furing_req_interrupted). */
+	void (*getlk)(struct furing_req *req, uint64_t ino, const struct furing_file *fi,
+		      const struct flock *lock); /* reply_lock */
+	void (*setlk)(struct furing_req *req, uint64_t ino, const struct furing_file *fi, const struct flock *lock,
+		      bool sleep); /* reply_err(0) */
+	/* flock(2): @op is LOCK_SH, LOCK_EX or LOCK_UN, possibly | LOCK_NB. */
+	void (*flock)(struct furing_req *req, uint64_t ino, const struct furing_file *fi,
+		      int op); /* reply_err(0) */
+
+	/* ---- the rest ---- */
+	/* INTERRUPT: the kernel would like the request with this unique (see
+	 * furing_req_unique) to end early. It runs on whichever worker read the
+	 * interrupt, which need not be the one serving that request; the engine
+	 * also records it for furing_req_interrupted(). No answer. */
+	void (*interrupt)(void *fs, uint64_t unique);
+	/* @kh: the poll handle for furing_notify_poll() when @schedule_notify. */
+	void (*poll)(struct furing_req *req, uint64_t ino, const struct furing_file *fi, uint64_t kh,
+		     bool schedule_notify, uint32_t events); /* reply_poll */
+	/* Restricted ioctl: @in_buf holds @in_size bytes (_IOW), at most
+	 * @out_size bytes may be answered (_IOR). @flags: FURING_IOCTL_*. */
+	void (*ioctl)(struct furing_req *req, uint64_t ino, unsigned int cmd, uint64_t arg,
+		      const struct furing_file *fi, unsigned int flags, const void *in_buf, size_t in_size,
+		      size_t out_size); /* reply_ioctl */
+	void (*syncfs)(struct furing_req *req, uint64_t ino); /* reply_err(0) */
+	/* The kernel's answer to furing_notify_retrieve(): @size bytes of the
+	 * cached data of @ino at @off, valid during the call. No answer. */
+	void (*retrieve_reply)(struct furing_req *req, void *cookie, uint64_t ino, uint64_t off, const void *data,
+			       size_t size);
+
+	/* ---- per worker ---- */
+	/* On each worker thread after its io_uring exists and before it serves
+	 * its first request: the place to arm worker events (furing_worker_poll)
+	 * and set furing_worker_set_data(). A negative errno fails the start. */
+	int (*worker_start)(void *fs, struct furing_worker *w);
+	/* On each worker thread when it stopped serving, before its ring is
+	 * closed. Events still armed never complete: free them here. */
+	void (*worker_stop)(void *fs, struct furing_worker *w);
 };
 
-/* ---- answering a request: call exactly one, exactly once ---- */
+#define FURING_SETXATTR_ACL_KILL_SGID (1u << 0)
+#define FURING_IOCTL_COMPAT (1u << 0) /* a 32-bit caller on a 64-bit kernel */
+#define FURING_IOCTL_DIR (1u << 4)    /* on a directory */
 
-/* Error answer; @err is a positive errno (0 means success with no data). */
+/* ===================================================================== */
+/* Answering a request: exactly one call, exactly once                   */
+/* ===================================================================== */
+
+/* Answering from another thread: every furing_reply_* call may be made
+ * from any thread, once, for a request whose operation has returned or is
+ * returning on its worker. The answer is then handed to the worker, which
+ * sends it (the ring and its buffers belong to the worker). */
+
+/* An error (positive errno), or success with nothing more (@err 0). */
 void furing_reply_err(struct furing_req *req, int err);
-/* Success with no data (FLUSH, FSYNC, RELEASE, FALLOCATE...). */
-void furing_reply_ok(struct furing_req *req);
+
+/* lookup, mknod, mkdir, symlink, link: a node and its attributes.
+ * ino 0 is a negative entry: the name does not exist, and the kernel may
+ * remember that for entry_timeout (ENOENT with no caching otherwise). */
+struct furing_entry {
+	uint64_t ino;
+	uint64_t generation; /* (ino, generation) is unique for the filesystem's life */
+	struct stat attr;    /* attr.st_ino is replaced by ino */
+	double attr_timeout; /* seconds the kernel may cache attr */
+	double entry_timeout; /* seconds the kernel may cache the name */
+};
+void furing_reply_entry(struct furing_req *req, const struct furing_entry *e);
 void furing_reply_attr(struct furing_req *req, const struct stat *st, double timeout_s);
-void furing_reply_entry(struct furing_req *req, uint64_t ino, const struct stat *st, double timeout_s);
-void furing_reply_open(struct furing_req *req, uint64_t fh, uint32_t open_flags);
+void furing_reply_readlink(struct furing_req *req, const char *target);
+
+/* Open answers (FURING_OPEN_*, equal to the kernel's FOPEN_* bits). */
+#define FURING_OPEN_DIRECT_IO (1u << 0)       /* bypass the page cache for this open file */
+#define FURING_OPEN_KEEP_CACHE (1u << 1)      /* keep cached data from earlier opens */
+#define FURING_OPEN_NONSEEKABLE (1u << 2)     /* a stream: the offset means nothing */
+#define FURING_OPEN_CACHE_DIR (1u << 3)       /* opendir: the kernel may cache the entries */
+#define FURING_OPEN_STREAM (1u << 4)          /* no file position at all */
+#define FURING_OPEN_NOFLUSH (1u << 5)         /* no FLUSH on close */
+#define FURING_OPEN_PARALLEL_WRITES (1u << 6) /* direct writes of one file need no inode lock */
+#define FURING_OPEN_PASSTHROUGH (1u << 7)     /* reads and writes go to backing_id's file in the kernel */
+
+struct furing_open {
+	uint64_t fh;         /* the handle later requests carry in furing_file.fh */
+	uint32_t flags;      /* FURING_OPEN_* */
+	int32_t backing_id;  /* with FURING_OPEN_PASSTHROUGH: from furing_backing_open() */
+};
+/* open, opendir. */
+void furing_reply_open(struct furing_req *req, const struct furing_open *o);
+/* create, tmpfile: the new node and its open file. */
+void furing_reply_create(struct furing_req *req, const struct furing_entry *e, const struct furing_open *o);
+
 void furing_reply_write(struct furing_req *req, uint32_t count);
+/* copy_file_range: bytes copied (clamped to 4 GiB - 1 for the 32-bit form). */
+void furing_reply_copy(struct furing_req *req, uint64_t count);
 void furing_reply_lseek(struct furing_req *req, uint64_t off);
 void furing_reply_statfs(struct furing_req *req, const struct statvfs *st);
-/* Data answer from the request's own buffer (see furing_req_buf). */
-void furing_reply_buf(struct furing_req *req, size_t len);
-/* Data answer copied from elsewhere (len <= furing_req_buf_size). */
-void furing_reply_data(struct furing_req *req, const void *data, size_t len);
+void furing_reply_statx(struct furing_req *req, const struct statx *stx, double timeout_s);
+/* getxattr/listxattr with size 0: how long the answer would be. */
+void furing_reply_xattr_size(struct furing_req *req, size_t size);
+void furing_reply_lock(struct furing_req *req, const struct flock *lock);
+void furing_reply_poll(struct furing_req *req, uint32_t revents);
+/* ioctl: the call's result and the _IOR data (at most out_size bytes). */
+void furing_reply_ioctl(struct furing_req *req, int result, const void *buf, size_t size);
 
-/* ---- what a handler may ask of its request ---- */
+/* Data answers. From the request's own buffer, where READ data should land
+ * (no copy on either transport): */
+void furing_reply_buf(struct furing_req *req, size_t len);
+/* Copied from elsewhere (len <= furing_req_buf_size): */
+void furing_reply_data(struct furing_req *req, const void *data, size_t len);
+/* Gathered from up to FURING_REPLY_IOV_MAX buffers, in order (total <=
+ * furing_req_buf_size); more buffers answer EIO. */
+#define FURING_REPLY_IOV_MAX 16
+void furing_reply_iov(struct furing_req *req, const struct iovec *iov, int count);
+
+/* ---- directory listings ----
+ * A builder over a buffer (normally furing_req_buf(req), limited to the
+ * size the kernel asked for). Each entry carries the cookie of the NEXT
+ * entry: a later readdir with off = that cookie continues after it. */
+struct furing_dirbuf {
+	char *buf;
+	size_t size; /* capacity */
+	size_t used; /* bytes filled */
+	bool plus;   /* readdirplus entries */
+};
+/* Starts an empty listing for @req's readdir (@plus false) or readdirplus
+ * (@plus true): the request's buffer, at most @size bytes. */
+void furing_dirbuf_init(struct furing_dirbuf *d, struct furing_req *req, uint32_t size, bool plus);
+/* Same over any buffer (for caching a listing, or unit tests). */
+void furing_dirbuf_init_buf(struct furing_dirbuf *d, void *buf, size_t size, bool plus);
+/* Adds one entry of a readdir listing: name, inode number and type
+ * (from st->st_ino and the S_IFMT bits of st->st_mode). Returns false,
+ * adding nothing, when it does not fit: the listing is full. */
+bool furing_dirbuf_add(struct furing_dirbuf *d, const char *name, const struct stat *st, uint64_t next_off);
+/* Adds one entry with its full attributes: in a readdirplus listing this
+ * counts as a lookup of e->ino when it returns true (unless e->ino is 0,
+ * where the kernel only lists the name, or the name is "." or ".."); in a
+ * readdir listing it is furing_dirbuf_add with e->attr. */
+bool furing_dirbuf_add_plus(struct furing_dirbuf *d, const char *name, const struct furing_entry *e,
+			    uint64_t next_off);
+/* Answers with the listing (which must be over the request's buffer, or
+ * is copied). */
+void furing_reply_dirbuf(struct furing_req *req, const struct furing_dirbuf *d);
+
+/* ===================================================================== */
+/* Asking about a request                                                 */
+/* ===================================================================== */
 
 void *furing_req_fs(const struct furing_req *req); /* the session's fs pointer */
 const struct furing_ctx *furing_req_ctx(const struct furing_req *req);
-/* The buffer a data answer is sent from: the ring entry's payload buffer or
- * the /dev/fuse channel's page-aligned buffer. Land READ data here to avoid a
- * copy. Page-aligned, furing_req_buf_size() bytes. */
+struct furing_session *furing_req_session(const struct furing_req *req);
+struct furing_worker *furing_req_worker(const struct furing_req *req);
+/* The kernel's id of the request (what an INTERRUPT names). */
+uint64_t furing_req_unique(const struct furing_req *req);
+/* True once the kernel has interrupted this request (a signal reached the
+ * caller); the filesystem may answer EINTR instead of finishing. */
+bool furing_req_interrupted(const struct furing_req *req);
+/* The buffer data answers are sent from: part of the ring entry's payload,
+ * or of the /dev/fuse slot's buffer. READ data that lands here costs no
+ * copy. For requests that carry nothing after their header (READ, READDIR,
+ * GETATTR, LISTXATTR, ...) it is page-aligned and at least max_write bytes;
+ * for requests that carry names or data it starts after them (64-byte
+ * aligned), so that filling it never overwrites an argument. */
 void *furing_req_buf(struct furing_req *req);
 size_t furing_req_buf_size(const struct furing_req *req);
-/* 64 bytes of scratch space for the filesystem, 16-byte aligned, live until
- * the reply. */
+/* 64 bytes of scratch for the filesystem, 16-byte aligned, until the answer. */
 void *furing_req_scratch(struct furing_req *req);
 #define FURING_REQ_SCRATCH_SIZE 64
 
-/* ---- asynchronous I/O on the worker's io_uring ----
- * One operation at a time per request: submit, and @done runs on the same
- * worker with the result (bytes, or -errno), where it may submit the next one
- * or reply. The submission is sent with the worker's next batch. */
+/* ===================================================================== */
+/* I/O on the worker's io_uring, on behalf of a request                   */
+/* ===================================================================== */
+
+/* One operation at a time per request: submit, and @done runs later on the
+ * same worker with the result (bytes, or -errno), where it may submit the
+ * next one or answer. Submissions go out with the worker's next batch.
+ * These four also work when the system has no io_uring (the engine's
+ * blocking fallback): the call then runs at once and @done is called before
+ * the function returns. */
 typedef void (*furing_io_done)(struct furing_req *req, int res);
 
 void furing_req_pread(struct furing_req *req, int fd, void *buf, uint32_t len, uint64_t off,
@@ -144,11 +511,94 @@ void furing_req_fsync(struct furing_req *req, int fd, bool datasync, furing_io_d
 void furing_req_fallocate(struct furing_req *req, int fd, int mode, uint64_t off, uint64_t len,
 			  furing_io_done done);
 
-/* ---- sessions ---- */
+/* Any operation io_uring offers (openat2, statx, mkdirat, renameat,
+ * getxattr, ...): an SQE to fill with liburing's io_uring_prep_*() helpers;
+ * its completion calls @done(req, cqe->res). Do not change the SQE's
+ * user_data; IOSQE_IO_LINK chains are not supported. Returns NULL when the
+ * session has no io_uring (furing_session_has_io_uring() is false). Memory
+ * the SQE points at must stay valid until @done runs (the request's scratch
+ * space and buffer do). */
+struct io_uring_sqe *furing_req_sqe(struct furing_req *req, furing_io_done done);
+
+/* ===================================================================== */
+/* Worker events: I/O of the filesystem's own, not tied to a request       */
+/* ===================================================================== */
+
+/* Embed a struct furing_event in an object of yours, set fn, and arm it
+ * with one of the calls below; fn(ev, res) then runs once on that worker.
+ * An armed event must stay valid until fn has run (or until worker_stop,
+ * after which no event completes). */
+struct furing_event;
+typedef void (*furing_event_fn)(struct furing_event *ev, int res);
+struct furing_event {
+	furing_event_fn fn;
+	uint64_t engine_private[2]; /* the engine's (a timeout's time); do not touch */
+};
+
+unsigned int furing_worker_index(const struct furing_worker *w); /* 0 .. nr_workers-1 */
+struct furing_session *furing_worker_session(const struct furing_worker *w);
+void *furing_worker_data(const struct furing_worker *w);
+void furing_worker_set_data(struct furing_worker *w, void *data);
+/* One-shot poll of @fd for @events (POLLIN...): res = revents or -errno. */
+int furing_worker_poll(struct furing_worker *w, struct furing_event *ev, int fd, uint32_t events);
+/* Fires after @nsec nanoseconds: res = -ETIME (or -ECANCELED). */
+int furing_worker_timeout(struct furing_worker *w, struct furing_event *ev, uint64_t nsec);
+/* Cancels an armed event: its fn runs with -ECANCELED (unless it had
+ * already completed). */
+int furing_worker_cancel(struct furing_worker *w, struct furing_event *ev);
+/* Any io_uring operation, completing into @ev; NULL without io_uring. */
+struct io_uring_sqe *furing_worker_sqe(struct furing_worker *w, struct furing_event *ev);
+/* These return 0, or -EOPNOTSUPP without io_uring. They may only be called
+ * on the worker's own thread (from its operations, completions, events or
+ * worker_start). */
+
+/* ===================================================================== */
+/* Notifications from the filesystem to the kernel                        */
+/* ===================================================================== */
+
+/* From any thread while the session runs (between a successful start and
+ * the end of wait). They return 0 or a negative errno: -ENOENT when the
+ * kernel does not know the node (nothing to do), -ENOTCONN when the mount
+ * is gone. They write to /dev/fuse and may wait for the kernel's inode
+ * locks: calling inval_inode or store from an operation of a request on the
+ * same node can deadlock; call them from elsewhere. */
+
+/* Drops cached data of @ino in [off, off+len) (len 0: to the end; off < 0:
+ * attributes only). */
+int furing_notify_inval_inode(struct furing_session *s, uint64_t ino, int64_t off, int64_t len);
+#define FURING_NOTIFY_EXPIRE_ONLY (1u << 0) /* mark stale instead of dropping (FURING_CAP_EXPIRE_ONLY) */
+/* Drops the cached name @name in @parent. @flags: FURING_NOTIFY_EXPIRE_ONLY. */
+int furing_notify_inval_entry(struct furing_session *s, uint64_t parent, const char *name, uint32_t flags);
+/* The name @name in @parent, which pointed at @child, was deleted. */
+int furing_notify_delete(struct furing_session *s, uint64_t parent, uint64_t child, const char *name);
+/* Puts @size bytes of data into the kernel's cache of @ino at @off. */
+int furing_notify_store(struct furing_session *s, uint64_t ino, uint64_t off, const void *data, size_t size);
+/* Asks for @size bytes of the cached data of @ino at @off: they arrive in
+ * ops->retrieve_reply with @cookie (with size 0 when nothing is cached). */
+int furing_notify_retrieve(struct furing_session *s, uint64_t ino, uint64_t off, size_t size, void *cookie);
+/* Wakes the pollers of poll handle @kh. */
+int furing_notify_poll(struct furing_session *s, uint64_t kh);
+
+/* ===================================================================== */
+/* Kernel passthrough (FURING_CAP_PASSTHROUGH granted, CAP_SYS_ADMIN)     */
+/* ===================================================================== */
+
+/* Registers @fd (a file the filesystem opened) as a backing file: returns
+ * its id (> 0) for furing_open.backing_id, or a negative errno (-EPERM
+ * without CAP_SYS_ADMIN, -EOPNOTSUPP when passthrough was not granted). The
+ * kernel keeps its own reference: @fd may be closed afterwards. */
+int furing_backing_open(struct furing_session *s, int fd);
+/* Drops a backing id once no open answer will use it any more (files
+ * already opened with it keep working). */
+int furing_backing_close(struct furing_session *s, int backing_id);
+
+/* ===================================================================== */
+/* Sessions                                                               */
+/* ===================================================================== */
 
 enum furing_io_uring_mode {
-	FURING_IO_URING_AUTO = 0, /* ring when the kernel offers it, else /dev/fuse with a note */
-	FURING_IO_URING_ON,       /* ring or refuse to start */
+	FURING_IO_URING_AUTO = 0, /* ring when the kernel offers it, else /dev/fuse (logged once) */
+	FURING_IO_URING_ON,       /* ring, or furing_session_start fails with the reason */
 	FURING_IO_URING_OFF,      /* always /dev/fuse */
 };
 
@@ -157,41 +607,92 @@ enum furing_pin {
 	FURING_PIN_ON,      /* ring: each worker on the CPUs of its queues; /dev/fuse: worker i on CPU i */
 };
 
+enum furing_log_level {
+	FURING_LOG_ERROR = 0, /* the session cannot go on */
+	FURING_LOG_WARNING,   /* something did not work as asked; the session goes on */
+	FURING_LOG_INFO,      /* start-up layout, counters on request */
+	FURING_LOG_DEBUG,     /* one line per request (furing_config.debug) */
+};
+/* One message: one line, without a trailing newline. May be called from
+ * any of the session's threads at once. */
+typedef void (*furing_log_fn)(void *log_data, enum furing_log_level level, const char *msg);
+
 struct furing_config {
-	const char *fsname;          /* first field of /proc/mounts; default "furing" */
-	const char *subtype;         /* mount type "fuse.<subtype>"; default "furing" */
-	mode_t root_mode;            /* S_IFREG or S_IFDIR with permissions */
-	bool allow_other;            /* let other users use the mount */
-	bool read_only;              /* mount MS_RDONLY */
-	unsigned int threads;        /* worker threads; 0 = online CPUs */
+	const char *fsname;        /* first field of /proc/mounts; default "furing" */
+	const char *subtype;       /* mount type "fuse.<subtype>"; default "furing" */
+	mode_t root_mode;          /* the root's type and permissions; default S_IFDIR | 0755 */
+	bool allow_other;          /* let other users use the mount (fusermount3 needs user_allow_other) */
+	bool read_only;            /* mount read-only */
+	bool default_permissions;  /* the kernel checks permissions from the attributes */
+	unsigned int threads;      /* worker threads; default: online CPUs */
 	enum furing_io_uring_mode io_uring;
-	unsigned int queue_depth;    /* ring entries per queue; 0 = default */
-	uint32_t payload_size;       /* ring entry payload bytes; 0 = max_write */
-	uint32_t max_write;          /* 0 = 1 MiB */
-	uint16_t max_background;     /* 0 = default (enough for deep async DIO) */
-	enum furing_pin pin;         /* bind workers to CPUs (default off: bench/README.md) */
-	bool debug;                  /* one line per request on stderr */
-	bool direct_io_allow_mmap;   /* ask for FUSE_DIRECT_IO_ALLOW_MMAP */
+	unsigned int queue_depth;  /* ring entries per CPU queue, or requests in flight per worker
+	                              on /dev/fuse; default 32 */
+	uint32_t payload_size;     /* bytes per ring entry = the largest request; default max_write */
+	uint32_t max_write;        /* default 1 MiB (capped by fs.fuse.max_pages_limit) */
+	uint16_t max_background;   /* default: enough for every queue entry to be in flight */
+	enum furing_pin pin;
+	bool debug;                /* one FURING_LOG_DEBUG line per request */
+	furing_log_fn log;         /* default: "furing: <msg>" on stderr for levels up to INFO */
+	void *log_data;
+	/* io_uring setup flags of the workers' rings, added to the required
+	 * ones; 0 = IORING_SETUP_COOP_TASKRUN. (SINGLE_ISSUER and DEFER_TASKRUN
+	 * are safe: each ring is only used by its own worker.) */
+	unsigned int ring_setup_flags;
+	/* Wait for completions with poll(2) on the ring fd instead of inside
+	 * io_uring_enter: slower, but valgrind understands it (it does not
+	 * treat a waiting io_uring_enter as blocking). */
+	bool wait_with_poll;
+	/* How long furing_session_start waits for the kernel's FUSE_INIT and
+	 * for every worker to arm its queues; default 10000 ms. */
+	unsigned int start_timeout_ms;
 };
 
-/* Creates a session; nothing is mounted yet. Returns NULL and fills @err
- * (one line, no newline) on failure. */
-struct furing_session *furing_session_new(const struct furing_ops *ops, void *fs,
-					  const struct furing_config *cfg, char *err, size_t errlen);
-/* Mounts, negotiates FUSE_INIT and starts the workers; on return requests are
- * being served. Returns 0, or -1 with @err filled. */
+/* Creates a session; nothing is mounted yet. @ops_size and @cfg_size are
+ * sizeof(struct furing_ops) and sizeof(struct furing_config) as the caller
+ * knows them. Returns NULL with @err filled on failure. */
+struct furing_session *furing_session_new(const struct furing_ops *ops, size_t ops_size,
+					  const struct furing_config *cfg, size_t cfg_size, void *fs, char *err,
+					  size_t errlen);
+
+/* Mounts at @mountpoint (mount(2) as root, fusermount3 otherwise),
+ * negotiates FUSE_INIT (calling ops->init before answering), starts the
+ * workers and returns once every worker has armed its /dev/fuse reads and
+ * ring entries, i.e. requests are being served. On failure everything is
+ * undone (threads joined, mount removed) and a negative errno is returned
+ * with @err filled; the session may then only be destroyed. */
 int furing_session_start(struct furing_session *s, const char *mountpoint, char *err, size_t errlen);
-/* Waits until the filesystem is unmounted (by anyone) or SIGINT/SIGTERM
- * arrives, then drains, unmounts and joins the workers. SIGUSR1 prints the
- * counters. Returns 0 on a clean stop, 1 on a fatal error (reported on stderr). */
+
+/* Waits until the session ends: someone unmounted the filesystem, or
+ * furing_session_stop() was called, or a fatal error happened. A stop
+ * unmounts lazily, lets requests still in flight finish, aborts the
+ * connection if a user still holds it after a second, and forces the
+ * workers out three seconds later. Returns 0 on a clean end, or a negative
+ * errno after a fatal error (whose message went to the log). */
 int furing_session_wait(struct furing_session *s);
-/* One "key=value ..." line of the counters (requests per transport, queue and
- * opcode, errors, bytes). */
-void furing_session_stats_line(struct furing_session *s, char *buf, size_t len);
+
+/* Asks a running session to stop. Safe from any thread and from a signal
+ * handler; wakes furing_session_wait at once. */
+void furing_session_stop(struct furing_session *s);
+
+/* Frees everything; calls ops->destroy if init ran. */
 void furing_session_destroy(struct furing_session *s);
 
-/* Asks a running session to stop, as SIGTERM does; safe from any thread. */
-void furing_session_stop(struct furing_session *s);
+/* The negotiated connection (valid after a successful start). */
+const struct furing_conn *furing_session_conn(const struct furing_session *s);
+/* False when io_uring is unavailable (sysctl kernel.io_uring_disabled) and
+ * the workers serve /dev/fuse with blocking reads: furing_req_sqe and the
+ * worker events are then unavailable. Valid after start. */
+bool furing_session_has_io_uring(const struct furing_session *s);
+/* One "key=value ..." line of the counters (requests per transport, queue
+ * and opcode, errors, bytes), without a label or newline. */
+void furing_session_stats_line(struct furing_session *s, char *buf, size_t len);
+
+/* For programs that want the usual daemon behaviour: SIGINT, SIGTERM and
+ * SIGHUP stop the session, SIGUSR1 logs the counters (FURING_LOG_INFO,
+ * "stats ..."). The previous handlers come back at furing_session_destroy.
+ * One session per process at a time; returns 0, -EBUSY or -errno. */
+int furing_session_handle_signals(struct furing_session *s);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,9 @@
  *      and are cut off (EIO);
  *   5. the op header is complete (EIO) and is copied into msg->arg;
  *   6. what follows the header has exactly the shape the opcode allows: no
- *      bytes at all, one or two names, WRITE data or forget entries (EIO).
+ *      bytes at all, one or two names, a name and an xattr value, exactly
+ *      the data the header announces (WRITE, IOCTL, NOTIFY_REPLY) or forget
+ *      entries (EIO).
  * Every failure of an opcode that must never be answered (FORGET,
  * BATCH_FORGET, INTERRUPT) is a DROP instead of an EIO.
  *
@@ -28,6 +30,9 @@ enum fu_tail {
 	TAIL_NAME2,   /* two of them (RENAME, RENAME2, SYMLINK) */
 	TAIL_WRITE,   /* exactly write_in.size bytes of data */
 	TAIL_FORGETS, /* batch_forget_in.count fuse_forget_one entries */
+	TAIL_XATTR,   /* a name, then exactly setxattr_in.size bytes of value */
+	TAIL_IOCTL,   /* exactly ioctl_in.in_size bytes of input */
+	TAIL_RETRIEVED, /* exactly notify_retrieve_in.size bytes of cached data */
 };
 
 struct fu_op_desc {
@@ -72,6 +77,23 @@ static const struct fu_op_desc op_table[FUSE_OPCODE_MAX] = {
 	OP(FUSE_FALLOCATE, sizeof(struct fuse_fallocate_in), TAIL_NONE),
 	OP(FUSE_LSEEK, sizeof(struct fuse_lseek_in), TAIL_NONE),
 	OP(FUSE_STATFS, 0, TAIL_NONE),
+	/* SETXATTR's header is 16 bytes with FUSE_SETXATTR_EXT: see below. */
+	OP(FUSE_SETXATTR, FUSE_COMPAT_SETXATTR_IN_SIZE, TAIL_XATTR),
+	OP(FUSE_GETXATTR, sizeof(struct fuse_getxattr_in), TAIL_NAME),
+	OP(FUSE_LISTXATTR, sizeof(struct fuse_getxattr_in), TAIL_NONE),
+	OP(FUSE_REMOVEXATTR, 0, TAIL_NAME),
+	OP(FUSE_GETLK, sizeof(struct fuse_lk_in), TAIL_NONE),
+	OP(FUSE_SETLK, sizeof(struct fuse_lk_in), TAIL_NONE),
+	OP(FUSE_SETLKW, sizeof(struct fuse_lk_in), TAIL_NONE),
+	OP(FUSE_POLL, sizeof(struct fuse_poll_in), TAIL_NONE),
+	OP(FUSE_IOCTL, sizeof(struct fuse_ioctl_in), TAIL_IOCTL),
+	OP(FUSE_COPY_FILE_RANGE, sizeof(struct fuse_copy_file_range_in), TAIL_NONE),
+	OP(FUSE_COPY_FILE_RANGE_64, sizeof(struct fuse_copy_file_range_in), TAIL_NONE),
+	OP(FUSE_STATX, sizeof(struct fuse_statx_in), TAIL_NONE),
+	OP(FUSE_SYNCFS, sizeof(struct fuse_syncfs_in), TAIL_NONE),
+	/* O_TMPFILE: create_in and the placeholder name the VFS gives the dentry. */
+	OP(FUSE_TMPFILE, sizeof(struct fuse_create_in), TAIL_NAME),
+	OP(FUSE_NOTIFY_REPLY, sizeof(struct fuse_notify_retrieve_in), TAIL_RETRIEVED),
 };
 
 #undef OP
@@ -153,16 +175,19 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 	if (ih.opcode >= FUSE_OPCODE_MAX || !op_table[ih.opcode].supported)
 		return fail(no_reply, ENOSYS, err);
 	const struct fu_op_desc *op = &op_table[ih.opcode];
+	size_t op_hdr = op->hdr;
+	if (ih.opcode == FUSE_SETXATTR && lim != NULL && lim->setxattr_ext)
+		op_hdr = sizeof(struct fuse_setxattr_in);
 
 	/* 4 + 5. extensions off the end, then the header off the front */
 	if (!w->split) {
 		if (ext_len > w->arg_len)
 			return fail(no_reply, EIO, err);
 		size_t rest = w->arg_len - ext_len;
-		size_t h = op->hdr;
+		size_t h = op_hdr;
 		if (op->tail == TAIL_INIT)
 			h = rest < INIT_IN_MAX ? rest : INIT_IN_MAX;
-		if (rest < op->hdr)
+		if (rest < op_hdr)
 			return fail(no_reply, EIO, err);
 		hdr = w->arg;
 		hdr_avail = h;
@@ -175,14 +200,14 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 		hdr_avail = body_len - w->data_len;
 		data = w->data;
 		data_len = w->data_len - ext_len;
-		if (hdr_avail < op->hdr)
+		if (hdr_avail < op_hdr)
 			return fail(no_reply, EIO, err);
 		/* The kernel puts exactly the opcode's header in op_in (INIT,
 		 * which never comes over the ring, may carry up to 64 bytes). */
 		if (op->tail == TAIL_INIT) {
 			if (hdr_avail > INIT_IN_MAX)
 				hdr_avail = INIT_IN_MAX;
-		} else if (hdr_avail != op->hdr) {
+		} else if (hdr_avail != op_hdr) {
 			return fail(no_reply, EIO, err);
 		}
 	}
@@ -226,6 +251,30 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 		msg->data_len = size;
 		break;
 	}
+	case TAIL_XATTR: {
+		size_t n = name_len(data, data_len);
+		if (n == 0 || data_len - n != msg->arg.setxattr.size)
+			return fail(no_reply, EIO, err);
+		msg->name = data;
+		msg->data = msg->arg.setxattr.size != 0 ? data + n : NULL;
+		msg->data_len = msg->arg.setxattr.size;
+		break;
+	}
+	case TAIL_IOCTL:
+		if (data_len != msg->arg.ioctl.in_size)
+			return fail(no_reply, EIO, err);
+		msg->data = data;
+		msg->data_len = (uint32_t)data_len;
+		break;
+	case TAIL_RETRIEVED: {
+		uint32_t size = msg->arg.notify_reply.size;
+		uint32_t max = lim != NULL ? lim->max_write : 0;
+		if (size > max || data_len != size)
+			return fail(no_reply, EIO, err);
+		msg->data = data;
+		msg->data_len = size;
+		break;
+	}
 	case TAIL_FORGETS: {
 		uint64_t bytes = (uint64_t)msg->arg.batch_forget.count * FORGET_ONE; /* < 2^36 */
 		if (bytes > data_len || bytes > UINT32_MAX)
@@ -242,7 +291,8 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 
 bool fu_opcode_no_reply(uint32_t opcode)
 {
-	return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT;
+	return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
+	       opcode == FUSE_NOTIFY_REPLY;
 }
 
 #define NAME(op) [FUSE_##op] = #op

@@ -52,6 +52,15 @@ union fu_op_arg {
 	struct fuse_link_in link;
 	struct fuse_create_in create;
 	struct fuse_access_in access;
+	struct fuse_setxattr_in setxattr; /* setxattr_flags 0 without FUSE_SETXATTR_EXT */
+	struct fuse_getxattr_in getxattr; /* GETXATTR, LISTXATTR */
+	struct fuse_lk_in lk;             /* GETLK, SETLK, SETLKW */
+	struct fuse_poll_in poll;
+	struct fuse_ioctl_in ioctl;
+	struct fuse_copy_file_range_in copy_file_range; /* both forms */
+	struct fuse_statx_in statx;
+	struct fuse_syncfs_in syncfs;
+	struct fuse_notify_retrieve_in notify_reply;
 };
 
 struct fu_msg {
@@ -60,11 +69,15 @@ struct fu_msg {
 	uint64_t nodeid;
 	uint32_t uid, gid, pid;
 	union fu_op_arg arg;
-	/* Names, NUL-terminated inside the request (LOOKUP, MKDIR, LINK, ...;
-	 * two for RENAME, RENAME2 and SYMLINK); NULL when the opcode has none. */
+	/* Names, NUL-terminated inside the request (LOOKUP, MKDIR, LINK,
+	 * xattr names, ...; two for RENAME, RENAME2 and SYMLINK); NULL when the
+	 * opcode has none. */
 	const char *name, *name2;
-	/* WRITE data (exactly arg.write.size bytes) or BATCH_FORGET entries
-	 * (arg.batch_forget.count of them); points into the transport's buffer. */
+	/* Bytes after the header and names, pointing into the transport's
+	 * buffer: WRITE data (arg.write.size bytes), BATCH_FORGET entries
+	 * (arg.batch_forget.count of them), the SETXATTR value
+	 * (arg.setxattr.size), IOCTL input (arg.ioctl.in_size) or NOTIFY_REPLY
+	 * data (arg.notify_reply.size). NULL when there are none. */
 	const void *data;
 	uint32_t data_len;
 };
@@ -78,6 +91,7 @@ enum fu_decode_result {
 /* Limits the decoder enforces beyond the structures themselves. */
 struct fu_decode_limits {
 	uint32_t max_write; /* negotiated; a WRITE larger than this is malformed */
+	bool setxattr_ext;  /* FUSE_SETXATTR_EXT agreed: SETXATTR has the 16-byte header */
 };
 
 /* Validates @w and fills @msg. On FU_DECODE_REPLY_ERR, *err is the positive

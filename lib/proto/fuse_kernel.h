@@ -93,6 +93,31 @@
 #define FUSE_WRITE_KILL_SUIDGID (1u << 2)
 #define FUSE_FSYNC_FDATASYNC (1u << 0)
 #define FUSE_READ_LOCKOWNER (1u << 1)
+#define FUSE_OPEN_KILL_SUIDGID (1u << 0)   /* open_in.open_flags, create_in.open_flags */
+#define FUSE_RELEASE_FLUSH (1u << 0)       /* release_in.release_flags */
+#define FUSE_RELEASE_FLOCK_UNLOCK (1u << 1)
+#define FUSE_LK_FLOCK (1u << 0)            /* lk_in.lk_flags: a flock(2) lock */
+#define FUSE_POLL_SCHEDULE_NOTIFY (1u << 0)
+#define FUSE_SETXATTR_ACL_KILL_SGID (1u << 0)
+#define FUSE_EXPIRE_ONLY (1u << 0)         /* notify_inval_entry_out.flags */
+
+/* ioctl_in.flags / ioctl_out.flags */
+#define FUSE_IOCTL_COMPAT (1u << 0)
+#define FUSE_IOCTL_UNRESTRICTED (1u << 1)
+#define FUSE_IOCTL_RETRY (1u << 2)
+#define FUSE_IOCTL_32BIT (1u << 3)
+#define FUSE_IOCTL_DIR (1u << 4)
+#define FUSE_IOCTL_COMPAT_X32 (1u << 5)
+
+/* Notification codes: out_header.error of a message with unique 0. */
+enum fuse_notify_code {
+	FUSE_NOTIFY_POLL = 1,
+	FUSE_NOTIFY_INVAL_INODE = 2,
+	FUSE_NOTIFY_INVAL_ENTRY = 3,
+	FUSE_NOTIFY_STORE = 4,
+	FUSE_NOTIFY_RETRIEVE = 5,
+	FUSE_NOTIFY_DELETE = 6,
+};
 
 #define FUSE_UNIQUE_RESEND (1ull << 63)
 #define FUSE_INT_REQ_BIT (1ull << 0)
@@ -100,6 +125,8 @@
 /* ioctls on /dev/fuse (magic 229) */
 #define FUSE_DEV_IOC_MAGIC 229
 #define FUSE_DEV_IOC_CLONE 0x8004E500u /* _IOR(229, 0, uint32_t) */
+#define FUSE_DEV_IOC_BACKING_OPEN 0x4010E501u  /* _IOW(229, 1, struct fuse_backing_map) */
+#define FUSE_DEV_IOC_BACKING_CLOSE 0x4004E502u /* _IOW(229, 2, uint32_t) */
 #define FUSE_DEV_IOC_SYNC_INIT 0xE503u /* _IO(229, 3), 6.18+ */
 
 enum fuse_opcode {
@@ -414,6 +441,191 @@ struct fuse_access_in {
 	uint32_t padding;
 };
 
+#define FUSE_COMPAT_SETXATTR_IN_SIZE 8 /* without FUSE_SETXATTR_EXT */
+
+struct fuse_setxattr_in {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t setxattr_flags; /* only with FUSE_SETXATTR_EXT */
+	uint32_t padding;
+};
+
+struct fuse_getxattr_in {
+	uint32_t size;
+	uint32_t padding;
+};
+
+struct fuse_getxattr_out {
+	uint32_t size;
+	uint32_t padding;
+};
+
+struct fuse_file_lock {
+	uint64_t start;
+	uint64_t end; /* inclusive; OFFSET_MAX (INT64_MAX) = to the end */
+	uint32_t type;
+	uint32_t pid;
+};
+
+struct fuse_lk_in {
+	uint64_t fh;
+	uint64_t owner;
+	struct fuse_file_lock lk;
+	uint32_t lk_flags;
+	uint32_t padding;
+};
+
+struct fuse_lk_out {
+	struct fuse_file_lock lk;
+};
+
+struct fuse_poll_in {
+	uint64_t fh;
+	uint64_t kh;
+	uint32_t flags;
+	uint32_t events;
+};
+
+struct fuse_poll_out {
+	uint32_t revents;
+	uint32_t padding;
+};
+
+struct fuse_ioctl_in {
+	uint64_t fh;
+	uint32_t flags;
+	uint32_t cmd;
+	uint64_t arg;
+	uint32_t in_size;
+	uint32_t out_size;
+};
+
+struct fuse_ioctl_out {
+	int32_t result;
+	uint32_t flags;
+	uint32_t in_iovs;
+	uint32_t out_iovs;
+};
+
+struct fuse_copy_file_range_in {
+	uint64_t fh_in;
+	uint64_t off_in;
+	uint64_t nodeid_out;
+	uint64_t fh_out;
+	uint64_t off_out;
+	uint64_t len;
+	uint64_t flags;
+};
+
+/* The answer to FUSE_COPY_FILE_RANGE_64 (the 32-bit form answers fuse_write_out). */
+struct fuse_copy_file_range_out {
+	uint64_t bytes_copied;
+};
+
+struct fuse_statx_in {
+	uint32_t getattr_flags; /* FUSE_GETATTR_FH */
+	uint32_t reserved;
+	uint64_t fh;
+	uint32_t sx_flags;
+	uint32_t sx_mask;
+};
+
+/* statx(2)'s own layout. */
+struct fuse_sx_time {
+	int64_t tv_sec;
+	uint32_t tv_nsec;
+	int32_t reserved;
+};
+
+struct fuse_statx {
+	uint32_t mask;
+	uint32_t blksize;
+	uint64_t attributes;
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint16_t mode;
+	uint16_t spare0;
+	uint64_t ino;
+	uint64_t size;
+	uint64_t blocks;
+	uint64_t attributes_mask;
+	struct fuse_sx_time atime, btime, ctime, mtime;
+	uint32_t rdev_major;
+	uint32_t rdev_minor;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint64_t spare2[14];
+};
+
+struct fuse_statx_out {
+	uint64_t attr_valid;
+	uint32_t attr_valid_nsec;
+	uint32_t flags;
+	uint64_t spare[2];
+	struct fuse_statx stat;
+};
+
+struct fuse_syncfs_in {
+	uint64_t padding;
+};
+
+/* ---- notifications (server -> kernel, unique 0) ---- */
+
+struct fuse_notify_poll_wakeup_out {
+	uint64_t kh;
+};
+
+struct fuse_notify_inval_inode_out {
+	uint64_t ino;
+	int64_t off;
+	int64_t len;
+};
+
+struct fuse_notify_inval_entry_out {
+	uint64_t parent;
+	uint32_t namelen;
+	uint32_t flags; /* FUSE_EXPIRE_ONLY */
+};
+
+struct fuse_notify_delete_out {
+	uint64_t parent;
+	uint64_t child;
+	uint32_t namelen;
+	uint32_t padding;
+};
+
+struct fuse_notify_store_out {
+	uint64_t nodeid;
+	uint64_t offset;
+	uint32_t size;
+	uint32_t padding;
+};
+
+struct fuse_notify_retrieve_out {
+	uint64_t notify_unique;
+	uint64_t nodeid;
+	uint64_t offset;
+	uint32_t size;
+	uint32_t padding;
+};
+
+/* FUSE_NOTIFY_REPLY's header: fuse_write_in's size, with size at the same place. */
+struct fuse_notify_retrieve_in {
+	uint64_t dummy1;
+	uint64_t offset;
+	uint32_t size;
+	uint32_t dummy2;
+	uint64_t dummy3;
+	uint64_t dummy4;
+};
+
+struct fuse_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+
 struct fuse_dirent {
 	uint64_t ino;
 	uint64_t off;
@@ -495,6 +707,31 @@ FUSE_STATIC_SIZE(struct fuse_rename2_in, 16);
 FUSE_STATIC_SIZE(struct fuse_link_in, 8);
 FUSE_STATIC_SIZE(struct fuse_create_in, 16);
 FUSE_STATIC_SIZE(struct fuse_access_in, 8);
+FUSE_STATIC_SIZE(struct fuse_setxattr_in, 16);
+FUSE_STATIC_SIZE(struct fuse_getxattr_in, 8);
+FUSE_STATIC_SIZE(struct fuse_getxattr_out, 8);
+FUSE_STATIC_SIZE(struct fuse_file_lock, 24);
+FUSE_STATIC_SIZE(struct fuse_lk_in, 48);
+FUSE_STATIC_SIZE(struct fuse_lk_out, 24);
+FUSE_STATIC_SIZE(struct fuse_poll_in, 24);
+FUSE_STATIC_SIZE(struct fuse_poll_out, 8);
+FUSE_STATIC_SIZE(struct fuse_ioctl_in, 32);
+FUSE_STATIC_SIZE(struct fuse_ioctl_out, 16);
+FUSE_STATIC_SIZE(struct fuse_copy_file_range_in, 56);
+FUSE_STATIC_SIZE(struct fuse_copy_file_range_out, 8);
+FUSE_STATIC_SIZE(struct fuse_statx_in, 24);
+FUSE_STATIC_SIZE(struct fuse_sx_time, 16);
+FUSE_STATIC_SIZE(struct fuse_statx, 256);
+FUSE_STATIC_SIZE(struct fuse_statx_out, 288);
+FUSE_STATIC_SIZE(struct fuse_syncfs_in, 8);
+FUSE_STATIC_SIZE(struct fuse_notify_poll_wakeup_out, 8);
+FUSE_STATIC_SIZE(struct fuse_notify_inval_inode_out, 24);
+FUSE_STATIC_SIZE(struct fuse_notify_inval_entry_out, 16);
+FUSE_STATIC_SIZE(struct fuse_notify_delete_out, 24);
+FUSE_STATIC_SIZE(struct fuse_notify_store_out, 24);
+FUSE_STATIC_SIZE(struct fuse_notify_retrieve_out, 32);
+FUSE_STATIC_SIZE(struct fuse_notify_retrieve_in, 40);
+FUSE_STATIC_SIZE(struct fuse_backing_map, 16);
 FUSE_STATIC_SIZE(struct fuse_dirent, 24);
 FUSE_STATIC_SIZE(struct fuse_direntplus, 152);
 FUSE_STATIC_SIZE(struct fuse_uring_ent_in_out, 32);
@@ -503,6 +740,8 @@ FUSE_STATIC_SIZE(struct fuse_uring_cmd_req, 24);
 _Static_assert(__builtin_offsetof(struct fuse_uring_req_header, op_in) == 128, "op_in at 128");
 _Static_assert(__builtin_offsetof(struct fuse_uring_req_header, ring_ent_in_out) == 256, "ring_ent_in_out at 256");
 _Static_assert(__builtin_offsetof(struct fuse_init_out, flags2) == 32, "init_out.flags2 at 32");
+_Static_assert(__builtin_offsetof(struct fuse_notify_retrieve_in, size) == __builtin_offsetof(struct fuse_write_in, size),
+	       "NOTIFY_REPLY's size sits where WRITE's does");
 #undef FUSE_STATIC_SIZE
 
 #endif

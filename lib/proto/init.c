@@ -14,10 +14,7 @@
 #define MAX_PAGES_CAP 65535u
 #define MIN_MINOR 13 /* oldest protocol we serve (Linux 2.6.32) */
 
-/* Flags in the low word, always wanted when offered. */
-#define WANT_FLAGS                                                                              \
-	(FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |             \
-	 FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT)
+#define MAX_STACK_DEPTH 2 /* the kernel's FILESYSTEM_MAX_STACK_DEPTH */
 
 /* Minimal size of the reply a kernel of protocol 7.@minor reads. */
 static size_t init_out_len(uint32_t minor)
@@ -27,6 +24,14 @@ static size_t init_out_len(uint32_t minor)
 	if (minor < 23)
 		return 24; /* FUSE_COMPAT_22_INIT_OUT_SIZE */
 	return sizeof(struct fuse_init_out);
+}
+
+uint64_t fu_init_offered(const struct fuse_init_in *in)
+{
+	uint64_t offered = in->flags;
+	if (in->flags & FUSE_INIT_EXT)
+		offered |= (uint64_t)in->flags2 << 32;
+	return offered;
 }
 
 enum fu_init_result fu_init_negotiate(const struct fuse_init_in *in, const struct fu_init_wish *wish,
@@ -59,20 +64,20 @@ enum fu_init_result fu_init_negotiate(const struct fuse_init_in *in, const struc
 	if (in->minor < MIN_MINOR)
 		return FU_INIT_PROTO_ERR;
 
-	uint64_t offered = in->flags;
-	if (in->flags & FUSE_INIT_EXT)
-		offered |= (uint64_t)in->flags2 << 32;
+	const uint64_t offered = fu_init_offered(in);
+	agreed->offered = offered;
 
-	uint64_t wanted = WANT_FLAGS;
+	uint64_t wanted = (wish->want | FU_INIT_ENGINE_FLAGS) & ~FU_INIT_NEVER_FLAGS;
+	wanted &= ~((uint64_t)FUSE2_OVER_IO_URING << 32);
 	if (wish->over_io_uring)
 		wanted |= (uint64_t)FUSE2_OVER_IO_URING << 32;
-	if (wish->direct_io_allow_mmap)
-		wanted |= (uint64_t)FUSE2_DIRECT_IO_ALLOW_MMAP << 32;
 
 	const uint64_t reply = offered & wanted;
 	const uint32_t max_write = wish->max_write > MIN_MAX_WRITE ? wish->max_write : MIN_MAX_WRITE;
 	const uint16_t max_bg = wish->max_background != 0 ? wish->max_background : DEFAULT_MAX_BACKGROUND;
-	uint16_t congestion = (uint16_t)((uint32_t)max_bg * 3 / 4);
+	uint16_t congestion = wish->congestion_threshold;
+	if (congestion == 0 || congestion > max_bg)
+		congestion = (uint16_t)((uint32_t)max_bg * 3 / 4);
 	if (congestion == 0)
 		congestion = 1;
 
@@ -87,21 +92,28 @@ enum fu_init_result fu_init_negotiate(const struct fuse_init_in *in, const struc
 
 	out->major = FUSE_KERNEL_VERSION;
 	out->minor = FUSE_KERNEL_MINOR_VERSION;
-	out->max_readahead = in->max_readahead;
+	out->max_readahead = wish->max_readahead != 0 && wish->max_readahead < in->max_readahead
+				     ? wish->max_readahead
+				     : in->max_readahead;
 	out->flags = (uint32_t)reply;
 	out->flags2 = (uint32_t)(reply >> 32);
 	out->max_background = max_bg;
 	out->congestion_threshold = congestion;
 	out->max_write = max_write;
-	out->time_gran = 1;
+	out->time_gran = wish->time_gran != 0 && wish->time_gran <= 1000000000u ? wish->time_gran : 1;
 	out->max_pages = max_pages;
+	if (reply & ((uint64_t)FUSE2_PASSTHROUGH << 32)) {
+		uint32_t depth = wish->max_stack_depth != 0 ? wish->max_stack_depth : 1;
+		out->max_stack_depth = depth > MAX_STACK_DEPTH ? MAX_STACK_DEPTH : depth;
+	}
 	*out_len = init_out_len(in->minor);
 
 	agreed->flags = out->flags;
 	agreed->flags2 = out->flags2;
 	agreed->max_write = max_write;
 	agreed->max_pages = max_pages;
-	agreed->max_readahead = in->max_readahead;
+	agreed->flags64 = reply;
+	agreed->max_readahead = out->max_readahead;
 	agreed->over_io_uring = (out->flags2 & FUSE2_OVER_IO_URING) != 0;
 	return FU_INIT_OK;
 }

@@ -9,9 +9,11 @@
 
 #include "proto/init.h"
 
-#define WANT_LOW                                                                                \
-	(FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |             \
-	 FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT)
+/* What the filesystem asks for in these tests (the library's defaults). */
+#define WANT_FS (FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS)
+/* ... plus what the engine always asks for. */
+#define WANT_LOW (WANT_FS | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_INIT_EXT)
+#define WANT_DIO_MMAP ((uint64_t)FUSE2_DIRECT_IO_ALLOW_MMAP << 32)
 
 /* What a 6.18 kernel offers (PROTOCOL.md 2.1): bits 0-30 but FILE_OPS,
  * MAP_ALIGNMENT and SUBMOUNTS; flags2 with PASSTHROUGH, OVER_IO_URING only if
@@ -39,7 +41,7 @@ static struct fu_init_wish wish_default(void)
 		.max_write = 1024 * 1024,
 		.max_background = 64,
 		.over_io_uring = true,
-		.direct_io_allow_mmap = false,
+		.want = WANT_FS,
 		.page_size = 4096,
 	};
 }
@@ -53,7 +55,7 @@ static void check_invariants(const struct fuse_init_in *in, const struct fu_init
 	uint32_t want2 = 0;
 	if (wish->over_io_uring)
 		want2 |= FUSE2_OVER_IO_URING;
-	if (wish->direct_io_allow_mmap)
+	if (wish->want & WANT_DIO_MMAP)
 		want2 |= FUSE2_DIRECT_IO_ALLOW_MMAP;
 
 	assert_int_equal(out->flags & ~in->flags, 0);  /* never an unoffered bit */
@@ -130,7 +132,7 @@ static void test_618_with_uring(void **state)
 	assert_int_equal(out.flags2 & (FUSE2_PASSTHROUGH | FUSE2_REQUEST_TIMEOUT | FUSE2_SECURITY_CTX), 0);
 
 	/* and with DIRECT_IO_ALLOW_MMAP wished */
-	wish.direct_io_allow_mmap = true;
+	wish.want |= WANT_DIO_MMAP;
 	negotiate_ok(&in, &wish, &out, &len, &ag);
 	assert_int_equal(out.flags2, FUSE2_OVER_IO_URING | FUSE2_DIRECT_IO_ALLOW_MMAP);
 }
@@ -177,7 +179,7 @@ static void test_dio_mmap_not_offered(void **state)
 	size_t len;
 
 	in.flags2 &= ~FUSE2_DIRECT_IO_ALLOW_MMAP;
-	wish.direct_io_allow_mmap = true;
+	wish.want |= WANT_DIO_MMAP;
 	negotiate_ok(&in, &wish, &out, &len, &ag);
 	assert_int_equal(out.flags2, FUSE2_OVER_IO_URING);
 }
@@ -199,7 +201,7 @@ static void test_minor31_no_init_ext(void **state)
 	struct fu_init_agreed ag;
 	size_t len;
 
-	wish.direct_io_allow_mmap = true;
+	wish.want |= WANT_DIO_MMAP;
 	negotiate_ok(&in, &wish, &out, &len, &ag);
 	assert_int_equal(out.flags, WANT_LOW & ~FUSE_INIT_EXT);
 	assert_int_equal(out.flags2, 0);
@@ -404,7 +406,7 @@ static void test_never_unoffered_bit(void **state)
 				in.flags2 = 1u << (bit - 32);
 			if (with_ext)
 				in.flags |= FUSE_INIT_EXT;
-			wish.direct_io_allow_mmap = true;
+			wish.want |= WANT_DIO_MMAP;
 			negotiate_ok(&in, &wish, &out, &len, &ag);
 			const uint64_t reply = out.flags | (uint64_t)out.flags2 << 32;
 			const uint64_t offered = in.flags | (uint64_t)in.flags2 << 32;
@@ -423,7 +425,7 @@ static void test_never_unoffered_bit(void **state)
 		in.flags2 = (uint32_t)(x >> 32);
 		in.max_readahead = (uint32_t)(x >> 17);
 		wish.over_io_uring = (x >> 3) & 1;
-		wish.direct_io_allow_mmap = (x >> 5) & 1;
+		wish.want = WANT_FS | ((x >> 5) & 1 ? WANT_DIO_MMAP : 0);
 		wish.max_write = (uint32_t)(x >> 23);
 		wish.max_background = (uint16_t)(x >> 41);
 		wish.page_size = (x >> 9) & 1 ? 4096 : (uint32_t)(x >> 50);
