@@ -1,13 +1,8 @@
-/* The furing command line: `furing export [OPTIONS] IMAGE MOUNTPOINT`.
- *
- * Exit codes: 0 clean stop, 1 runtime error (files, mount, kernel), 2 usage
- * error. Every error is one line on stderr starting with "furing: ". */
+/* `furing export [OPTIONS] IMAGE MOUNTPOINT`: options, the mountpoint
+ * file, and the session around the export filesystem (export/). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +13,9 @@
 #include <furing/furing.h>
 
 #include "../export/export.h"
+#include "cli.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+int cmd_export(int argc, char **argv);
 
 static const char export_help[] =
 	"Usage: furing export [OPTIONS] IMAGE MOUNTPOINT\n"
@@ -63,56 +58,6 @@ static const char export_help[] =
 	"\n"
 	"Signals: SIGINT/SIGTERM unmount and exit; SIGUSR1 prints the counters.\n"
 	"Exit status: 0 clean stop, 1 runtime error, 2 usage error.\n";
-
-static const char main_help[] =
-	"Usage: furing COMMAND [OPTIONS] ...\n"
-	"\n"
-	"Commands:\n"
-	"  export   present a raw disk image or block device as one file (furing export --help)\n"
-	"\n"
-	"  -h, --help     this text\n"
-	"  -V, --version  the version\n";
-
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("furing: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
-}
-
-static unsigned long parse_count(const char *opt, const char *v, unsigned long min, unsigned long max)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long n = strtoul(v, &end, 10);
-	if (errno || end == v || *end || v[0] == '-' || n < min || n > max)
-		die(EXIT_USAGE, "%s needs a whole number from %lu to %lu, not '%s'", opt, min, max, v);
-	return n;
-}
-
-static uint32_t parse_bytes(const char *opt, const char *v)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || end == v || v[0] == '-')
-		die(EXIT_USAGE, "%s needs a size in bytes (K/M suffixes), not '%s'", opt, v);
-	if (*end == 'K' || *end == 'k')
-		n <<= 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		n <<= 20, end++;
-	if (*end || n < 8192 || n > (16u << 20) || n % 4096)
-		die(EXIT_USAGE, "%s must be a multiple of 4096 from 8K to 16M, not '%s'", opt, v);
-	return (uint32_t)n;
-}
 
 struct cli {
 	struct export_opts ex;
@@ -289,72 +234,7 @@ static bool prepare_mountpoint(const char *path)
 	return true;
 }
 
-static int write_pidfile(const char *path)
-{
-	FILE *f = fopen(path, "we");
-
-	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "furing: cannot write pidfile %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Forks; the parent waits until the child reports the mount serving (one
- * byte on the pipe) and exits 0, or exits 1 if the child fails first. */
-static int daemonize_start(void)
-{
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		die(EXIT_RUNTIME, "pipe: %s", strerror(errno));
-	pid_t pid = fork();
-	if (pid < 0)
-		die(EXIT_RUNTIME, "fork: %s", strerror(errno));
-	if (pid > 0) {
-		char b = 0;
-		close(p[1]);
-		ssize_t n;
-		do
-			n = read(p[0], &b, 1);
-		while (n < 0 && errno == EINTR);
-		_exit(n == 1 && b == 'R' ? 0 : EXIT_RUNTIME);
-	}
-	close(p[0]);
-	setsid();
-	return p[1];
-}
-
-static void daemonize_ready(int fd)
-{
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	if (write(fd, "R", 1) != 1)
-		exit(EXIT_RUNTIME);
-	close(fd);
-	if (null >= 0) {
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		dup2(null, STDERR_FILENO);
-		close(null);
-	}
-	if (chdir("/") < 0)
-		return;
-}
-
-/* The library names its own settings; on the command line they are
- * options. */
-static void print_start_error(const struct cli *c, const char *err)
-{
-	static const char lib_on[] = "io_uring = FURING_IO_URING_ON: ";
-
-	if (c->cfg.io_uring == FURING_IO_URING_ON && !strncmp(err, lib_on, sizeof(lib_on) - 1))
-		fprintf(stderr, "furing: --io-uring=on: %s\n", err + sizeof(lib_on) - 1);
-	else
-		fprintf(stderr, "furing: %s\n", err);
-}
-
-static int cmd_export(int argc, char **argv)
+int cmd_export(int argc, char **argv)
 {
 	struct cli c;
 	char err[512];
@@ -385,7 +265,7 @@ static int cmd_export(int argc, char **argv)
 		goto out;
 	}
 	if (furing_session_start(s, c.mountpoint, err, sizeof(err)) < 0) {
-		print_start_error(&c, err);
+		print_start_error(&c.cfg, err);
 		furing_session_destroy(s);
 		goto out;
 	}
@@ -416,24 +296,4 @@ out:
 	free(mnt_abs);
 	export_close(e);
 	return code;
-}
-
-int main(int argc, char **argv)
-{
-	if (argc < 2) {
-		fprintf(stderr, "furing: missing command (see furing --help)\n");
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-		fputs(main_help, stdout);
-		return 0;
-	}
-	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
-		printf("furing %s\n", furing_version());
-		return 0;
-	}
-	if (!strcmp(argv[1], "export"))
-		return cmd_export(argc - 1, argv + 1);
-	fprintf(stderr, "furing: unknown command '%s' (see furing --help)\n", argv[1]);
-	return EXIT_USAGE;
 }

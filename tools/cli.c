@@ -1,0 +1,115 @@
+/* See cli.h. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("furing: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+unsigned long parse_count(const char *opt, const char *v, unsigned long min, unsigned long max)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-' || n < min || n > max)
+		die(EXIT_USAGE, "%s needs a whole number from %lu to %lu, not '%s'", opt, min, max, v);
+	return n;
+}
+
+uint32_t parse_bytes(const char *opt, const char *v)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || end == v || v[0] == '-')
+		die(EXIT_USAGE, "%s needs a size in bytes (K/M suffixes), not '%s'", opt, v);
+	if (*end == 'K' || *end == 'k')
+		n <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		n <<= 20, end++;
+	if (*end || n < 8192 || n > (16u << 20) || n % 4096)
+		die(EXIT_USAGE, "%s must be a multiple of 4096 from 8K to 16M, not '%s'", opt, v);
+	return (uint32_t)n;
+}
+
+int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "furing: cannot write pidfile %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Forks; the parent waits until the child reports the mount serving (one
+ * byte on the pipe) and exits 0, or exits 1 if the child fails first. */
+int daemonize_start(void)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die(EXIT_RUNTIME, "pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die(EXIT_RUNTIME, "fork: %s", strerror(errno));
+	if (pid > 0) {
+		char b = 0;
+		close(p[1]);
+		ssize_t n;
+		do
+			n = read(p[0], &b, 1);
+		while (n < 0 && errno == EINTR);
+		_exit(n == 1 && b == 'R' ? 0 : EXIT_RUNTIME);
+	}
+	close(p[0]);
+	setsid();
+	return p[1];
+}
+
+void daemonize_ready(int fd)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (write(fd, "R", 1) != 1)
+		exit(EXIT_RUNTIME);
+	close(fd);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+	if (chdir("/") < 0)
+		return;
+}
+
+/* The library names its own settings; on the command line they are
+ * options. */
+void print_start_error(const struct furing_config *cfg, const char *err)
+{
+	static const char lib_on[] = "io_uring = FURING_IO_URING_ON: ";
+
+	if (cfg->io_uring == FURING_IO_URING_ON && !strncmp(err, lib_on, sizeof(lib_on) - 1))
+		fprintf(stderr, "furing: --io-uring=on: %s\n", err + sizeof(lib_on) - 1);
+	else
+		fprintf(stderr, "furing: %s\n", err);
+}
