@@ -120,21 +120,25 @@ bool furing_req_interrupted(const struct furing_req *r)
 
 /* ---- the way out ---- */
 
-/* On the worker: counters, the debug line, and the slot back to the
- * transport. */
-static void finish(struct furing_req *r, bool answered)
+/* On the worker (the counters have one writer each). Done before the
+ * answer goes out where possible, so that whoever sees the answer also sees
+ * it counted. */
+static void count(struct furing_req *r)
 {
 	struct fu_worker *w = r->w;
 
-	if (answered) {
-		if (r->ans_err)
-			FU_STAT_ADD(w->stats.errors, 1);
-		else if (r->msg.opcode == FUSE_READ)
-			FU_STAT_ADD(w->stats.bytes_read, r->ans_bytes);
-		else if (r->msg.opcode == FUSE_WRITE)
-			FU_STAT_ADD(w->stats.bytes_written, r->ans_bytes);
-	}
-	if (w->s->cfg.debug)
+	if (r->ans_err)
+		FU_STAT_ADD(w->stats.errors, 1);
+	else if (r->msg.opcode == FUSE_READ)
+		FU_STAT_ADD(w->stats.bytes_read, r->ans_bytes);
+	else if (r->msg.opcode == FUSE_WRITE)
+		FU_STAT_ADD(w->stats.bytes_written, r->ans_bytes);
+}
+
+/* On the worker: the debug line, and the slot back to the transport. */
+static void finish(struct furing_req *r, bool answered)
+{
+	if (r->w->s->cfg.debug)
 		log_answer(r, answered);
 	r->tp->recycle(r, answered);
 }
@@ -147,6 +151,7 @@ void fu_worker_drain_foreign(struct fu_worker *w)
 	pthread_mutex_unlock(&w->foreign_lock);
 	while (r) {
 		struct furing_req *next = r->next_foreign;
+		count(r);
 		finish(r, true);
 		r = next;
 	}
@@ -171,11 +176,13 @@ void fu_answer(struct furing_req *r, int err, const struct iovec *iov, int iovcn
 	if (atomic_load_explicit(&r->w->s->intr_count, memory_order_relaxed) != 0)
 		forget_interrupt(r->w->s, r->msg.unique);
 
-	r->tp->deliver(r, -err, err ? NULL : iov, err ? 0 : iovcnt);
 	if (fu_current_worker == r->w) {
+		count(r);
+		r->tp->deliver(r, -err, err ? NULL : iov, err ? 0 : iovcnt);
 		finish(r, true);
 		return;
 	}
+	r->tp->deliver(r, -err, err ? NULL : iov, err ? 0 : iovcnt);
 	/* Answered on another thread: the answer is out; the slot goes back
 	 * to the kernel from the worker, which owns the ring. */
 	struct fu_worker *w = r->w;
