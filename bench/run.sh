@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - compare furing against the direct image, the kernel loop
-# device and qemu-storage-daemon's FUSE export, with fio.  See bench/README.md.
+# device, qemu-storage-daemon's FUSE export and libfuse's passthrough_hp
+# (built outside this repository, see bench/README.md), with fio.
 #
 #   bench/run.sh [--quick] [--runtime S] [--size SIZE] [--targets LIST]
 #                [--images LIST] [--jobs LIST] [--repeat N] [--out DIR]
@@ -13,11 +14,13 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
-ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-pin furing-legacy-bd furing-uring-bd)
+ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-pin furing-legacy-bd furing-uring-bd
+             libfuse-legacy libfuse-uring libfuse-passthrough)
 ALL_IMAGES=(tmpfs disk)
-# name:rw:bs:iodepth:numjobs
+# name:rw:bs:iodepth:numjobs[:ioengine]  (ioengine defaults to libaio)
 ALL_JOBS=(
   "randread-4k-qd1:randread:4k:1:1"
+  "randread-4k-qd1-uring:randread:4k:1:1:io_uring"
   "randread-4k-qd32x2:randread:4k:32:2"
   "randwrite-4k-qd32x2:randwrite:4k:32:2"
   "read-1m-qd8:read:1M:8:1"
@@ -40,6 +43,10 @@ ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 START_TIMEOUT=10           # seconds a daemon gets to show up in mountinfo
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
 DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
+# libfuse peer: a meson build directory of libfuse (bench/README.md says how to
+# make one); the libfuse-* targets are skipped when passthrough_hp is not in it.
+LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
+LIBFUSE_HP=$LIBFUSE_DIR/example/passthrough_hp
 
 say()  { printf '%s\n' "$*"; }
 note() {
@@ -59,7 +66,8 @@ Runs fio against the same raw image through several targets, interleaved
   --runtime S        seconds per fio job after a ${RAMP} s ramp (default $RUNTIME)
   --size SIZE        image size, e.g. 1G, 256M, 512MiB (default $SIZE; multiple of 1 MiB)
   --targets LIST     comma list out of: ${ALL_TARGETS[*]}
-                     (default: all; the *-bd variants need furing --backend-direct)
+                     (default: all; the *-bd variants need furing --backend-direct,
+                     the libfuse-* ones passthrough_hp in BENCH_LIBFUSE_DIR)
   --images LIST      comma list out of: tmpfs disk (default: both;
                      tmpfs = $TMPFS_DIR, disk = $DISK_DIR)
   --jobs LIST        comma list of job names (default: all):
@@ -70,7 +78,9 @@ Runs fio against the same raw image through several targets, interleaved
   -h, --help         this text
 
 Environment: FURING_BIN (default: build/furing, built from this tree first),
-FURING_EXTRA_ARGS (added to every furing export), BENCH_TMPFS_DIR, BENCH_DISK_DIR.
+FURING_EXTRA_ARGS (added to every furing export), BENCH_TMPFS_DIR, BENCH_DISK_DIR,
+BENCH_LIBFUSE_DIR (libfuse build directory, default $LIBFUSE_DIR),
+BENCH_LIBFUSE_ARGS (added to every passthrough_hp command line).
 EOF
 }
 
@@ -112,7 +122,7 @@ fi
 make_report() {
   local out=$1
   "$PY" - "$out" <<'PYEOF'
-import json, os, statistics, sys
+import json, os, re, statistics, sys
 
 out = sys.argv[1]
 def rd_tsv(path):
@@ -136,7 +146,7 @@ targets_order = meta.get('targets', '').split()
 jobs_order = meta.get('jobs', '').split()
 images_order = meta.get('images', '').split()
 clk = float(meta.get('clk_tck', '100'))
-DAEMON = lambda t: t == 'qemu' or t.startswith('furing')
+DAEMON = lambda t: t == 'qemu' or t.startswith('furing') or t.startswith('libfuse')
 def unit_of(job):            # 1M jobs report MiB/s, the rest IOPS
     return 'MiB/s' if '-1m-' in job else 'IOPS'
 
@@ -200,6 +210,8 @@ for d in daemons:
                 a, b = tok.split('=', 1)
                 if b.isdigit():
                     f[a] = int(f.get(a, 0)) + int(b)
+                else:                      # e.g. libfuse's io_uring=on
+                    f[a] = b if f.get(a, b) == b else f[a] + ',' + b
 
 def val(image, job, target):
     r = res.get((image, job, target))
@@ -243,7 +255,11 @@ PAIRS = [('furing-uring', 'furing-legacy', 'uring/legacy'),
          ('furing-uring-pin', 'loop', 'uring-pin/loop'),
          ('furing-uring-bd', 'furing-legacy-bd', 'uring-bd/legacy-bd'),
          ('furing-uring-bd', 'qemu', 'uring-bd/qemu'),
-         ('furing-uring-bd', 'loop', 'uring-bd/loop')]
+         ('furing-uring-bd', 'loop', 'uring-bd/loop'),
+         ('furing-uring', 'libfuse-uring', 'uring/lf-uring'),
+         ('furing-uring', 'libfuse-legacy', 'uring/lf-legacy'),
+         ('furing-uring', 'libfuse-passthrough', 'uring/lf-passthrough'),
+         ('furing-legacy', 'libfuse-legacy', 'legacy/lf-legacy')]
 
 text, md = [], []
 md.append('# furing benchmark results\n')
@@ -296,7 +312,7 @@ for image in images_order:
         md.append('Ratios (throughput)\n'); md.append(mdtable(hdr, rows) + '\n')
 
     # qd1 latency
-    qd1 = [j for j in jobs if j.endswith('-qd1')]
+    qd1 = [j for j in jobs if re.search(r'-qd1(-|$)', j)]
     if qd1:
         hdr = ['job: p50/p99 us'] + targets
         rows = []
@@ -333,11 +349,16 @@ for image in images_order:
 
     fs = [(t, summ[(image, t)]) for t in targets if (image, t) in summ]
     if fs:
-        text.append('furing summaries (whole daemon lifetime):')
-        md.append('furing summaries (whole daemon lifetime):\n')
+        text.append('furing summaries and libfuse checks (whole daemon lifetime):')
+        md.append('furing summaries and libfuse checks (whole daemon lifetime):\n')
         for t, f in fs:
-            line = '  %-18s requests=%s errors=%s dev=%s ring=%s' % (
-                t, f.get('requests', '?'), f.get('errors', '?'), f.get('dev', '?'), f.get('ring', '?'))
+            if t.startswith('libfuse'):
+                ios = sum(x['ios'] for j in jobs for x in samples.get((image, j, t), []) if x.get('ok'))
+                line = '  %-20s io_uring=%s ring_cqes=%s passthrough=%s (fio I/Os measured: %d)' % (
+                    t, f.get('io_uring', '?'), f.get('ring_cqes', '?'), f.get('passthrough', '?'), ios)
+            else:
+                line = '  %-20s requests=%s errors=%s dev=%s ring=%s' % (
+                    t, f.get('requests', '?'), f.get('errors', '?'), f.get('dev', '?'), f.get('ring', '?'))
             if f['instances'] > 1:
                 line += '  (sum over %d daemon instances)' % f['instances']
             text.append(line); md.append('    ' + line.strip())
@@ -554,17 +575,43 @@ if ((HAVE_FURING)); then
     fi
     remove_target furing-legacy-bd furing-uring-bd
   fi
-  if [[ " ${TARGETS[*]} " == *" furing-uring"* ]]; then   # any io_uring target
-    P=$ENABLE_URING_PARAM
-    if [[ -w $P ]]; then
-      old=$(cat "$P")
-      echo Y >"$P"
-      say "Setting $P = Y (FUSE-over-io_uring; was $old; left at Y afterwards)"
-      echo "enable_uring was $old, set to Y by bench/run.sh" >"$OUT/enable_uring.txt"
-    else
-      note "$P missing or not writable: furing-uring targets skipped (kernel lacks CONFIG_FUSE_IO_URING?)"
-      remove_target furing-uring furing-uring-pin furing-uring-bd
+fi
+
+# --- libfuse peer (passthrough_hp, built outside this repository) ------------------
+LIBFUSE_TARGETS=(libfuse-legacy libfuse-uring libfuse-passthrough)
+LIBFUSE_DESC=""
+if [[ " ${TARGETS[*]} " == *" libfuse-"* ]]; then
+  if [[ ! -x $LIBFUSE_HP ]]; then
+    note "no libfuse passthrough_hp at $LIBFUSE_HP (set BENCH_LIBFUSE_DIR; bench/README.md says how to build it): libfuse targets skipped"
+    remove_target "${LIBFUSE_TARGETS[@]}"
+  else
+    lf_help=$(timeout 10 env LD_LIBRARY_PATH="$LIBFUSE_DIR/lib" "$LIBFUSE_HP" --help 2>&1 || true)
+    if [[ $lf_help != *--nopassthrough* ]]; then
+      note "$LIBFUSE_HP --help does not list --nopassthrough (not libfuse's passthrough_hp, or it does not start: $(head -c 200 <<<"$lf_help" | tr '\n' ' ')): libfuse targets skipped"
+      remove_target "${LIBFUSE_TARGETS[@]}"
+    elif [[ $lf_help != *"-o io_uring "* ]] && contains libfuse-uring "${TARGETS[@]}"; then
+      note "$LIBFUSE_HP has no -o io_uring (libfuse older than 3.18 or built without io_uring): libfuse-uring skipped"
+      remove_target libfuse-uring
     fi
+    lf_ver=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' \
+      "$LIBFUSE_DIR/meson-info/intro-projectinfo.json" 2>/dev/null || echo '?')
+    lf_rev=$(git -C "$LIBFUSE_DIR" log -1 --format='%h %cs' 2>/dev/null || echo 'revision unknown')
+    LIBFUSE_DESC="$LIBFUSE_HP (libfuse $lf_ver, $lf_rev)"
+    say "libfuse peer: $LIBFUSE_DESC"
+  fi
+fi
+
+# --- FUSE-over-io_uring switch ---------------------------------------------------
+if [[ " ${TARGETS[*]} " == *" furing-uring"* || " ${TARGETS[*]} " == *" libfuse-uring "* ]]; then
+  P=$ENABLE_URING_PARAM
+  if [[ -w $P ]]; then
+    old=$(cat "$P")
+    echo Y >"$P"
+    say "Setting $P = Y (FUSE-over-io_uring; was $old; left at Y afterwards)"
+    echo "enable_uring was $old, set to Y by bench/run.sh" >"$OUT/enable_uring.txt"
+  else
+    note "$P missing or not writable: furing-uring and libfuse-uring targets skipped (kernel lacks CONFIG_FUSE_IO_URING?)"
+    remove_target furing-uring furing-uring-pin furing-uring-bd libfuse-uring
   fi
 fi
 ((${#TARGETS[@]})) || die "no targets left to run"
@@ -623,7 +670,7 @@ cleanup() {
   local d
   for d in "${LOOPDEVS[@]}"; do losetup -d "$d" 2>/dev/null && say "detached $d"; done
   local img
-  for img in "${CREATED_IMAGES[@]}"; do rm -f "$img"; done
+  for img in "${CREATED_IMAGES[@]}"; do rm -f "$img"; rmdir "$(dirname "$img")" 2>/dev/null; done
   # Never leave a fuse mount behind: anything of ours still in mountinfo?
   local left
   left=$(awk -v w="$WORK" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo)
@@ -662,6 +709,25 @@ furing_args() {  # furing_args TARGET
     furing-uring-bd)  echo --io-uring=on --writable --backend-direct ;;
   esac
 }
+# passthrough_hp: --foreground keeps it our child (it logs to stderr, not syslog);
+# FUSE_INIT_STATUS=1 makes libfuse log what FUSE_INIT negotiated ("FUSE_INIT:
+# io_uring=on", "FUSE_INIT: FUSE_CAP_PASSTHROUGH"), which stop_daemon checks.
+libfuse_args() {  # libfuse_args TARGET
+  case $1 in
+    libfuse-legacy)      echo --foreground --nopassthrough ;;
+    libfuse-uring)       echo --foreground --nopassthrough -o io_uring ;;
+    libfuse-passthrough) echo --foreground ;;
+  esac
+}
+ring_cqes() {   # completions reaped so far on all io_uring instances of PID (sum of CqHead)
+  local fd n=0 c
+  for fd in /proc/"$1"/fd/*; do
+    [[ $(readlink "$fd" 2>/dev/null) == 'anon_inode:[io_uring]' ]] || continue
+    c=$(awk '$1 == "CqHead:" { print $2 }' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null) || continue
+    n=$((n + ${c:-0}))
+  done
+  echo "$n"
+}
 
 ensure_enable_uring() {   # another user of the machine may have switched it off
   local v
@@ -676,18 +742,28 @@ start_daemon() {
   local t=$1 img=$2 tag=$3
   local mnt=$WORK/$tag-$t.mnt log=$OUT/$tag-$t.log fstype pid i
   local -a cmd
-  rm -f "$mnt"
   case $t in
     qemu)
+      rm -f "$mnt"
       touch "$mnt"   # qemu needs an existing regular file
       # shellcheck disable=SC2207
       cmd=($(qemu_cmd "$img" "$mnt" "$QEMU_AIO"))
       fstype=fuse ;;
     furing-*)
+      rm -f "$mnt"
       if [[ $t == furing-uring* ]]; then ensure_enable_uring; fi
       # shellcheck disable=SC2206,SC2207
       cmd=("$FURING" export $(furing_args "$t") ${FURING_EXTRA_ARGS:-} "$img" "$mnt")
       fstype=fuse.furing ;;
+    libfuse-*)
+      # passthrough_hp mirrors a directory: the image's own directory (which
+      # holds nothing else) appears under the mountpoint directory
+      mkdir -p "$mnt"
+      if [[ $t == libfuse-uring ]]; then ensure_enable_uring; fi
+      # shellcheck disable=SC2206,SC2207
+      cmd=(env "LD_LIBRARY_PATH=$LIBFUSE_DIR/lib" FUSE_INIT_STATUS=1
+           "$LIBFUSE_HP" $(libfuse_args "$t") ${BENCH_LIBFUSE_ARGS:-} "$(dirname "$img")" "$mnt")
+      fstype=fuse ;;
   esac
   printf '%s\n' "${cmd[*]}" >>"$log.cmd"
   setsid "${cmd[@]}" </dev/null >>"$log" 2>&1 &
@@ -708,15 +784,23 @@ start_daemon() {
   say "  $t up: pid $pid, $mnt"
 }
 
+daemon_file() {   # daemon_file TARGET IMAGE: what fio opens for a daemon target
+  case $1 in
+    libfuse-*) FILE[$1]=${DMNT[$1]}/${2##*/} ;;   # the image inside the mirrored directory
+    *)         FILE[$1]=${DMNT[$1]} ;;
+  esac
+}
+
 daemon_ok() {   # daemon of TARGET alive and its mount in place
   proc_alive "${DPID[$1]}" && [[ $(mount_fstype "${DMNT[$1]}") == "${DFST[$1]}" ]]
 }
 
 # stop_daemon TARGET TAG [quiet]: records VmHWM + furing summary into daemons.tsv
 stop_daemon() {
-  local t=$1 tag=$2 pid=${DPID[$1]} hwm="-" summary="-" quiet=${3:-}
+  local t=$1 tag=$2 pid=${DPID[$1]} hwm="-" summary="-" quiet=${3:-} cqes="?" pt
   if proc_alive "$pid"; then
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo -)
+    if [[ $t == libfuse-* ]]; then cqes=$(ring_cqes "$pid"); fi
   elif [[ -z $quiet ]]; then
     say "WARNING: $t (pid $pid) died during the run; see ${DLOG[$t]}"
     note "$tag/$t: daemon died during the run (see $(basename "${DLOG[$t]}"))"
@@ -739,6 +823,23 @@ stop_daemon() {
       note "$tag/$t: no 'furing: summary' line in $(basename "${DLOG[$t]}")"
       summary="-"
     fi
+  elif [[ $t == libfuse-* ]]; then
+    # what FUSE_INIT negotiated (FUSE_INIT_STATUS=1), and whether requests used the ring
+    summary=$(grep -o 'FUSE_INIT: io_uring=[^ ]*' "${DLOG[$t]}" | tail -n 1 || true)
+    summary=${summary#FUSE_INIT: }
+    pt=no   # passthrough_hp negotiates FUSE_CAP_PASSTHROUGH even with --nopassthrough
+    if [[ $t == libfuse-passthrough ]] && grep -q 'FUSE_INIT: FUSE_CAP_PASSTHROUGH' "${DLOG[$t]}" &&
+       ! grep -q 'disabling rw passthrough' "${DLOG[$t]}"; then pt=yes; fi
+    summary="${summary:-io_uring=?} ring_cqes=$cqes passthrough=$pt"
+    case $t in
+      libfuse-uring)
+        [[ $summary == *io_uring=on* ]] || note "$tag/$t: libfuse did not report 'FUSE_INIT: io_uring=on' (${summary%% *}; see $(basename "${DLOG[$t]}"))"
+        [[ $cqes != 0 ]] || note "$tag/$t: ring_cqes=0 - no request went over io_uring" ;;
+      libfuse-legacy)
+        [[ $cqes == 0 || $cqes == '?' ]] || note "$tag/$t: ring_cqes=$cqes although io_uring was not asked for" ;;
+      libfuse-passthrough)
+        [[ $pt == yes ]] || note "$tag/$t: kernel passthrough not in use (no FUSE_CAP_PASSTHROUGH or 'disabling rw passthrough' in $(basename "${DLOG[$t]}"))" ;;
+    esac
   fi
   printf '%s\t%s\t%s\t%s\n' "$tag" "$t" "${hwm:--}" "${summary:--}" >>"$OUT/daemons.tsv"
 }
@@ -785,14 +886,16 @@ fi
 # ---------------------------------------------------------------------------
 # Images
 # ---------------------------------------------------------------------------
-make_image() {   # make_image PATH
-  local img=$1 dir avail_kib need_kib
+make_image() {   # make_image PATH (in a directory of its own, made here)
+  local img=$1 dir base avail_kib need_kib
   dir=$(dirname "$img")
-  [[ -d $dir ]] || die "image directory $dir does not exist"
-  avail_kib=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+  base=$(dirname "$dir")
+  [[ -d $base ]] || die "image directory $base does not exist"
+  avail_kib=$(df -Pk "$base" | awk 'NR == 2 { print $4 }')
   need_kib=$((SIZE_BYTES / 1024 + 65536))
-  ((avail_kib >= need_kib)) || die "not enough space in $dir for a $SIZE image (${avail_kib} KiB free)"
+  ((avail_kib >= need_kib)) || die "not enough space in $base for a $SIZE image (${avail_kib} KiB free)"
   CREATED_IMAGES+=("$img")
+  mkdir -p "$dir"
   rm -f "$img"
   fallocate -l "$SIZE_BYTES" "$img" || die "fallocate $img failed"
   # non-zero data everywhere, so reads hit real data
@@ -803,10 +906,10 @@ make_image() {   # make_image PATH
   [[ $(stat -c %s "$img") -eq $SIZE_BYTES ]] || die "image $img has the wrong size"
 }
 
-image_path() {
+image_path() {   # each image in a directory of its own: libfuse's passthrough_hp mirrors it
   case $1 in
-    tmpfs) echo "$TMPFS_DIR/furing-bench-$$.img" ;;
-    disk)  echo "$DISK_DIR/furing-bench-$$.img" ;;
+    tmpfs) echo "$TMPFS_DIR/furing-bench-$$/image.img" ;;
+    disk)  echo "$DISK_DIR/furing-bench-$$/image.img" ;;
   esac
 }
 
@@ -824,6 +927,9 @@ JOB_NAMES=(); for spec in "${JOBS[@]}"; do JOB_NAMES+=("${spec%%:*}"); done
   [[ -n $FURING ]] && printf 'furing\t%s (%s)\n' "$FURING" "$(timeout 10 "$FURING" --version 2>&1 | head -1)"
   contains qemu "${TARGETS[@]}" && printf 'qemu\tqemu-storage-daemon %s, aio=%s, cache.direct=on\n' \
     "$(qemu-storage-daemon --version | head -1 | awk '{print $3}')" "$QEMU_AIO"
+  [[ -n $LIBFUSE_DESC && " ${TARGETS[*]} " == *" libfuse-"* ]] &&
+    printf 'libfuse\tpassthrough_hp %s, %s\n' "$LIBFUSE_DESC" \
+      "$([[ -n ${BENCH_LIBFUSE_ARGS:-} ]] && echo "extra args: $BENCH_LIBFUSE_ARGS" || echo 'libfuse defaults for threads and io_uring_q_depth')"
   printf 'size\t%s MiB\n' "$((SIZE_BYTES / 1048576))"
   printf 'runtime\t%s\n' "$RUNTIME"
   printf 'ramp\t%s\n' "$RAMP"
@@ -850,8 +956,8 @@ cpu_ticks() {   # utime + stime of PID (whole thread group), in clock ticks
 # run_fio TAG JOBSPEC TARGET FILE REP IMAGE
 run_fio() {
   local tag=$1 spec=$2 t=$3 file=$4 rep=$5 img=$6
-  local name rw bs qd nj json rc=0 pid="" c1 c2 ticks="-"
-  IFS=: read -r name rw bs qd nj <<<"$spec"
+  local name rw bs qd nj engine json rc=0 pid="" c1 c2 ticks="-"
+  IFS=: read -r name rw bs qd nj engine <<<"$spec"
   mkdir -p "$OUT/fio/$tag"
   json=fio/$tag/$name.$t.r$rep.json
   pid=${DPID[$t]:-}
@@ -860,7 +966,7 @@ run_fio() {
     ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1" ) &
     SAMPLER_PID=$!
   fi
-  fio --name="$name" --filename="$file" --ioengine=libaio --direct=1 \
+  fio --name="$name" --filename="$file" --ioengine="${engine:-libaio}" --direct=1 \
       --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" --group_reporting \
       --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
       --norandommap --randrepeat=0 --lat_percentiles=1 --output-format=json --output="$OUT/$json" \
@@ -925,7 +1031,7 @@ for tag in "${IMAGES[@]}"; do
         ;;
       *)
         start_daemon "$t" "$img" "$tag"
-        FILE[$t]=${DMNT[$t]} ;;
+        daemon_file "$t" "$img" ;;
     esac
   done
   for spec in "${JOBS[@]}"; do
@@ -939,7 +1045,7 @@ for tag in "${IMAGES[@]}"; do
           note "$tag/$t: daemon was gone before $name r$rep; restarted (RSS/summary cover all instances)"
           stop_daemon "$t" "$tag" quiet
           start_daemon "$t" "$img" "$tag"
-          FILE[$t]=${DMNT[$t]}
+          daemon_file "$t" "$img"
         fi
         printf '  %-20s %-18s r%d ... ' "$name" "$t" "$rep"
         run_fio "$tag" "$spec" "$t" "${FILE[$t]}" "$rep" "$img"
@@ -962,6 +1068,7 @@ for tag in "${IMAGES[@]}"; do
     esac
   done
   rm -f "$img"
+  rmdir "$(dirname "$img")" 2>/dev/null || true
   unset FILE
 done
 
