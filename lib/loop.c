@@ -7,6 +7,24 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Tells the CPU (and a hypervisor watching it) that this is a spin. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 int fu_loop_init(struct fu_loop *l, unsigned int entries, unsigned int cq_entries, unsigned int flags,
 		 bool wait_in_poll)
@@ -55,6 +73,61 @@ struct io_uring_sqe *fu_loop_sqe(struct fu_loop *l, struct furing_event *ev)
 	return sqe;
 }
 
+void fu_loop_set_busy_poll(struct fu_loop *l, uint64_t max_ns)
+{
+	l->poll_max_ns = max_ns;
+	l->wait_avg_ns = max_ns; /* start out willing to spin */
+}
+
+/* The kernel hands FUSE requests (and most completions) to the worker as
+ * task work, which runs only when the worker enters the kernel; with
+ * IORING_SETUP_TASKRUN_FLAG it says so in the SQ flags, so a spin can watch
+ * memory and enter only when there is something to collect. */
+static bool collect(struct fu_loop *l)
+{
+	if (IO_URING_READ_ONCE(*l->ring.sq.kflags) & IORING_SQ_TASKRUN)
+		io_uring_get_events(&l->ring);
+	return io_uring_cq_ready(&l->ring) != 0;
+}
+
+/* Waking a sleeping worker costs a wake-up of an idle CPU (tens of
+ * microseconds on a virtual machine), which one request at a time pays on
+ * every request. When the loop's recent waits were short, spinning for
+ * about twice that long catches the next request on a CPU that is still
+ * awake; when they were long (an idle mount, or requests far apart) it
+ * sleeps at once, so an idle worker uses no CPU. */
+static bool busy_poll(struct fu_loop *l)
+{
+	uint64_t budget = 2 * l->wait_avg_ns;
+
+	if (budget > l->poll_max_ns)
+		budget = l->poll_max_ns;
+	if (l->wait_avg_ns >= l->poll_max_ns || budget == 0)
+		return false;
+	__atomic_store_n(&l->spins, l->spins + 1, __ATOMIC_RELAXED); /* read by the stats line */
+	uint64_t start = now_ns(), now = start;
+	do {
+		if (collect(l)) {
+			__atomic_store_n(&l->spin_hits, l->spin_hits + 1, __ATOMIC_RELAXED);
+			return true;
+		}
+		cpu_relax();
+		now = now_ns();
+	} while (now - start < budget);
+	return false;
+}
+
+/* The moving average of waits (1/8 weight to the newest), capped so that
+ * one long idle period does not take many requests to forget. */
+static void note_wait(struct fu_loop *l, uint64_t waited)
+{
+	uint64_t cap = 4 * l->poll_max_ns;
+
+	if (waited > cap)
+		waited = cap;
+	l->wait_avg_ns = l->wait_avg_ns - l->wait_avg_ns / 8 + waited / 8;
+}
+
 int fu_loop_flush(struct fu_loop *l)
 {
 	int ret = io_uring_submit(&l->ring);
@@ -69,6 +142,16 @@ int fu_loop_turn(struct fu_loop *l, bool wait)
 	int ret;
 	if (!wait) {
 		ret = io_uring_submit(&l->ring);
+	} else if (l->poll_max_ns && !l->wait_in_poll) {
+		ret = io_uring_submit(&l->ring);
+		if (ret >= 0 && !collect(l)) {
+			uint64_t start = now_ns();
+			if (!busy_poll(l))
+				ret = io_uring_submit_and_wait(&l->ring, 1);
+			note_wait(l, now_ns() - start);
+		} else {
+			note_wait(l, 0); /* busy: the next completion was already there */
+		}
 	} else if (l->wait_in_poll) {
 		ret = io_uring_submit(&l->ring);
 		if (ret >= 0 && !io_uring_cq_ready(&l->ring)) {

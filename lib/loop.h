@@ -25,6 +25,12 @@ struct fu_loop {
 	unsigned int inflight; /* SQEs handed out whose CQE has not been dispatched */
 	bool ready;
 	bool wait_in_poll; /* wait with poll(2) on the ring fd instead of io_uring_enter */
+	/* Busy polling before sleeping (fu_loop_set_busy_poll): the longest
+	 * spin, and a moving average of how long the loop waited for its next
+	 * completion, which decides whether and how long to spin. */
+	uint64_t poll_max_ns;
+	uint64_t wait_avg_ns;
+	uint64_t spins, spin_hits; /* counters for the stats line */
 };
 
 /* @entries: SQ size; @cq_entries: CQ size, at least every SQE that can be
@@ -42,6 +48,12 @@ struct io_uring_sqe *fu_loop_sqe(struct fu_loop *l, struct furing_event *ev);
  * (unless @wait is false), dispatch every completion available. Returns the
  * number dispatched, or -errno on a ring failure. */
 int fu_loop_turn(struct fu_loop *l, bool wait);
+
+/* Spin up to @max_ns for the next completion before sleeping, when recent
+ * waits were short enough for a spin to pay (0: never spin). The ring must
+ * have been set up with IORING_SETUP_TASKRUN_FLAG, so that completions
+ * waiting for task work show in the SQ flags without a system call. */
+void fu_loop_set_busy_poll(struct fu_loop *l, uint64_t max_ns);
 
 /* Submits what is queued without waiting (used during start-up). */
 int fu_loop_flush(struct fu_loop *l);

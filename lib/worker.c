@@ -24,6 +24,7 @@
  * INTERRUPT and whatever arrives before the ring is ready. */
 #define DEV_SLOTS_BESIDE_RING 2
 #define DEFAULT_RING_SETUP IORING_SETUP_COOP_TASKRUN
+#define DEFAULT_BUSY_POLL_US 50
 
 static unsigned int worker_live(const struct fu_worker *w)
 {
@@ -98,12 +99,21 @@ static int start_ring(struct fu_worker *w)
 		flags |= IORING_SETUP_SINGLE_ISSUER;
 	if (s->over_ring)
 		flags |= IORING_SETUP_SQE128;
+	/* Busy polling watches the SQ flags for pending task work, which the
+	 * kernel only reports with TASKRUN_FLAG (valid with COOP or DEFER). */
+	bool busy_poll = !s->cfg.busy_poll_off && !s->cfg.wait_with_poll &&
+			 (flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN));
+	if (busy_poll)
+		flags |= IORING_SETUP_TASKRUN_FLAG;
 	unsigned int sq = pow2_at_least(outstanding + 8);
 	/* The kernel wants the CQ at least as large as the SQ. */
 	unsigned int cq = pow2_at_least(2 * outstanding + 64 > sq ? 2 * outstanding + 64 : sq);
 	int ret = fu_loop_init(&w->loop, sq, cq, flags, s->cfg.wait_with_poll);
 	if (ret < 0)
 		return ret;
+	if (busy_poll)
+		fu_loop_set_busy_poll(&w->loop,
+				      (uint64_t)(s->cfg.busy_poll_us ? s->cfg.busy_poll_us : DEFAULT_BUSY_POLL_US) * 1000);
 	/* Registered ring fd and /dev/fuse file: one lookup fewer per
 	 * io_uring_enter and per command. Both are optional. */
 	io_uring_register_ring_fd(&w->loop.ring);
