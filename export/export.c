@@ -145,6 +145,17 @@ static void export_read(struct furing_req *req, uint64_t ino, uint64_t off, uint
 
 /* ---- WRITE ---- */
 
+/* Acknowledges the t->done bytes that reached the image. On a growable
+ * export the size must cover them first, also when the write was cut short
+ * (ENOSPC part-way): the kernel takes the count as written, so bytes past
+ * the size would be acknowledged yet unreadable until a restart. */
+static void write_ack(struct furing_req *req, struct export *e, const struct transfer *t)
+{
+	if (e->o.growable)
+		grow_size_to(e, t->off + t->done);
+	furing_reply_write(req, t->done);
+}
+
 static void write_step(struct furing_req *req, int res)
 {
 	struct export *e = fs_of(req);
@@ -153,7 +164,7 @@ static void write_step(struct furing_req *req, int res)
 	if (res < 0 || (res == 0 && t->done < t->len)) {
 		/* Report what reached the image; a write that moved nothing fails. */
 		if (t->done)
-			furing_reply_write(req, t->done);
+			write_ack(req, e, t);
 		else
 			furing_reply_err(req, res < 0 ? -res : EIO);
 		return;
@@ -165,9 +176,7 @@ static void write_step(struct furing_req *req, int res)
 		backend_io(req, e, true, (void *)(t->src + t->done), len, off, write_step);
 		return;
 	}
-	if (e->o.growable)
-		grow_size_to(e, t->off + t->done);
-	furing_reply_write(req, t->done);
+	write_ack(req, e, t);
 }
 
 static void export_write(struct furing_req *req, uint64_t ino, uint64_t off, const void *data, uint32_t size,

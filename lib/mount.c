@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,48 +57,142 @@ static void unescape(char *s)
 	*d = '\0';
 }
 
-/* The last mountinfo line whose mount point is @path (the topmost mount). */
-static int find_mount(const char *path, dev_t *dev)
+/* @path made absolute without looking up its last component: realpath() of
+ * the directory part, then the name. A dead FUSE mount on the name fails
+ * every lookup with ENOTCONN, and a stopped server's would hang it. A name
+ * that is ".", ".." or empty names a directory, which cannot be a file
+ * export's mount: plain realpath() there. */
+static int resolve_keep_last(const char *path, char out[PATH_MAX])
 {
-	char want[PATH_MAX], line[8192];
-	int ret = -ENOENT;
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	char dir[PATH_MAX], rdir[PATH_MAX];
 
-	if (!realpath(path, want))
+	if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+		return realpath(path, out) ? 0 : -errno;
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		return -ENAMETOOLONG;
+	if (!realpath(dir, rdir))
 		return -errno;
+	if (snprintf(out, PATH_MAX, "%s%s%s", rdir, strcmp(rdir, "/") ? "/" : "", name) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* The user_id= option of a FUSE superblock's options, or -1. */
+static long fuse_user_id(const char *super_opts)
+{
+	for (const char *p = super_opts; p; p = strchr(p, ',')) {
+		if (*p == ',')
+			p++;
+		if (!strncmp(p, "user_id=", 8))
+			return strtol(p + 8, NULL, 10);
+	}
+	return -1;
+}
+
+/* The last mountinfo line whose mount point is @abs (the topmost mount).
+ * Returns 1 with *m filled, 0 when nothing is mounted there, or -errno. */
+static int scan_mountinfo(const char *abs, struct fu_mount_entry *m)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int ret = 0;
 	FILE *f = fopen("/proc/self/mountinfo", "re");
+
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		/* id parent major:minor root mountpoint ... */
-		char *save = NULL, *tok = strtok_r(line, " ", &save);
-		char *devfield = NULL;
-		for (int i = 0; tok && i < 4; i++) {
-			tok = strtok_r(NULL, " ", &save);
-			if (i == 1)
+	while (getline(&line, &cap, f) > 0) {
+		/* id parent major:minor root mountpoint options [optional...] - fstype source super_options */
+		char *save = NULL, *tok = strtok_r(line, " \n", &save);
+		char *devfield = NULL, *mnt = NULL;
+		for (int i = 1; tok && i <= 4; i++) {
+			tok = strtok_r(NULL, " \n", &save);
+			if (i == 2)
 				devfield = tok;
+			else if (i == 4)
+				mnt = tok;
 		}
-		if (!tok || !devfield)
+		if (!mnt || !devfield)
 			continue;
-		unescape(tok);
+		unescape(mnt);
 		unsigned int maj, min;
-		if (strcmp(tok, want) == 0 && sscanf(devfield, "%u:%u", &maj, &min) == 2) {
-			*dev = makedev(maj, min);
-			ret = 0;
-		}
+		if (strcmp(mnt, abs) != 0 || sscanf(devfield, "%u:%u", &maj, &min) != 2)
+			continue;
+		while ((tok = strtok_r(NULL, " \n", &save)) && strcmp(tok, "-") != 0)
+			;
+		char *fstype = strtok_r(NULL, " \n", &save);
+		char *source = fstype ? strtok_r(NULL, " \n", &save) : NULL;
+		char *super_opts = source ? strtok_r(NULL, " \n", &save) : NULL;
+		snprintf(m->mountpoint, sizeof(m->mountpoint), "%s", abs);
+		snprintf(m->fstype, sizeof(m->fstype), "%s", fstype ? fstype : "");
+		m->dev = makedev(maj, min);
+		m->user_id = super_opts ? fuse_user_id(super_opts) : -1;
+		ret = 1;
 	}
+	free(line);
 	fclose(f);
 	return ret;
 }
 
+int fu_mount_lookup(const char *path, struct fu_mount_entry *m)
+{
+	char abs[PATH_MAX];
+	int ret = resolve_keep_last(path, abs);
+
+	return ret < 0 ? ret : scan_mountinfo(abs, m);
+}
+
 bool fu_is_mountpoint(const char *path)
 {
-	dev_t dev;
-	return find_mount(path, &dev) == 0;
+	struct fu_mount_entry m;
+	return fu_mount_lookup(path, &m) == 1;
 }
 
 int fu_mount_dev(const char *path, dev_t *dev)
 {
-	return find_mount(path, dev);
+	struct fu_mount_entry m;
+	int ret = fu_mount_lookup(path, &m);
+
+	if (ret == 1)
+		*dev = m.dev;
+	return ret == 1 ? 0 : ret == 0 ? -ENOENT : ret;
+}
+
+int fu_probe_path(const char *path, unsigned int timeout_ms)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* FORCE_SYNC: the kernel's attribute cache answers for a killed
+		 * server for up to the attribute timeout; this must ask. */
+		struct statx sx;
+		int r = statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_TYPE, &sx);
+		_exit(r == 0 ? 0 : errno > 0 && errno < 256 ? errno : EIO);
+	}
+	for (unsigned int waited = 0;; waited++) {
+		int status;
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (waited >= timeout_ms)
+			break;
+		usleep(1000);
+	}
+	/* Not reaped: a request the server has already taken cannot be
+	 * interrupted, so the child may stay until the server answers. */
+	kill(pid, SIGKILL);
+	return -ETIMEDOUT;
 }
 
 static int mount_as_root(const char *mnt, const struct fu_mount_opts *o, char *err, size_t errlen)

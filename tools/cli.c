@@ -21,32 +21,45 @@ void die(int code, const char *fmt, ...)
 	exit(code);
 }
 
+/* strtoul/strtoull skip white space and take a sign, and they negate a
+ * '-' number in unsigned arithmetic: " -18446744073709551615" parses as 1
+ * with no error. So a number must start with a digit. */
+static bool starts_with_digit(const char *v)
+{
+	return v[0] >= '0' && v[0] <= '9';
+}
+
 unsigned long parse_count(const char *opt, const char *v, unsigned long min, unsigned long max)
 {
 	char *end;
 
 	errno = 0;
 	unsigned long n = strtoul(v, &end, 10);
-	if (errno || end == v || *end || v[0] == '-' || n < min || n > max)
+	if (!starts_with_digit(v) || errno || *end || n < min || n > max)
 		die(EXIT_USAGE, "%s needs a whole number from %lu to %lu, not '%s'", opt, min, max, v);
 	return n;
 }
 
+#define BYTES_MIN 8192u
+#define BYTES_MAX (16u << 20)
+
 uint32_t parse_bytes(const char *opt, const char *v)
 {
 	char *end;
+	unsigned int shift = 0;
 
 	errno = 0;
 	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || end == v || v[0] == '-')
+	if (!starts_with_digit(v) || errno)
 		die(EXIT_USAGE, "%s needs a size in bytes (K/M suffixes), not '%s'", opt, v);
 	if (*end == 'K' || *end == 'k')
-		n <<= 10, end++;
+		shift = 10, end++;
 	else if (*end == 'M' || *end == 'm')
-		n <<= 20, end++;
-	if (*end || n < 8192 || n > (16u << 20) || n % 4096)
+		shift = 20, end++;
+	/* Compare before shifting: a shift past 64 bits wraps (2^52+1 M is 1 M). */
+	if (*end || n > BYTES_MAX >> shift || n << shift < BYTES_MIN || (n << shift) % 4096)
 		die(EXIT_USAGE, "%s must be a multiple of 4096 from 8K to 16M, not '%s'", opt, v);
-	return (uint32_t)n;
+	return (uint32_t)(n << shift);
 }
 
 int write_pidfile(const char *path)

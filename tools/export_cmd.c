@@ -14,6 +14,7 @@
 
 #include "../export/export.h"
 #include "cli.h"
+#include "stale_mount.h"
 
 int cmd_export(int argc, char **argv);
 
@@ -22,7 +23,8 @@ static const char export_help[] =
 	"\n"
 	"Present IMAGE (a raw disk image file or a block device) as one regular file at\n"
 	"MOUNTPOINT through FUSE. MOUNTPOINT is an existing regular file, or is created\n"
-	"when missing and removed at exit. Runs in the foreground until SIGINT/SIGTERM or\n"
+	"when missing and removed at exit. A dead furing mount left there by a killed\n"
+	"server is unmounted first. Runs in the foreground until SIGINT/SIGTERM or\n"
 	"until someone unmounts it, then prints one summary line.\n"
 	"\n"
 	"Export:\n"
@@ -254,6 +256,7 @@ int cmd_export(int argc, char **argv)
 	struct export *e = export_open(&c.ex, err, sizeof(err));
 	if (!e)
 		die(EXIT_RUNTIME, "%s", err);
+	clear_dead_mount(c.mountpoint);
 	bool created = prepare_mountpoint(c.mountpoint);
 	char *mnt_abs = realpath(c.mountpoint, NULL);
 	c.cfg.root_mode = export_root_mode(e);

@@ -219,7 +219,51 @@ def fallocate(fd, mode, off, length):
         raise OSError(e, f"fallocate(mode={mode:#x}, off={off}, len={length}): {os.strerror(e)}")
 
 
+# ---------------------------------------------------------------- dead mounts
+
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+MS_NOSUID, MS_NODEV = 2, 4
+
+
+def mount_dead_fuse(mountpoint, fstype):
+    """Mounts a FUSE filesystem of type `fstype` ("fuse", "fuse.NAME") on
+    the regular file `mountpoint` with no server: closing the /dev/fuse fd
+    at once aborts the connection, which leaves what a killed server leaves,
+    a mount on which every access fails with ENOTCONN. Root only."""
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    try:
+        opts = f"fd={fd},rootmode=100644,user_id=0,group_id=0".encode()
+        if _libc.mount(b"dead-test", mountpoint.encode(), fstype.encode(), MS_NOSUID | MS_NODEV, opts):
+            e = ctypes.get_errno()
+            raise OSError(e, f"mount -t {fstype} {mountpoint}: {os.strerror(e)}")
+    finally:
+        os.close(fd)
+
+
+_libc.statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_STATX_FORCE_SYNC, STATX_BASIC_STATS = -100, 0x100, 0x2000, 0x7ff
+
+
+def stat_errno_uncached(path):
+    """The errno of an lstat of `path` that must reach the filesystem
+    (statx with AT_STATX_FORCE_SYNC), or None. os.stat may answer from the
+    kernel's attribute cache, which outlives a killed server for a second."""
+    buf = ctypes.create_string_buffer(256)
+    if _libc.statx(AT_FDCWD, path.encode(), AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC,
+                   STATX_BASIC_STATS, buf):
+        return ctypes.get_errno()
+    return None
+
+
 # ---------------------------------------------------------------- processes
+
+def wait_serving(f, timeout=10):
+    """Waits for a started Furing's "serving" line: its readiness check
+    cannot tell a new mount from a dead one it replaces."""
+    wait_for(lambda: "furing: serving " in f.stderr_text() or not f.running(), timeout,
+             what="the serving line")
+    assert f.running(), f"furing exited with {f.proc.returncode}:\n{f.stderr_text()}"
+
 
 def proc_alive(pid):
     """True when pid exists and is not a zombie."""

@@ -70,6 +70,29 @@ def test_usage_error(cli, paths, case):
     assert not os.path.exists(mp), f"{case}: mountpoint file was created and left behind"
 
 
+# Numbers that wrap: a shift past 64 bits, or strtoul's negation of a '-'
+# that hides behind leading white space. Each wrapped to an accepted value.
+WRAPPING_NUMBERS = {
+    "payload-size-M-wraps-to-1M": ("--payload-size", "4503599627370497M"),     # 2^52+1 MiB = 2^72+1 MiB
+    "payload-size-K-wraps-to-8K": ("--payload-size", "18014398509481992K"),    # (2^54+8) KiB
+    "payload-size-too-big": ("--payload-size", "18446744073709551616"),        # 2^64: ERANGE
+    "payload-size-space-minus": ("--payload-size", " -17592186044415M"),       # wraps to 1 MiB
+    "threads-space-minus": ("--threads", " -18446744073709551615"),            # wraps to 1
+    "queue-depth-tab-minus": ("--queue-depth", "\t-18446744073709551615"),     # wraps to 1
+    "queue-depth-too-big": ("--queue-depth", "18446744073709551617"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRAPPING_NUMBERS))
+def test_numeric_option_overflow(cli, paths, case):
+    img, mp = paths
+    opt, value = WRAPPING_NUMBERS[case]
+    r = cli(["export", "--io-uring=off", opt, value, img, mp], mountpoint=mp)
+    line = check_failed(r, 2, mp, case)
+    assert opt in line, f"{case}: the error does not name {opt}: {line!r}"
+    assert not os.path.exists(mp), f"{case}: mountpoint file was created and left behind"
+
+
 def test_missing_image(cli, workdir):
     mp = os.path.join(workdir, "never.mnt")
     r = cli(["export", os.path.join(workdir, "nope.raw"), mp], mountpoint=mp)

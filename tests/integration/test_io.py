@@ -6,7 +6,9 @@ import mmap
 import os
 import random
 import stat
+import subprocess
 import threading
+import time
 
 import pytest
 
@@ -258,6 +260,46 @@ def test_growable_write_past_end(furing, make_image):
     assert_same(os.pread(fd, len(model), 0), bytes(model), "export after growing writes")
     r = f.stop()
     assert r.rc == 0, r.stderr
+
+
+@pytest.fixture
+def small_tmpfs(workdir):
+    """A 512 KiB tmpfs, so that a write to an image on it runs out of space
+    part-way. Unmounted (lazily: the export may still hold the image) at
+    teardown."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    d = os.path.join(workdir, "small")
+    os.mkdir(d)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "furing-test-small", d],
+                   check=True, timeout=10)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", d], timeout=10)
+
+
+def test_growable_write_cut_short_by_enospc(small_tmpfs, furing):
+    """A growable export whose image fills its filesystem part-way through
+    one WRITE: the bytes acknowledged are in the image and the export's size
+    covers them, so they read back through the mount at once."""
+    size = 256 * KiB                                   # half the tmpfs
+    img = os.path.join(small_tmpfs, "image.raw")
+    with open(img, "wb") as g:
+        g.write(pattern(size, 20))
+    f = furing(img, writable=True, growable=True)
+    fd = f.open(os.O_RDWR)
+    data = pattern(384 * KiB, 21)                      # more than the 256 KiB left
+    n = os.pwrite(fd, data, size)
+    assert 0 < n < len(data), f"expected a write cut short by ENOSPC, got {n} of {len(data)}"
+    assert os.path.getsize(img) == size + n
+    assert_same(os.pread(fd, len(data), size), data[:n], "acknowledged bytes read through the mount")
+    time.sleep(1.2)                                    # past the 1 s attribute timeout: furing's size
+    assert os.fstat(fd).st_size == size + n
+    r = f.stop()
+    assert r.rc == 0, r.stderr
+    # one request, cut short inside the export (not split by the kernel)
+    assert op_count(r.summary, "WRITE") == 1, r.summary
 
 
 def test_open_o_trunc(furing, make_image):

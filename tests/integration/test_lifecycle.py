@@ -2,6 +2,7 @@
 I/O, the mountpoint file, --daemonize/--pidfile, the summary line, --debug,
 SIGUSR1 stats, options. Runs under both transports."""
 
+import errno
 import os
 import re
 import shutil
@@ -10,13 +11,15 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from furing_helpers import (
-    KiB, MiB, TRANSPORT_ARGS, assert_same, check_stats_fields, is_mounted,
-    kill_quietly, lazy_umount_all, mounts_at, op_count, parse_stats_line, pattern,
-    proc_alive, read_file, stats_lines, wait_for,
+    KiB, MiB, TRANSPORT_ARGS, assert_one_error_line, assert_same, check_stats_fields,
+    is_mounted, kill_quietly, lazy_umount_all, mount_dead_fuse, mounts_at, op_count,
+    parse_stats_line, pattern, proc_alive, read_file, stat_errno_uncached, stats_lines, wait_for,
+    wait_serving,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -127,6 +130,77 @@ def test_existing_mountpoint_kept(furing, image, workdir):
     r = f.stop()
     assert r.rc == 0, r.stderr
     assert read_file(mp) == b"underneath"
+
+
+# ---- a mount left behind by a server killed with SIGKILL: the mount stays,
+# its connection is dead, and every access to the mountpoint gives ENOTCONN
+
+def kill9(f):
+    f.send(signal.SIGKILL)
+    f.proc.wait(10)
+    assert len(mounts_at(f.mountpoint)) == 1, "the killed server's mount should stay"
+    # ECONNABORTED: the request was queued before the connection was torn
+    # down, which over io_uring ends a moment after the process
+    assert stat_errno_uncached(f.mountpoint) in (errno.ENOTCONN, errno.ECONNABORTED)
+
+
+def test_stale_mount_recovered(furing, make_image, workdir, transport):
+    size = 4 * MiB
+    img = make_image(size, "random", seed=90)
+    mp = os.path.join(workdir, "stale.mnt")
+    first = furing(img, writable=True, mountpoint=mp, precreate=False)
+    kill9(first)
+    second = furing(img, writable=True, mountpoint=mp, precreate=False, wait=False)
+    wait_serving(second)
+    said = [l for l in second.stderr_text().splitlines() if "unmounted the stale" in l]
+    assert len(said) == 1 and mp in said[0] and said[0].startswith("furing: "), second.stderr_text()
+    assert len(mounts_at(mp)) == 1, "the new mount is stacked on the dead one"
+    roundtrip(mp, size)
+    r = second.stop()
+    assert r.rc == 0, r.stderr
+    assert not mounts_at(mp)
+    # the file the killed server created is not the new one's to remove
+    assert os.path.isfile(mp)
+
+
+@pytest.mark.parametrize("fstype", ["fuse", "fuse.sshfs"])
+def test_stale_foreign_mount_named_not_removed(cli, image, workdir, fstype):
+    """A dead FUSE mount of another filesystem is not furing's to remove:
+    one line naming the command, and the mount stays."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount")
+    mp = os.path.join(workdir, "foreign.mnt")
+    open(mp, "wb").close()
+    mount_dead_fuse(mp, fstype)
+    try:
+        assert stat_errno_uncached(mp) == errno.ENOTCONN
+        r = cli(["export", "--io-uring=off", "--writable", image, mp], mountpoint=mp)
+        assert r.rc == 1, r
+        line = assert_one_error_line(r.stderr, "dead foreign mount")
+        assert f"umount -l {mp}" in line and fstype in line, line
+        assert [m.fstype for m in mounts_at(mp)] == [fstype], "the foreign mount was touched"
+    finally:
+        lazy_umount_all(mp)
+
+
+def test_stopped_server_mount_busy_not_hung(furing, cli, image, transport):
+    """A mount whose server is alive but stopped (SIGSTOP) is busy, not
+    stale: the new export says so in time instead of hanging on it."""
+    first = furing(image, writable=True)
+    first.send(signal.SIGSTOP)
+    try:
+        time.sleep(1.2)     # past the 1 s attribute timeout: any stat must ask the server
+        r = cli(["export", "--io-uring=off", "--writable", image, first.mountpoint],
+                mountpoint=None, timeout=10)
+        assert r.rc == 1, r
+        line = assert_one_error_line(r.stderr, "stopped server")
+        assert "busy" in line and first.mountpoint in line, line
+    finally:
+        first.send(signal.SIGCONT)
+    assert len(mounts_at(first.mountpoint)) == 1
+    roundtrip(first.mountpoint, os.path.getsize(image))
+    r = first.stop()
+    assert r.rc == 0, r.stderr
 
 
 def test_daemonize_pidfile(cli, transport, image, workdir, furing_bin):

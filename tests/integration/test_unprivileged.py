@@ -2,15 +2,19 @@
 fusermount3 helper; and the same user without fusermount3 on PATH."""
 
 import os
+import errno
 import random
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 
 import pytest
 
-from furing_helpers import MiB, assert_one_error_line, mounts_at, pattern, read_file
+from furing_helpers import (
+    MiB, assert_one_error_line, lazy_umount_all, mounts_at, pattern, read_file, stat_errno_uncached, wait_serving,
+)
 
 pytestmark = [
     pytest.mark.unprivileged,
@@ -122,3 +126,48 @@ def test_unprivileged_without_fusermount3(cli, userdir):
     line = assert_one_error_line(r.stderr, "no fusermount3")
     assert "fusermount" in line.lower(), f"error line does not name fusermount3: {line!r}"
     assert not mounts_at(mp)
+
+
+def run_client(mp, size):
+    c = subprocess.run(SETPRIV + [sys.executable, "-c", CLIENT, mp, str(size)], env=USER_ENV,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    assert c.returncode == 0, c.stdout.decode(errors="replace")
+
+
+def test_unprivileged_stale_mount_recovered(furing, userdir):
+    """The user's own export killed with SIGKILL: the next one removes the
+    dead mount with fusermount3 -u -z, says so, and serves."""
+    d, img, mp, binary = userdir
+    user = dict(prefix=SETPRIV, env=USER_ENV, binary=binary, writable=True, mountpoint=mp)
+    first = furing(img, **user)
+    first.send(signal.SIGKILL)
+    first.proc.wait(10)
+    assert len(mounts_at(mp)) == 1, "the killed server's mount should stay"
+    second = furing(img, precreate=False, wait=False, **user)
+    wait_serving(second)
+    said = [l for l in second.stderr_text().splitlines() if "unmounted the stale" in l]
+    assert len(said) == 1 and mp in said[0], second.stderr_text()
+    assert len(mounts_at(mp)) == 1 and f"user_id={UID}" in mounts_at(mp)[0].super_opts
+    run_client(mp, os.path.getsize(img))
+    r = second.stop()
+    assert r.rc == 0, r.stderr
+    assert not mounts_at(mp)
+
+
+def test_unprivileged_stale_root_mount_named(furing_plain, cli, userdir):
+    """A dead furing mount of root's on the user's file: fusermount3 may not
+    remove it for the user, so one line says what root must run."""
+    d, img, mp, binary = userdir
+    first = furing_plain(img, "--allow-other", "--io-uring=off", mountpoint=mp)
+    first.send(signal.SIGKILL)
+    first.proc.wait(10)
+    try:
+        assert stat_errno_uncached(mp) in (errno.ENOTCONN, errno.ECONNABORTED)
+        r = cli(["export", "--io-uring=off", img, mp], mountpoint=mp, env=USER_ENV, prefix=SETPRIV,
+                binary=binary)
+        assert r.rc == 1, r
+        line = assert_one_error_line(r.stderr, "root's dead mount")
+        assert f"as root: umount -l {mp}" in line, line
+        assert len(mounts_at(mp)) == 1, "root's mount went away"
+    finally:
+        lazy_umount_all(mp)
