@@ -66,6 +66,9 @@ struct furing_req {
 	int ans_err;
 	uint64_t ans_bytes;
 	struct furing_req *next_foreign; /* in the worker's list of answers from other threads */
+	/* The name, kept for the debug line (on the ring the answer overwrites
+	 * the request's own copy). Filled only with furing_config.debug. */
+	char debug_name[40];
 	/* Arguments handed to the filesystem by pointer live here, so that they
 	 * stay valid until the answer. */
 	struct furing_file fi[2]; /* [1]: copy_file_range's destination */
@@ -198,7 +201,7 @@ struct fu_session {
 	atomic_uint workers_done;
 	int wake_fd;              /* eventfd: wakes furing_session_wait */
 	bool forced;              /* workers were forced out: the kernel may still own buffers */
-	bool running;             /* between a successful start and the end of wait */
+	atomic_bool running;      /* from the INIT answer to the end of wait: notifications may go out */
 	atomic_bool fatal;
 	atomic_bool stop_requested;
 	atomic_bool stats_requested;

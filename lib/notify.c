@@ -26,7 +26,7 @@ static int notify(struct fu_session *s, int code, const struct iovec *args, int 
 	struct iovec iov[4];
 	struct fuse_out_header oh = {.len = sizeof(oh), .error = code, .unique = 0};
 
-	if (s->fd < 0 || !s->running)
+	if (s->fd < 0 || !atomic_load(&s->running))
 		return -ENOTCONN;
 	iov[0] = (struct iovec){&oh, sizeof(oh)};
 	for (int i = 0; i < nargs; i++) {

@@ -60,8 +60,8 @@ static void log_answer(const struct furing_req *r, bool answered)
 			 m->arg.lseek.whence);
 		break;
 	default:
-		if (m->name)
-			snprintf(range, sizeof(range), " name=%.40s", m->name);
+		if (r->debug_name[0])
+			snprintf(range, sizeof(range), " name=%s", r->debug_name);
 		break;
 	}
 	if (!answered)
@@ -202,6 +202,9 @@ void fu_no_answer(struct furing_req *r)
 /* The decoder refused the request: answer or drop it as the decoder said. */
 static void reject(struct furing_req *r, enum fu_decode_result res, int err)
 {
+	if (r->w->s->cfg.debug)
+		fu_log(r->w->s, FURING_LOG_DEBUG, "%s unique=%llu refused by the decoder (%s)", fu_opcode_name(r->msg.opcode),
+		       (unsigned long long)r->msg.unique, res == FU_DECODE_DROP ? "dropped" : strerror(err ? err : EIO));
 	if (res == FU_DECODE_DROP || fu_opcode_no_reply(r->msg.opcode))
 		fu_no_answer(r);
 	else
@@ -220,6 +223,8 @@ void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err
 	 * filling it cannot overwrite a name the filesystem still reads. */
 	size_t off = (tail_end + ANSWER_BUF_ALIGN - 1) & ~(size_t)(ANSWER_BUF_ALIGN - 1);
 	r->buf_off = off < r->base_size ? (uint32_t)off : r->base_size;
+	if (r->w->s->cfg.debug)
+		snprintf(r->debug_name, sizeof(r->debug_name), "%s", res == FU_DECODE_OK && r->msg.name ? r->msg.name : "");
 	if (res == FU_DECODE_OK)
 		fu_dispatch(r);
 	else

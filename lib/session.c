@@ -692,6 +692,9 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 		return ret;
 	}
 	report_layout(s);
+	/* Workers serve from their first moment, and a request's operation may
+	 * already notify: the session counts as running from here. */
+	atomic_store(&s->running, true);
 	ret = start_workers(s, err, errlen);
 	if (ret == 0 && !wait_armed(s)) {
 		fmt_err(err, errlen, "the workers did not arm their queues within %u ms (start_timeout_ms)",
@@ -705,12 +708,10 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 	if (ret < 0) {
 		/* Undo: unmount, abort, force out, join: bounded by the grace
 		 * periods of furing_session_wait. */
-		s->running = true;
 		furing_session_stop(pub);
 		furing_session_wait(pub);
 		return ret;
 	}
-	s->running = true;
 	return 0;
 }
 
@@ -745,7 +746,7 @@ int furing_session_wait(struct furing_session *pub)
 	uint64_t stop_at = 0;
 	enum { RUNNING, UNMOUNTED, ABORTED, FORCED } phase = RUNNING;
 
-	if (!s->running)
+	if (!atomic_load(&s->running))
 		return -EINVAL;
 	while (atomic_load(&s->workers_done) < s->nworkers) {
 		int timeout = -1;
@@ -807,7 +808,7 @@ int furing_session_wait(struct furing_session *pub)
 		fu_unmount(s->mountpoint, s->via_fusermount);
 	s->mounted = false;
 	s->forced = phase == FORCED;
-	s->running = false;
+	atomic_store(&s->running, false);
 	return atomic_load(&s->fatal) ? -EIO : 0;
 }
 
@@ -832,7 +833,7 @@ void furing_session_destroy(struct furing_session *pub)
 
 	if (!s)
 		return;
-	if (s->running) {
+	if (atomic_load(&s->running)) {
 		furing_session_stop(pub);
 		furing_session_wait(pub);
 	}

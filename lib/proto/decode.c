@@ -200,6 +200,14 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 		hdr_avail = body_len - w->data_len;
 		data = w->data;
 		data_len = w->data_len - ext_len;
+		/* NOTIFY_REPLY is the exception (seen on 6.18): op_in stays
+		 * empty and its header leads the payload, as on /dev/fuse. */
+		if (ih.opcode == FUSE_NOTIFY_REPLY && hdr_avail == 0 && data_len >= op_hdr) {
+			hdr = data;
+			hdr_avail = op_hdr;
+			data += op_hdr;
+			data_len -= op_hdr;
+		}
 		if (hdr_avail < op_hdr)
 			return fail(no_reply, EIO, err);
 		/* The kernel puts exactly the opcode's header in op_in (INIT,
