@@ -14,7 +14,8 @@
  *
  * One mutex guards everything: operations only touch memory, so none holds
  * it for long. Each operation decides under the lock and answers after
- * dropping it: an answer is a system call, the lock is for memory work.
+ * dropping it: answering hands the reply to the kernel (a write to
+ * /dev/fuse, or the ring), which is no work to do while others wait.
  *
  * The mount uses default_permissions: the kernel checks every access against
  * the modes and owners we report, so the operations need not. Record locks
