@@ -5,6 +5,7 @@ carried its requests and which requests reached the filesystem."""
 
 import errno
 import os
+import signal
 import stat
 import subprocess
 import threading
@@ -87,6 +88,20 @@ def test_hello_unimplemented_op_answers_enosys_once(example, transport):
     setx = ops(lines, "SETXATTR")
     assert len(setx) == 1, f"SETXATTR reached the server {len(setx)} times: {setx}"
     assert setx[0].result == "-ENOSYS" and setx[0].args == "name=user.x"
+
+
+@pytest.mark.parametrize("how", ["umount", "SIGINT"])
+def test_hello_stops_cleanly(example, transport, how):
+    """Someone unmounting it, or ^C, ends hello with exit status 0."""
+    h = example("hello", debug=False)
+    assert read_file(os.path.join(h.mountpoint, "hello")) == HELLO_TEXT
+    if how == "umount":
+        subprocess.run(["umount", h.mountpoint], check=True, timeout=10)
+        r = h.wait_exit()
+    else:
+        r = h.stop(signal.SIGINT)
+    assert r.rc == 0, f"exit {r.rc} after {how}; stderr:\n{r.stderr[-3000:]}"
+    assert not h.mounted()
 
 
 @pytest.mark.parametrize("name", ["hello", "memfs"])
