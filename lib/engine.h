@@ -66,9 +66,6 @@ struct furing_req {
 	int ans_err;
 	uint64_t ans_bytes;
 	struct furing_req *next_foreign; /* in the worker's list of answers from other threads */
-	/* The name, kept for the debug line (on the ring the answer overwrites
-	 * the request's own copy). Filled only with furing_config.debug. */
-	char debug_name[40];
 	/* Arguments handed to the filesystem by pointer live here, so that they
 	 * stay valid until the answer. */
 	struct furing_file fi[2]; /* [1]: copy_file_range's destination */

@@ -60,8 +60,8 @@ static void log_answer(const struct furing_req *r, bool answered)
 			 m->arg.lseek.whence);
 		break;
 	default:
-		if (r->debug_name[0])
-			snprintf(range, sizeof(range), " name=%s", r->debug_name);
+		if (m->name)
+			snprintf(range, sizeof(range), " name=%.40s", m->name);
 		break;
 	}
 	if (!answered)
@@ -135,11 +135,9 @@ static void count(struct furing_req *r)
 		FU_STAT_ADD(w->stats.bytes_written, r->ans_bytes);
 }
 
-/* On the worker: the debug line, and the slot back to the transport. */
+/* On the worker: the slot back to the transport. */
 static void finish(struct furing_req *r, bool answered)
 {
-	if (r->w->s->cfg.debug)
-		log_answer(r, answered);
 	r->tp->recycle(r, answered);
 }
 
@@ -175,6 +173,10 @@ void fu_answer(struct furing_req *r, int err, const struct iovec *iov, int iovcn
 	}
 	if (atomic_load_explicit(&r->w->s->intr_count, memory_order_relaxed) != 0)
 		forget_interrupt(r->w->s, r->msg.unique);
+	/* The debug line names the request's arguments, so it goes first: on
+	 * the ring the answer is written over the payload that holds them. */
+	if (r->w->s->cfg.debug)
+		log_answer(r, true);
 
 	if (fu_current_worker == r->w) {
 		count(r);
@@ -196,6 +198,8 @@ void fu_answer(struct furing_req *r, int err, const struct iovec *iov, int iovcn
 void fu_no_answer(struct furing_req *r)
 {
 	atomic_store(&r->answered, true);
+	if (r->w->s->cfg.debug)
+		log_answer(r, false);
 	finish(r, false);
 }
 
@@ -223,8 +227,6 @@ void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err
 	 * filling it cannot overwrite a name the filesystem still reads. */
 	size_t off = (tail_end + ANSWER_BUF_ALIGN - 1) & ~(size_t)(ANSWER_BUF_ALIGN - 1);
 	r->buf_off = off < r->base_size ? (uint32_t)off : r->base_size;
-	if (r->w->s->cfg.debug)
-		snprintf(r->debug_name, sizeof(r->debug_name), "%s", res == FU_DECODE_OK && r->msg.name ? r->msg.name : "");
 	if (res == FU_DECODE_OK)
 		fu_dispatch(r);
 	else

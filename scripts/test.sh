@@ -2,7 +2,9 @@
 # Every test, from a fresh machine: set up, build (plain and ASan/UBSan),
 # unit tests (also under valgrind), the decoder fuzzer for a bounded time,
 # then the integration suite, which mounts for real under both transports
-# against the sanitized daemon. The last line is pytest's summary.
+# against the sanitized daemon and example filesystems, and installs the
+# plain build to compile an example against it out of the tree. The last
+# line is pytest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

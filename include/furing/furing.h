@@ -266,7 +266,8 @@ struct furing_ops {
 		      const struct furing_file *fi); /* reply_statx */
 
 	/* ---- files ---- */
-	/* @fi->flags: open(2) flags; set fi->fh... no: answer with the handle. */
+	/* @fi->flags: the open(2) flags. Answer with the handle (furing_open.fh)
+	 * that later requests on this open file carry in furing_file.fh. */
 	void (*open)(struct furing_req *req, uint64_t ino, const struct furing_file *fi); /* reply_open */
 	void (*create)(struct furing_req *req, uint64_t parent, const char *name, mode_t mode,
 		       const struct furing_file *fi); /* reply_create */

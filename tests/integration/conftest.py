@@ -7,6 +7,9 @@
 - image        : a 16 MiB sparse image
 - furing       : factory starting `furing export`, waiting for the mount, and
                  always cleaning up (SIGTERM, SIGKILL, umount -l) at teardown
+- examples_dir : where the example filesystems are (next to the binary)
+- example      : the same for an example filesystem (examples/hello.c,
+                 examples/memfs.c) mounted on a fresh directory
 - cli          : runs the binary to completion (for bad-input tests)
 """
 
@@ -23,7 +26,7 @@ import time
 import pytest
 
 from furing_helpers import (
-    FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, check_stats_fields, is_mounted,
+    EXAMPLES, FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, check_stats_fields, is_mounted,
     lazy_umount_all, mounts, parse_summary, pattern, stats_lines,
 )
 
@@ -79,6 +82,19 @@ def furing_bin():
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         pytest.fail(f"furing binary not found or not executable: {path} "
                     f"(build it, or set FURING_BIN)", pytrace=False)
+    return os.path.realpath(path)
+
+
+@pytest.fixture(scope="session")
+def examples_dir(furing_bin):
+    """$FURING_EXAMPLES_DIR, or examples/ of the build the binary comes from
+    (so that test.sh's sanitized build tests its sanitized examples)."""
+    path = os.environ.get("FURING_EXAMPLES_DIR") or os.path.join(os.path.dirname(furing_bin), "examples")
+    for name in EXAMPLES:
+        exe = os.path.join(path, name)
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            pytest.fail(f"example filesystem not found or not executable: {exe} "
+                        f"(build it, or set FURING_EXAMPLES_DIR)", pytrace=False)
     return os.path.realpath(path)
 
 
@@ -196,13 +212,17 @@ def image(make_image):
 
 
 class Furing:
-    """One running `furing export`."""
+    """One running FUSE server: `furing export`, or an example filesystem
+    (fstype fuse.<its subtype>, no summary line)."""
 
-    def __init__(self, argv, image, mountpoint, workdir, transport, env, tag):
+    def __init__(self, argv, image, mountpoint, workdir, transport, env, tag, fstype=FSTYPE,
+                 summary=True):
         self.argv = argv
         self.image = image
         self.mountpoint = mountpoint
         self.transport = transport
+        self.fstype = fstype
+        self.summary = summary  # prints `furing: summary ...` on a clean exit
         self.stderr_path = os.path.join(workdir, f"furing{tag}.stderr")
         self.stdout_path = os.path.join(workdir, f"furing{tag}.stdout")
         self.proc = None
@@ -226,18 +246,18 @@ class Furing:
             timeout = min(timeout, 1.0)
         deadline = time.monotonic() + timeout
         while True:
-            if is_mounted(self.mountpoint):
+            if is_mounted(self.mountpoint, self.fstype):
                 _NOT_READY_STREAK[0] = 0
                 return self
             rc = self.proc.poll()
             if rc is not None:
                 raise AssertionError(
-                    f"furing exited with {rc} before the mount appeared; argv={self.argv}\n"
+                    f"{self.argv[0]} exited with {rc} before the mount appeared; argv={self.argv}\n"
                     f"stderr:\n{self.stderr_text()}")
             if time.monotonic() >= deadline:
                 _NOT_READY_STREAK[0] += 1
                 raise AssertionError(
-                    f"mount {self.mountpoint} ({FSTYPE}) not ready within {timeout}s; "
+                    f"mount {self.mountpoint} ({self.fstype}) not ready within {timeout}s; "
                     f"argv={self.argv}\nstderr:\n{self.stderr_text()}")
             time.sleep(0.02)
 
@@ -249,7 +269,7 @@ class Furing:
         return self.proc.poll() is None
 
     def mounted(self):
-        return is_mounted(self.mountpoint)
+        return is_mounted(self.mountpoint, self.fstype)
 
     def stderr_text(self):
         try:
@@ -352,36 +372,21 @@ class Furing:
         # after a SIGKILL the mount is expected to stay (dead); otherwise it is a bug
         if lazy_umount_all(self.mountpoint) and not killed:
             problems.append("mount still present after the process exited: umount -l")
-        if self.proc.returncode == 0:
+        if self.proc.returncode == 0 and self.summary:
             problems += self.summary_problems()
         with _LIVE_LOCK:
             _LIVE.discard(self.proc)
         return problems
 
 
-def _factory(request, furing_bin, workdir, transport):
+def _servers(request, workdir):
+    """Yields launch(argv, mountpoint, transport, ...) -> Furing, which
+    starts a server and waits for its mount; owns the watchdog and the
+    teardown of everything it started."""
     instances = []
 
-    def start(image, *extra, writable=False, growable=False, mountpoint=None, precreate=True,
-              debug=False, wait=True, env=None, prefix=None, transport_args=None, binary=None):
-        if mountpoint is None:
-            mountpoint = os.path.join(workdir, f"mnt{len(instances)}")
-        if precreate and not os.path.exists(mountpoint):
-            open(mountpoint, "wb").close()
-        argv = list(prefix or []) + [binary or furing_bin, "export"]
-        if transport_args is not None:
-            argv += list(transport_args)
-        elif transport is not None:
-            argv += TRANSPORT_ARGS[transport]
-        if writable:
-            argv.append("--writable")
-        if growable:
-            argv.append("--growable")
-        if debug:
-            argv.append("--debug")
-        argv += [str(a) for a in extra]
-        argv += [image, mountpoint]
-        inst = Furing(argv, image, mountpoint, workdir, transport, env, len(instances))
+    def launch(argv, mountpoint, transport, image=None, wait=True, env=None, **kw):
+        inst = Furing(argv, image, mountpoint, workdir, transport, env, len(instances), **kw)
         instances.append(inst)
         inst.start()
         if wait:
@@ -406,7 +411,7 @@ def _factory(request, furing_bin, workdir, transport):
     timer.daemon = True
     timer.start()
 
-    yield start
+    yield launch
 
     timer.cancel()
     problems = []
@@ -420,6 +425,62 @@ def _factory(request, furing_bin, workdir, transport):
         pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
     elif problems:
         print("teardown problems: " + "; ".join(problems))
+
+
+def _transport_argv(transport, transport_args):
+    if transport_args is not None:
+        return list(transport_args)
+    return TRANSPORT_ARGS[transport] if transport is not None else []
+
+
+def _factory(request, furing_bin, workdir, transport):
+    servers = _servers(request, workdir)
+    launch = next(servers)
+    count = [0]
+
+    def start(image, *extra, writable=False, growable=False, mountpoint=None, precreate=True,
+              debug=False, wait=True, env=None, prefix=None, transport_args=None, binary=None):
+        if mountpoint is None:
+            mountpoint = os.path.join(workdir, f"mnt{count[0]}")
+        count[0] += 1
+        if precreate and not os.path.exists(mountpoint):
+            open(mountpoint, "wb").close()
+        argv = list(prefix or []) + [binary or furing_bin, "export"]
+        argv += _transport_argv(transport, transport_args)
+        if writable:
+            argv.append("--writable")
+        if growable:
+            argv.append("--growable")
+        if debug:
+            argv.append("--debug")
+        argv += [str(a) for a in extra]
+        argv += [image, mountpoint]
+        return launch(argv, mountpoint, transport, image=image, wait=wait, env=env)
+
+    yield start
+    yield from servers
+
+
+def _example_factory(request, examples_dir, workdir, transport):
+    servers = _servers(request, workdir)
+    launch = next(servers)
+    count = [0]
+
+    def start(name, *extra, debug=True, wait=True, env=None, binary=None, fstype=None,
+              transport_args=None):
+        mountpoint = os.path.join(workdir, f"{name}{count[0]}")
+        count[0] += 1
+        os.mkdir(mountpoint)
+        argv = [binary or os.path.join(examples_dir, name)]
+        argv += _transport_argv(transport, transport_args)
+        if debug:
+            argv.append("--debug")
+        argv += [str(a) for a in extra] + [mountpoint]
+        return launch(argv, mountpoint, transport, wait=wait, env=env,
+                      fstype=fstype or f"fuse.{name}", summary=False)
+
+    yield start
+    yield from servers
 
 
 @pytest.fixture
@@ -436,6 +497,24 @@ def furing_plain(request, furing_bin, workdir):
     """Like `furing` but not parametrized over transports: no --io-uring
     option unless transport_args= is given."""
     yield from _factory(request, furing_bin, workdir, None)
+
+
+@pytest.fixture
+def example(request, examples_dir, transport, workdir):
+    """example(name, *extra, debug=True, wait=True, env=None, binary=None,
+    fstype=None, transport_args=None) -> Furing: starts the example
+    filesystem `name` (hello, memfs) with the transport's --io-uring option
+    on a new directory and waits for its mount (fuse.<name>). With debug,
+    each request leaves one `furing: [ring qN]|[dev] OP ...` line in
+    .stderr_text(). Same watchdog and teardown as `furing`."""
+    yield from _example_factory(request, examples_dir, workdir, transport)
+
+
+@pytest.fixture
+def example_plain(request, examples_dir, workdir):
+    """Like `example` but not parametrized over transports: no --io-uring
+    option unless transport_args= is given."""
+    yield from _example_factory(request, examples_dir, workdir, None)
 
 
 class CliResult:

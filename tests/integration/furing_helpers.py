@@ -26,6 +26,9 @@ ALL_OPTIONS = [
 
 TRANSPORT_ARGS = {"dev": ["--io-uring=off"], "ring": ["--io-uring=on"]}
 
+# The example filesystems (examples/*.c), built next to the binary.
+EXAMPLES = ("hello", "memfs")
+
 
 # ---------------------------------------------------------------- polling
 
@@ -297,3 +300,77 @@ def assert_one_error_line(stderr, what=""):
 
 def assert_no_crash(rc, what=""):
     assert rc is not None and rc >= 0, f"{what}: killed by signal {-rc if rc else rc}"
+
+
+# ---------------------------------------------------------------- renameat2, raw xattr calls
+
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+RENAME_WHITEOUT = 4
+
+_libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_libc.getxattr.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+_libc.getxattr.restype = ctypes.c_ssize_t
+_libc.listxattr.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+_libc.listxattr.restype = ctypes.c_ssize_t
+
+
+def _raise_errno(what):
+    e = ctypes.get_errno()
+    raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def renameat2(old, new, flags):
+    """renameat2(2) (Python's os.rename has no flags)."""
+    if _libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
+        _raise_errno(f"renameat2({old}, {new}, {flags:#x})")
+
+
+def getxattr_sized(path, name, size):
+    """getxattr(2) with a buffer of exactly `size` bytes (0: a NULL buffer,
+    the length probe). Returns (length, bytes) or raises OSError (ERANGE)."""
+    buf = ctypes.create_string_buffer(size) if size else None
+    n = _libc.getxattr(os.fsencode(path), os.fsencode(name), buf, size)
+    if n < 0:
+        _raise_errno(f"getxattr({path}, {name}, {size})")
+    return n, (buf.raw[:n] if size else b"")
+
+
+def listxattr_sized(path, size):
+    """listxattr(2) with a buffer of exactly `size` bytes (0: the probe)."""
+    buf = ctypes.create_string_buffer(size) if size else None
+    n = _libc.listxattr(os.fsencode(path), buf, size)
+    if n < 0:
+        _raise_errno(f"listxattr({path}, {size})")
+    return n, (buf.raw[:n] if size else b"")
+
+
+# ---------------------------------------------------------------- --debug lines
+
+DebugLine = namedtuple("DebugLine", "where op args result")
+_DEBUG_RE = re.compile(r"^furing: \[(ring q\d+|dev)\] ([A-Z0-9_]+) unique=\d+ nodeid=\d+(.*) -> (.*)$")
+# The kernel sends these over /dev/fuse even when requests use io_uring.
+DEV_ONLY_OPS = {"FORGET", "BATCH_FORGET", "INTERRUPT", "NOTIFY_REPLY"}
+
+
+def debug_lines(text):
+    """The `furing: [ring qN]|[dev] OP unique=.. nodeid=.. ARGS -> RESULT`
+    lines of --debug output."""
+    out = []
+    for line in text.splitlines():
+        m = _DEBUG_RE.match(line)
+        if m:
+            out.append(DebugLine(m.group(1), m.group(2), m.group(3).strip(), m.group(4)))
+    return out
+
+
+def check_debug_transport(lines, transport):
+    """Every request came over the transport the server was told to use."""
+    assert lines, "no --debug request lines at all"
+    if transport == "dev":
+        wrong = [l for l in lines if l.where != "dev"]
+    else:
+        wrong = [l for l in lines if l.op not in DEV_ONLY_OPS and not l.where.startswith("ring q")]
+        assert any(l.where.startswith("ring q") for l in lines), "no request came over the ring"
+    assert not wrong, f"{transport}: requests over the wrong transport: {wrong[:5]}"

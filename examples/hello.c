@@ -1,0 +1,191 @@
+/* hello: the smallest useful libfuring filesystem.
+ *
+ *   $ hello /mnt/hello &
+ *   $ cat /mnt/hello/hello
+ *   Hello, World!
+ *
+ * A root directory holding one read-only file. Nothing changes, so every
+ * answer is computed from constants and the operations need no locking.
+ * Operations left NULL in the table answer ENOSYS; for most of them (xattrs,
+ * opendir, flush, ...) the kernel then stops asking for the rest of the mount.
+ *
+ * Build against the installed library:
+ *   cc -o hello hello.c $(pkg-config --cflags --libs furing)
+ *
+ * Usage: hello [--io-uring=auto|on|off] [--debug] MOUNTPOINT
+ * Runs until SIGINT/SIGTERM or until someone unmounts MOUNTPOINT.
+ * Exit status: 0 clean stop, 1 runtime error, 2 usage error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <furing/furing.h>
+
+#define FILE_INO 2 /* node ids are ours to choose; 1 is the root */
+static const char file_name[] = "hello";
+static const char file_text[] = "Hello, World!\n";
+
+/* Nothing ever changes: the kernel may cache names and attributes for long. */
+#define CACHE_S 60.0
+
+/* The attributes of node @ino; false when there is no such node. */
+static bool node_stat(uint64_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	if (ino == FURING_ROOT_ID) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+	} else if (ino == FILE_INO) {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = sizeof(file_text) - 1;
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static void hello_lookup(struct furing_req *req, uint64_t parent, const char *name)
+{
+	struct furing_entry e = {.ino = FILE_INO, .attr_timeout = CACHE_S, .entry_timeout = CACHE_S};
+
+	if (parent != FURING_ROOT_ID || strcmp(name, file_name) != 0) {
+		furing_reply_err(req, ENOENT);
+		return;
+	}
+	node_stat(FILE_INO, &e.attr);
+	furing_reply_entry(req, &e); /* the kernel now holds one lookup of FILE_INO */
+}
+
+static void hello_getattr(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
+{
+	struct stat st;
+
+	if (!node_stat(ino, &st))
+		furing_reply_err(req, ENOENT);
+	else
+		furing_reply_attr(req, &st, CACHE_S);
+}
+
+/* The listing is ".", ".." and the file. @off is where the previous answer
+ * stopped: each entry carries the offset of the one after it. */
+static void hello_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size,
+			  const struct furing_file *fi)
+{
+	static const struct {
+		const char *name;
+		uint64_t ino;
+	} entries[] = {{".", FURING_ROOT_ID}, {"..", FURING_ROOT_ID}, {file_name, FILE_INO}};
+	struct furing_dirbuf d;
+
+	if (ino != FURING_ROOT_ID) {
+		furing_reply_err(req, ENOTDIR);
+		return;
+	}
+	furing_dirbuf_init(&d, req, size, false);
+	for (uint64_t i = off; i < sizeof(entries) / sizeof(entries[0]); i++) {
+		struct stat st;
+		node_stat(entries[i].ino, &st);
+		if (!furing_dirbuf_add(&d, entries[i].name, &st, i + 1))
+			break; /* full: the kernel asks again from i */
+	}
+	furing_reply_dirbuf(req, &d); /* an empty listing ends the directory */
+}
+
+static void hello_open(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
+{
+	/* The mount has no default_permissions, so the mode bits are only
+	 * advice to the kernel: refusing writes is up to us. */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		furing_reply_err(req, EACCES);
+		return;
+	}
+	struct furing_open o = {.flags = FURING_OPEN_KEEP_CACHE}; /* the content never changes */
+	furing_reply_open(req, &o);
+}
+
+static void hello_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size,
+		       const struct furing_file *fi)
+{
+	size_t len = sizeof(file_text) - 1;
+
+	if (off >= len) {
+		furing_reply_buf(req, 0); /* nothing: the end of the file */
+		return;
+	}
+	if (size > len - off)
+		size = (uint32_t)(len - off);
+	furing_reply_data(req, file_text + off, size);
+}
+
+static const struct furing_ops hello_ops = {
+	.lookup = hello_lookup,
+	.getattr = hello_getattr,
+	.readdir = hello_readdir,
+	.open = hello_open,
+	.read = hello_read,
+	/* no opendir: the library asks for NO_OPENDIR_SUPPORT, and readdir gets fh 0 */
+};
+
+static int usage_error(const char *msg, const char *arg)
+{
+	fprintf(stderr, "hello: %s%s (usage: hello [--io-uring=auto|on|off] [--debug] MOUNTPOINT)\n", msg,
+		arg ? arg : "");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"io-uring", required_argument, NULL, 'u'},
+		{"debug", no_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
+	};
+	struct furing_config cfg = {.fsname = "hello", .subtype = "hello"}; /* zero: the defaults */
+	char err[512];
+	int opt;
+
+	opterr = 0; /* our own one-line messages */
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if (opt == 'd') {
+			cfg.debug = true; /* one line per request on stderr */
+		} else if (opt == 'u' && !strcmp(optarg, "auto")) {
+			cfg.io_uring = FURING_IO_URING_AUTO;
+		} else if (opt == 'u' && !strcmp(optarg, "on")) {
+			cfg.io_uring = FURING_IO_URING_ON;
+		} else if (opt == 'u' && !strcmp(optarg, "off")) {
+			cfg.io_uring = FURING_IO_URING_OFF;
+		} else if (opt == 'u') {
+			return usage_error("--io-uring must be auto, on or off, not ", optarg);
+		} else {
+			return usage_error("unknown option or missing value: ", argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error("give exactly one MOUNTPOINT", NULL);
+
+	struct furing_session *s = furing_session_new(&hello_ops, sizeof(hello_ops), &cfg, sizeof(cfg), NULL, err,
+						      sizeof(err));
+	if (!s) {
+		fprintf(stderr, "hello: %s\n", err);
+		return 1;
+	}
+	/* SIGINT/SIGTERM/SIGHUP make furing_session_wait return after unmounting. */
+	int ret = furing_session_handle_signals(s);
+	if (ret == 0)
+		ret = furing_session_start(s, argv[optind], err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "cannot install signal handlers: %s", strerror(-ret));
+	if (ret < 0) {
+		fprintf(stderr, "hello: %s\n", err);
+		furing_session_destroy(s);
+		return 1;
+	}
+	ret = furing_session_wait(s); /* the reason of a failure is already logged */
+	furing_session_destroy(s);
+	return ret < 0 ? 1 : 0;
+}
