@@ -319,7 +319,7 @@ void fu_dispatch(struct furing_req *r)
 		return;
 	case FUSE_INTERRUPT:
 		/* Recorded for furing_req_interrupted; the request itself is
-		 * always answered (PROTOCOL.md 3.3): on the ring an INTERRUPT
+		 * always answered (doc/protocol.md 3.3): on the ring an INTERRUPT
 		 * cannot be answered at all. */
 		fu_note_interrupt(s, a->interrupt.unique);
 		if (o->interrupt)

@@ -1,5 +1,5 @@
 /* Messages from the filesystem to the kernel: notifications (written to the
- * session's /dev/fuse fd with unique 0: never over the ring, PROTOCOL.md
+ * session's /dev/fuse fd with unique 0: never over the ring, doc/protocol.md
  * 1.8), the retrieve table that matches a NOTIFY_REPLY to its cookie, and
  * the backing-file ioctls of kernel passthrough. Every call here may come
  * from any thread; writev on /dev/fuse takes one whole message at a time. */

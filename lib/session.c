@@ -4,7 +4,7 @@
  *           filesystem's init() chooses -> negotiate -> prepare each worker
  *           (cloned fd, ring queue buffers) -> write the INIT answer ->
  *           start the workers (each creates its io_uring and only now
- *           REGISTERs its queues: PROTOCOL.md 1.2) -> wait until every
+ *           REGISTERs its queues: doc/protocol.md 1.2) -> wait until every
  *           worker has armed its reads and entries, or failed, or the
  *           start-up time is over.
  *   wait:   the calling thread sleeps in poll(2) on an eventfd that stop
@@ -136,7 +136,7 @@ static long read_sysfs_long(const char *path, long dflt)
 	return v;
 }
 
-/* The kernel wants a queue for every *possible* CPU (PROTOCOL.md 1.5):
+/* The kernel wants a queue for every *possible* CPU (doc/protocol.md 1.5):
  * count the CPUs listed in /sys/devices/system/cpu/possible ("0-1,4"). */
 static unsigned int possible_cpus(void)
 {
@@ -208,7 +208,7 @@ void fu_session_worker_done(struct fu_session *s)
 	fu_session_wake(s);
 }
 
-/* ---- io_uring availability (PROTOCOL.md 1.1) ---- */
+/* ---- io_uring availability (doc/protocol.md 1.1) ---- */
 
 /* Why this process cannot use io_uring at all, or NULL when it can. The
  * event loop needs it for both transports; without it the workers fall back

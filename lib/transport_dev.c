@@ -1,5 +1,5 @@
 /* The legacy transport: requests read from a cloned /dev/fuse fd, answers
- * written back on the same fd (PROTOCOL.md pitfall 17).
+ * written back on the same fd (doc/protocol.md 3.1).
  *
  * Each worker clones the session fd and owns a set of slots, each with a
  * buffer laid out so that WRITE data (at byte 80 of a request) starts on a
@@ -150,7 +150,7 @@ static void dev_read_done(struct furing_event *ev, int res)
 	fu_request_arrived(r, d, err, (size_t)res > DEV_DATA_OFFSET ? (size_t)res - DEV_DATA_OFFSET : 0);
 }
 
-/* Any thread: a write on the fd the request came from (pitfall 17). */
+/* Any thread: a write on the fd the request came from (doc/protocol.md 3.1). */
 static void dev_deliver(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
 {
 	struct dev_slot *sl = container_of(req, struct dev_slot, req);
@@ -158,7 +158,7 @@ static void dev_deliver(struct furing_req *req, int error, const struct iovec *i
 	struct fuse_out_header oh = {.len = sizeof(oh), .error = error, .unique = req->msg.unique};
 
 	v[0] = (struct iovec){&oh, sizeof(oh)};
-	/* An error answer must be exactly the 16-byte header (pitfall 6). */
+	/* An error answer must be exactly the 16-byte header (doc/protocol.md 4.5). */
 	for (int i = 0; !error && i < iovcnt && i < FURING_REPLY_IOV_MAX; i++) {
 		v[i + 1] = iov[i];
 		oh.len += (uint32_t)iov[i].iov_len;

@@ -1,4 +1,4 @@
-/* The FUSE-over-io_uring transport (PROTOCOL.md sections 1 and 2.3).
+/* The FUSE-over-io_uring transport (doc/protocol.md sections 1 and 2.3).
  *
  * A ring queue is the kernel's per-CPU queue `qid`; this worker serves it
  * with `depth` entries. An entry is a 288-byte header buffer and a payload

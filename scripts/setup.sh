@@ -32,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# FUSE-over-io_uring is off by default (PROTOCOL.md 1.1); --io-uring=on needs it.
+# FUSE-over-io_uring is off by default (doc/protocol.md 1.1); --io-uring=on needs it.
 param=/sys/module/fuse/parameters/enable_uring
 if [ -w "$param" ]; then
 	[ "$(cat "$param")" = Y ] || echo Y >"$param"

@@ -1,4 +1,4 @@
-/* Strict request decoding (see decode.h and PROTOCOL.md 3.1).
+/* Strict request decoding (see decode.h and doc/protocol.md 3.1).
  *
  * Order of the checks, the same for both layouts:
  *   1. in_len >= 40, else DROP (no unique to answer to);

@@ -2,7 +2,7 @@
  * typed view. Pure functions: no I/O, no threads, no allocation; fuzzed by
  * fuzz/fuzz_decode.c.
  *
- * The two transports place a request's parts differently (PROTOCOL.md 3.1):
+ * The two transports place a request's parts differently (doc/protocol.md 3.1):
  *   legacy: one buffer  = in_header | op header | names/data | extensions
  *   ring:   in_out      = in_header, op_in = op header, payload = names/data
  * so the caller describes what it holds with struct fu_wire and the decoder

@@ -1,6 +1,6 @@
 /* The FUSE wire protocol, 7.45 (Linux 6.18), including FUSE-over-io_uring.
  *
- * Written from the layouts and constants in shared/PROTOCOL.md; the system's
+ * Layouts and constants of protocol 7.45 (doc/protocol.md 2); the system's
  * <linux/fuse.h> is older (7.38) and must not be included alongside this.
  * Every struct carries a compile-time size check: a wrong layout must fail the
  * build, not corrupt a request. */

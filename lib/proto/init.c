@@ -1,4 +1,4 @@
-/* FUSE_INIT negotiation (see init.h and PROTOCOL.md 2.1, 3.2).
+/* FUSE_INIT negotiation (see init.h and doc/protocol.md 2.1, 3.2).
  *
  * The reply never sets a flag the kernel did not offer: the flags we want are
  * ANDed with the offer, where the offer's upper 32 bits (flags2) only count

@@ -2,7 +2,7 @@
  * filesystem's wishes in, the reply bytes and what was agreed out.
  *
  * Flags are handled as one 64-bit set: the kernel's `flags` word in the low
- * half and its `flags2` word in the high half (PROTOCOL.md 2.1), which is
+ * half and its `flags2` word in the high half (doc/protocol.md 2.1), which is
  * also how the public FURING_CAP_* constants are numbered. */
 #ifndef FURING_PROTO_INIT_H
 #define FURING_PROTO_INIT_H

@@ -15,7 +15,7 @@
 #define WANT_LOW (WANT_FS | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_INIT_EXT)
 #define WANT_DIO_MMAP ((uint64_t)FUSE2_DIRECT_IO_ALLOW_MMAP << 32)
 
-/* What a 6.18 kernel offers (PROTOCOL.md 2.1): bits 0-30 but FILE_OPS,
+/* What a 6.18 kernel offers (doc/protocol.md 2.1): bits 0-30 but FILE_OPS,
  * MAP_ALIGNMENT and SUBMOUNTS; flags2 with PASSTHROUGH, OVER_IO_URING only if
  * enable_uring. */
 #define OFFER_618_LOW (((1u << 31) - 1) & ~(FUSE_FILE_OPS | FUSE_MAP_ALIGNMENT | FUSE_SUBMOUNTS))
