@@ -34,7 +34,8 @@
  * A LIBRARY IS A GUEST. libfuring installs no signal handler and changes no
  * signal mask of the application's threads (unless furing_session_handle_
  * signals() is called), prints nothing (messages go to furing_config.log,
- * default stderr) and reads no environment variable.
+ * default stderr) and reads no environment variable (but PATH, to find
+ * fusermount3 when not root, as execvp would).
  *
  * VERSIONING. Structs passed in (furing_ops, furing_config) are sized by the
  * caller (the *_size arguments): fields are only ever added at their end, so
