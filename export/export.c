@@ -29,12 +29,15 @@
 
 #include "backend.h"
 #include "backend_file.h"
+#include "backend_nbd.h"
+#include "qemu_nbd.h"
 
 #define ATTR_TIMEOUT_S 1.0
 
 struct export {
 	struct export_opts o;
 	struct backend *be;
+	struct qemu_nbd *qemu_nbd; /* the private qemu-nbd serving a --format image, or NULL */
 	_Atomic uint64_t size;
 	uint32_t open_flags; /* FURING_OPEN_* for every open */
 	pthread_mutex_t meta_lock; /* mode/uid/gid: changed only by SETATTR */
@@ -402,9 +405,34 @@ const struct furing_ops export_ops = {
 
 /* ---- setup ---- */
 
+bool export_is_nbd_uri(const char *image)
+{
+	static const char *const schemes[] = {"nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
+					      "nbds+vsock://"};
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (!strncmp(image, schemes[i], strlen(schemes[i])))
+			return true;
+	return false;
+}
+
+/* The backend for @o: an NBD server for a URI, a private qemu-nbd for an
+ * image in another format than raw, else the file itself. */
 static struct backend *open_backend(struct export *e, const struct export_opts *o, char *err, size_t errlen)
 {
-	return file_backend_open(o, err, errlen);
+	if (export_is_nbd_uri(o->image))
+		return nbd_backend_open(o, o->image, err, errlen);
+	if (!o->format || !strcmp(o->format, "raw"))
+		return file_backend_open(o, err, errlen);
+	e->qemu_nbd = qemu_nbd_start(o->image, o->format, o->writable, o->backend_direct, o->workers, err, errlen);
+	if (!e->qemu_nbd)
+		return NULL;
+	struct backend *be = nbd_backend_open(o, qemu_nbd_uri(e->qemu_nbd), err, errlen);
+	if (!be) {
+		qemu_nbd_stop(e->qemu_nbd);
+		e->qemu_nbd = NULL;
+	}
+	return be;
 }
 
 struct export *export_open(const struct export_opts *o, char *err, size_t errlen)
@@ -438,6 +466,8 @@ int export_close(struct export *e)
 	if (!e)
 		return 0;
 	int ret = e->be->ops->close(e->be);
+	if (e->qemu_nbd && qemu_nbd_stop(e->qemu_nbd) < 0)
+		ret = -1;
 	pthread_mutex_destroy(&e->meta_lock);
 	free(e);
 	return ret;

@@ -40,6 +40,9 @@ struct export_opts {
 
 struct export;
 
+/* nbd://, nbds://, nbd+unix://, ... : what libnbd connects to. */
+bool export_is_nbd_uri(const char *image);
+
 /* Opens and checks the image, or connects to the NBD server (starting
  * qemu-nbd first for a --format); NULL with @err (one line) on failure. */
 struct export *export_open(const struct export_opts *o, char *err, size_t errlen);
