@@ -112,6 +112,10 @@ static void nbd_fallocate(struct backend *b, struct furing_req *req, int mode, u
 	uint32_t flags = mode & FALLOC_FL_ZERO_RANGE ? LIBNBD_CMD_FLAG_NO_HOLE : 0;
 	if (NB(b)->writethrough && caps->can_fua)
 		flags |= LIBNBD_CMD_FLAG_FUA;
+	if (len / RANGE_CHUNK >= NBD_CMD_MAX_PER_SET) {
+		done(req, -EOPNOTSUPP);
+		return;
+	}
 	struct nbd_handle *h = nbd_conn_begin(c, req, NBD_OP_ZERO, 0, done);
 	for (uint64_t pos = off; h && pos < off + len; pos += RANGE_CHUNK) {
 		uint64_t n = off + len - pos < RANGE_CHUNK ? off + len - pos : RANGE_CHUNK;

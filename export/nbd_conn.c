@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +49,7 @@ struct nbd_conn {
 	int fd;               /* h's socket once ready */
 	enum conn_state state;
 	bool sync;         /* no io_uring: every set waits for its completion in nbd_conn_end */
-	bool lost_logged;  /* one line per outage, not per reconnect attempt */
-	bool refusal_logged;
+	bool down;         /* counted in conns_down */
 
 	struct furing_worker *w;
 	struct furing_event in_ev, out_ev, tick_ev;
@@ -64,6 +64,12 @@ struct nbd_conn {
 
 	struct furing_req *done_head, *done_tail; /* finished sets, for drain() */
 };
+
+/* The log says what happened to the export, not to each connection: one
+ * line when the server is lost (the first connection down), one when it is
+ * back (the last one up), one for the first request it failed. */
+static _Atomic unsigned int conns_down;
+static atomic_bool refusal_logged;
 
 /* Set while nbd_conn_close waits on this thread: completions of commands
  * whose requests are gone (a forced stop) must not touch them. */
@@ -232,41 +238,64 @@ static void drain(struct nbd_conn *c)
 
 static void set_finished(struct nbd_conn *c, struct furing_req *req)
 {
-	if (--nbd_cmd_of(req)->pending == 0)
-		push_done(c, req);
+	struct nbd_cmd *cmd = nbd_cmd_of(req);
+
+	if (--cmd->pending != 0)
+		return;
+	if (cmd->completed < cmd->issued && !cmd->err)
+		cmd->err = EIO; /* retired without an answer (refused, or freed with a dead handle) */
+	push_done(c, req);
 }
 
-/* libnbd's completion, inside libnbd (no nbd_* calls on this handle here). */
+/* libnbd's completion, inside libnbd (no nbd_* calls on this handle here):
+ * only the result. The command leaves the set in command_retired. */
 static int command_completed(void *user_data, int *error)
 {
 	struct furing_req *req = user_data;
 
-	if (closing_conn) { /* the session is over: nobody to answer */
-		closing_conn->inflight--;
+	if (closing_conn) /* the session is over: nobody to answer */
 		return 1;
-	}
-	struct nbd_conn *c = furing_worker_data(furing_req_worker(req));
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
 
-	c->inflight--;
-	c->completions++;
+	cmd->completed++;
 	if (*error && !cmd->err) {
 		cmd->err = *error;
 		/* ENOTCONN: the connection died, which conn_lost reports once. */
-		if (*error != ENOTCONN && !c->refusal_logged) {
-			c->refusal_logged = true;
-			say("nbd connection %u: the server failed a %s: %s (the application gets an I/O error; "
-			    "later failures are not logged)",
-			    c->index, op_names[cmd->op], strerror(*error));
-		}
+		if (*error != ENOTCONN && !atomic_exchange(&refusal_logged, true))
+			say("the NBD server failed a %s: %s (the application gets an I/O error; later failures are "
+			    "not logged)",
+			    op_names[cmd->op], strerror(*error));
 	}
-	set_finished(c, req);
 	return 1;
+}
+
+/* libnbd's "free" of the completion: called exactly once per command,
+ * whether it completed, was aborted with its connection, or was refused
+ * by the nbd_aio_* call itself (possibly inside that call). */
+static void command_retired(void *user_data)
+{
+	struct furing_req *req = user_data;
+
+	if (closing_conn) {
+		closing_conn->inflight--;
+		return;
+	}
+	struct nbd_conn *c = furing_worker_data(furing_req_worker(req));
+	c->inflight--;
+	c->completions++;
+	set_finished(c, req);
 }
 
 nbd_completion_callback nbd_conn_completion(struct furing_req *req)
 {
-	return (nbd_completion_callback){.callback = command_completed, .user_data = req};
+	struct nbd_conn *c = furing_worker_data(furing_req_worker(req));
+	struct nbd_cmd *cmd = nbd_cmd_of(req);
+
+	/* Counted before the call: libnbd may retire it inside. */
+	cmd->pending++;
+	cmd->issued++;
+	c->inflight++;
+	return (nbd_completion_callback){.callback = command_completed, .user_data = req, .free = command_retired};
 }
 
 /* ---- the connection's life ---- */
@@ -291,10 +320,13 @@ static void drop_handle(struct nbd_conn *c)
 
 static void conn_lost(struct nbd_conn *c, const char *why)
 {
-	if (!c->lost_logged)
-		say("nbd connection %u lost: %s; its requests fail with EIO until it is back (reconnecting every second)",
-		    c->index, why);
-	c->lost_logged = true;
+	if (!c->down) {
+		c->down = true;
+		if (atomic_fetch_add(&conns_down, 1) == 0)
+			say("NBD server lost (connection %u: %s): requests fail with EIO until it is back; "
+			    "reconnecting every second",
+			    c->index, why);
+	}
 	drop_handle(c);
 	c->stalled_s = 0;
 }
@@ -306,8 +338,7 @@ static void conn_reconnected(struct nbd_conn *c)
 
 	read_caps(c->h, &caps);
 	if (caps.size != c->caps.size || (c->writable && caps.read_only)) {
-		say("nbd connection %u: the server is back but offers another disk (%llu bytes%s, was %llu): not using it",
-		    c->index, (unsigned long long)caps.size, caps.read_only ? ", read-only" : "",
+		say("the NBD server is back but offers another disk (%llu bytes%s, was %llu): not using it", (unsigned long long)caps.size, caps.read_only ? ", read-only" : "",
 		    (unsigned long long)c->caps.size);
 		drop_handle(c);
 		return;
@@ -315,9 +346,9 @@ static void conn_reconnected(struct nbd_conn *c)
 	c->caps = caps;
 	c->fd = nbd_aio_get_fd(c->h);
 	c->state = CONN_READY;
-	c->lost_logged = false;
-	c->refusal_logged = false;
-	say("nbd connection %u: reconnected to %s", c->index, c->uri);
+	c->down = false;
+	if (atomic_fetch_sub(&conns_down, 1) == 1)
+		say("NBD server back: reconnected to %s", c->uri);
 }
 
 static void start_reconnect(struct nbd_conn *c)
@@ -356,13 +387,13 @@ static void settle(struct nbd_conn *c)
  * makes libnbd see the end of the connection and fail them. */
 static void reset_stalled(struct nbd_conn *c)
 {
-	say("nbd connection %u: no answer from the server for %u s: resetting the connection", c->index, c->stalled_s);
-	c->lost_logged = true; /* this line says it */
+	char why[64];
+
+	snprintf(why, sizeof(why), "no answer for %u s, connection reset", c->stalled_s);
 	shutdown(c->fd, SHUT_RDWR);
 	if (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ)
 		nbd_aio_notify_read(c->h);
-	if (!nbd_aio_is_dead(c->h) && !nbd_aio_is_closed(c->h))
-		conn_lost(c, "reset");
+	conn_lost(c, why);
 }
 
 /* ---- events on the worker's ring ---- */
@@ -518,14 +549,8 @@ void nbd_conn_issued(struct nbd_conn *c, struct furing_req *req, int64_t cookie)
 {
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
 
-	if (cookie >= 0) {
-		/* Counted now, though its completion may already have run
-		 * inside the call: both sides only ever meet on this thread. */
-		cmd->pending++;
-		c->inflight++;
-		return;
-	}
-	if (!cmd->err)
+	/* Its retirement (command_retired) is libnbd's business either way. */
+	if (cookie < 0 && !cmd->err)
 		cmd->err = nbd_get_errno() > 0 ? nbd_get_errno() : EIO;
 }
 

@@ -57,7 +57,9 @@ struct nbd_cmd {
 	furing_io_done done;
 	int32_t res;      /* what done gets on success */
 	int32_t err;      /* first failure (positive errno), 0 if none */
-	uint32_t pending; /* commands not yet completed, plus one while the set is being issued */
+	uint16_t pending; /* commands libnbd still holds, plus one while the set is being issued */
+	uint16_t issued;  /* commands handed to libnbd */
+	uint16_t completed; /* of those, completions libnbd ran (one retired without is a failure) */
 	uint8_t op;       /* enum nbd_op, for messages */
 	uint8_t flush_after; /* on success, send a flush and answer when it completes */
 };
@@ -74,7 +76,9 @@ enum nbd_op { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_FLUSH, NBD_OP_ZERO, NBD_OP_BLOCK
  * fails with EIO at nbd_conn_end). */
 struct nbd_handle *nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, enum nbd_op op, int32_t res,
 				  furing_io_done done);
-/* The completion to give each nbd_aio_* call of the set. */
+/* The completion to give each nbd_aio_* call of the set (at most
+ * NBD_CMD_MAX_PER_SET calls); counts the command. */
+#define NBD_CMD_MAX_PER_SET 60000
 nbd_completion_callback nbd_conn_completion(struct furing_req *req);
 /* After each nbd_aio_* call: its cookie, or -1 when libnbd refused it. */
 void nbd_conn_issued(struct nbd_conn *c, struct furing_req *req, int64_t cookie);
