@@ -429,6 +429,7 @@ static struct backend *open_backend(struct export *e, const struct export_opts *
 		return NULL;
 	struct backend *be = nbd_backend_open(o, qemu_nbd_uri(e->qemu_nbd), err, errlen);
 	if (!be) {
+		qemu_nbd_explain(e->qemu_nbd, o->image, o->format, err, errlen);
 		qemu_nbd_stop(e->qemu_nbd);
 		e->qemu_nbd = NULL;
 	}

@@ -240,6 +240,19 @@ struct qemu_nbd *qemu_nbd_start(const char *image, const char *format, bool writ
 	}
 }
 
+bool qemu_nbd_explain(struct qemu_nbd *q, const char *image, const char *format, char *err, size_t errlen)
+{
+	char line[512];
+
+	for (int waited = 0; q->pid > 0 && reap(q, false) < 0 && waited < 2000; waited += 10)
+		sleep_ms(10);
+	if (q->pid > 0)
+		return false;
+	last_log_line(q, line, sizeof(line));
+	snprintf(err, errlen, "qemu-nbd cannot serve %s as %s: %s", image, format, line);
+	return true;
+}
+
 const char *qemu_nbd_uri(const struct qemu_nbd *q)
 {
 	return q->uri;

@@ -15,6 +15,10 @@ struct qemu_nbd;
  * accept at once. */
 struct qemu_nbd *qemu_nbd_start(const char *image, const char *format, bool writable, bool direct,
 				unsigned int clients, char *err, size_t errlen);
+/* After a failed connection: if qemu-nbd exited (it may accept on its
+ * socket before it has read the image), replaces @err with its reason and
+ * returns true. Waits a moment for it. */
+bool qemu_nbd_explain(struct qemu_nbd *q, const char *image, const char *format, char *err, size_t errlen);
 /* nbd+unix:///?socket=... */
 const char *qemu_nbd_uri(const struct qemu_nbd *q);
 /* SIGTERM (qemu-nbd flushes the image and exits), SIGKILL after 10 s.
