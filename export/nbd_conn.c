@@ -597,6 +597,11 @@ int nbd_conn_close(struct nbd_conn *c)
 	if (!c)
 		return 0;
 	closing_conn = c;
+	/* A server that went away while nobody used this connection (without
+	 * io_uring nothing polls an idle one): its loss, not a failed flush. */
+	if (c->h && c->state == CONN_READY && c->sync &&
+	    (nbd_poll(c->h, 0) < 0 || nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)))
+		conn_lost(c, nbd_why());
 	if (c->h && c->state == CONN_READY) {
 		if (c->writable && c->caps.can_flush) {
 			int64_t cookie = nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0);

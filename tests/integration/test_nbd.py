@@ -22,6 +22,7 @@ from furing_helpers import (
     wait_for,
 )
 from nbd_servers import Servers, qemu_img, qemu_io, uri_of
+from test_errors import io_uring_sysctl_off  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -313,3 +314,22 @@ def test_server_hangs(furing, servers):
     srv.signal(signal.SIGCONT)
     wait_for(lambda: errno_of(os.pread, fd, 4096, 0) is None, 10, interval=0.2, what="reconnect")
     check_stop(f)
+
+
+def test_without_io_uring(furing_plain, servers, io_uring_sysctl_off):
+    """The engine's blocking fallback (no io_uring at all): each request waits
+    for its NBD answer in the worker; a dead server still gives EIO and a
+    server that comes back is used again."""
+    srv = servers.nbdkit("memory", SIZE)
+    f = furing_plain(srv.uri, "--timeout=3", writable=True, transport_args=["--io-uring=auto"])
+    fd = f.open(os.O_RDWR)
+    model = bytearray(SIZE)
+    random_writes(fd, SIZE, 10, 9, model)
+    assert_same(os.pread(fd, SIZE, 0), bytes(model), "read back without io_uring")
+    os.fsync(fd)
+    srv.kill()
+    assert errno_of(os.pread, fd, 4096, 0) == errno.EIO
+    servers.restart(srv)
+    wait_for(lambda: errno_of(os.pread, fd, 4096, 0) is None, 10, interval=0.3, what="reconnect")
+    r = check_stop(f)
+    assert r.summary["ring"] == 0, r.summary
