@@ -14,10 +14,13 @@
  *                     server offers it; else the whole disk is data
  *   statfs            the disk's size, nothing free (it cannot grow)
  *
- * Worker i drives connection i (nbd_conn.c); there are as many workers as
- * connections: one, or one per worker when the server allows multi-conn
- * (without it the protocol asks clients not to spread commands over several
- * connections, whose caches need not agree). */
+ * Worker i drives its own connections (nbd_conn.c). When the server allows
+ * multi-conn, each worker has a data connection without structured replies
+ * (cheaper reads) and, where the server offers base:allocation, a second
+ * one for block status. Without multi-conn the protocol asks clients not to
+ * spread commands over several connections (their caches need not agree):
+ * then one connection, with structured replies for block status, and one
+ * worker. */
 #include "backend_nbd.h"
 
 #include <errno.h>
@@ -37,8 +40,8 @@
 
 struct nbd_backend {
 	struct backend b;
-	struct nbd_conn **conns;
-	unsigned int nconns;
+	struct nbd_worker_conns *workers; /* each worker's data pointer */
+	unsigned int nworkers;
 	bool writable, writethrough;
 	pthread_mutex_t times_lock; /* the file's times live here: an NBD disk has none */
 	struct timespec atime, mtime, ctime;
@@ -52,7 +55,15 @@ static struct nbd_backend *NB(struct backend *b)
 
 static struct nbd_conn *conn_of(struct furing_req *req)
 {
-	return furing_worker_data(furing_req_worker(req));
+	return ((struct nbd_worker_conns *)furing_worker_data(furing_req_worker(req)))->conn[NBD_SLOT_DATA];
+}
+
+/* Where block status goes: the worker's status connection, or its data
+ * connection when that one negotiated it. */
+static struct nbd_conn *status_conn_of(struct furing_req *req)
+{
+	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
+	return wc->conn[NBD_SLOT_STATUS] ? wc->conn[NBD_SLOT_STATUS] : wc->conn[NBD_SLOT_DATA];
 }
 
 /* ---- data ---- */
@@ -181,7 +192,7 @@ static void seek_step(struct furing_req *req, int res)
 
 static void seek_query(struct furing_req *req)
 {
-	struct nbd_conn *c = conn_of(req);
+	struct nbd_conn *c = status_conn_of(req);
 	struct seek_state *st = furing_req_scratch(req);
 	uint64_t count = st->size - st->pos < RANGE_CHUNK ? st->size - st->pos : RANGE_CHUNK;
 
@@ -196,7 +207,7 @@ static void seek_query(struct furing_req *req)
 
 static void nbd_seek(struct backend *b, struct furing_req *req, uint64_t off, int whence, uint64_t size)
 {
-	if (!nbd_conn_caps(conn_of(req))->can_block_status) { /* all data, as far as we can tell */
+	if (!nbd_conn_caps(status_conn_of(req))->can_block_status) { /* all data, as far as we can tell */
 		furing_reply_lseek(req, whence == SEEK_DATA ? off : size);
 		return;
 	}
@@ -267,18 +278,24 @@ static int nbd_worker_start(struct backend *b, struct furing_worker *w)
 	struct nbd_backend *nb = NB(b);
 	unsigned int i = furing_worker_index(w);
 
-	if (i >= nb->nconns)
+	if (i >= nb->nworkers)
 		return -EINVAL; /* the session has more workers than max_workers */
-	furing_worker_set_data(w, nb->conns[i]);
-	return nbd_conn_start(nb->conns[i], w);
+	furing_worker_set_data(w, &nb->workers[i]);
+	for (int s = 0; s < NBD_SLOTS; s++) {
+		int ret = nb->workers[i].conn[s] ? nbd_conn_start(nb->workers[i].conn[s], w) : 0;
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 static void nbd_worker_stop(struct backend *b, struct furing_worker *w)
 {
-	struct nbd_conn *c = furing_worker_data(w);
+	struct nbd_worker_conns *wc = furing_worker_data(w);
 
-	if (c)
-		nbd_conn_stop(c);
+	for (int s = 0; wc && s < NBD_SLOTS; s++)
+		if (wc->conn[s])
+			nbd_conn_stop(wc->conn[s]);
 }
 
 static int nbd_close_backend(struct backend *b)
@@ -286,10 +303,11 @@ static int nbd_close_backend(struct backend *b)
 	struct nbd_backend *nb = NB(b);
 	int ret = 0;
 
-	for (unsigned int i = 0; i < nb->nconns; i++)
-		if (nbd_conn_close(nb->conns[i]) < 0)
-			ret = -1;
-	free(nb->conns);
+	for (unsigned int i = 0; nb->workers && i < nb->nworkers; i++)
+		for (int s = 0; s < NBD_SLOTS; s++)
+			if (nbd_conn_close(nb->workers[i].conn[s]) < 0)
+				ret = -1;
+	free(nb->workers);
 	pthread_mutex_destroy(&nb->times_lock);
 	free(nb);
 	return ret;
@@ -309,6 +327,33 @@ static const struct backend_ops nbd_ops = {
 	.close = nbd_close_backend,
 };
 
+/* Worker @i's connections on a multi-conn server; false when its data
+ * connection fails (the worker is then not used). */
+static bool open_worker(struct nbd_backend *nb, unsigned int i, unsigned int want, const char *uri,
+			const struct export_opts *o, bool status, uint64_t size)
+{
+	char why[512];
+	struct nbd_worker_conns *wc = &nb->workers[i];
+
+	wc->conn[NBD_SLOT_DATA] = nbd_conn_open(uri, i, NBD_SLOT_DATA, false, o->writable, o->nbd_timeout_s, why,
+						sizeof(why));
+	if (!wc->conn[NBD_SLOT_DATA] || nbd_conn_caps(wc->conn[NBD_SLOT_DATA])->size != size)
+		goto fail;
+	if (status && !wc->conn[NBD_SLOT_STATUS]) {
+		wc->conn[NBD_SLOT_STATUS] = nbd_conn_open(uri, want + i, NBD_SLOT_STATUS, true, o->writable,
+							  o->nbd_timeout_s, why, sizeof(why));
+		if (!wc->conn[NBD_SLOT_STATUS])
+			goto fail;
+	}
+	return true;
+fail:
+	for (int s = 0; s < NBD_SLOTS; s++) {
+		nbd_conn_close(wc->conn[s]);
+		wc->conn[s] = NULL;
+	}
+	return false;
+}
+
 struct backend *nbd_backend_open(const struct export_opts *o, const char *uri, char *err, size_t errlen)
 {
 	char why[512];
@@ -319,7 +364,7 @@ struct backend *nbd_backend_open(const struct export_opts *o, const char *uri, c
 	}
 	struct nbd_backend *nb = calloc(1, sizeof(*nb));
 	unsigned int want = o->workers ? o->workers : 1;
-	if (!nb || !(nb->conns = calloc(want, sizeof(*nb->conns)))) {
+	if (!nb || !(nb->workers = calloc(want, sizeof(*nb->workers)))) {
 		free(nb);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -331,33 +376,40 @@ struct backend *nbd_backend_open(const struct export_opts *o, const char *uri, c
 	clock_gettime(CLOCK_REALTIME, &nb->mtime);
 	nb->atime = nb->ctime = nb->mtime;
 
-	nb->conns[0] = nbd_conn_open(uri, 0, o->writable, o->nbd_timeout_s, why, sizeof(why));
-	if (!nb->conns[0]) {
+	/* The first connection asks for block status: it says what the server
+	 * allows, and is kept for block status or as the only connection. */
+	struct nbd_conn *first = nbd_conn_open(uri, 0, NBD_SLOT_DATA, true, o->writable, o->nbd_timeout_s, why,
+					       sizeof(why));
+	if (!first) {
 		snprintf(err, errlen, "cannot connect to %s: %s", uri, why);
 		goto fail;
 	}
-	nb->nconns = 1;
-	const struct nbd_conn_caps *caps = nbd_conn_caps(nb->conns[0]);
-	if (o->writable && caps->read_only) {
+	struct nbd_conn_caps caps = *nbd_conn_caps(first);
+	nb->workers[0].conn[NBD_SLOT_DATA] = first;
+	nb->nworkers = 1;
+	if (o->writable && caps.read_only) {
 		snprintf(err, errlen, "%s: the server offers this disk read-only: drop --writable", uri);
 		goto fail;
 	}
-	/* More connections only where the server says they see one disk. One
-	 * it refuses leaves fewer workers, not a failed start. */
-	while (caps->can_multi_conn && nb->nconns < want) {
-		struct nbd_conn *c = nbd_conn_open(uri, nb->nconns, o->writable, o->nbd_timeout_s, why, sizeof(why));
-		if (!c)
-			break;
-		if (nbd_conn_caps(c)->size != caps->size) {
-			nbd_conn_close(c);
-			break;
+	if (caps.can_multi_conn) {
+		nbd_conn_close(first);
+		nb->workers[0].conn[NBD_SLOT_DATA] = NULL;
+		nb->nworkers = 0;
+		/* A connection the server refuses leaves fewer workers, not a
+		 * failed start; none at all is a failed start. */
+		while (nb->nworkers < want && open_worker(nb, nb->nworkers, want, uri, o, caps.can_block_status, caps.size))
+			nb->nworkers++;
+		if (nb->nworkers == 0) {
+			snprintf(err, errlen, "cannot connect to %s a second time (it allows multi-conn)", uri);
+			goto fail;
 		}
-		nb->conns[nb->nconns++] = c;
 	}
-	nb->b.size = caps->size;
+	nb->b.size = caps.size;
 	nb->b.resizable = false;
-	nb->b.max_workers = nb->nconns;
-	snprintf(nb->describe, sizeof(nb->describe), "%u NBD connection%s", nb->nconns, nb->nconns == 1 ? "" : "s");
+	nb->b.max_workers = nb->nworkers;
+	bool status = nb->workers[0].conn[NBD_SLOT_STATUS] != NULL;
+	snprintf(nb->describe, sizeof(nb->describe), "%u NBD connection%s%s", nb->nworkers, nb->nworkers == 1 ? "" : "s",
+		 status ? " + as many for block status" : "");
 	nb->b.describe = nb->describe;
 	return &nb->b;
 fail:

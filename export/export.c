@@ -424,7 +424,8 @@ static struct backend *open_backend(struct export *e, const struct export_opts *
 		return nbd_backend_open(o, o->image, err, errlen);
 	if (!o->format || !strcmp(o->format, "raw"))
 		return file_backend_open(o, err, errlen);
-	e->qemu_nbd = qemu_nbd_start(o->image, o->format, o->writable, o->backend_direct, o->workers, err, errlen);
+	/* Each worker may hold two connections (backend_nbd.c). */
+	e->qemu_nbd = qemu_nbd_start(o->image, o->format, o->writable, o->backend_direct, 2 * o->workers, err, errlen);
 	if (!e->qemu_nbd)
 		return NULL;
 	struct backend *be = nbd_backend_open(o, qemu_nbd_uri(e->qemu_nbd), err, errlen);

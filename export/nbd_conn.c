@@ -41,6 +41,8 @@ enum conn_state {
 struct nbd_conn {
 	char *uri;
 	unsigned int index;
+	enum nbd_slot slot;
+	bool block_status; /* structured replies and base:allocation asked for */
 	bool writable;
 	unsigned int timeout_s;
 	struct nbd_conn_caps caps;
@@ -109,7 +111,7 @@ static long long now_ms(void)
 
 /* ---- handles ---- */
 
-static struct nbd_handle *new_handle(char *err, size_t errlen)
+static struct nbd_handle *new_handle(bool block_status, char *err, size_t errlen)
 {
 	struct nbd_handle *h = nbd_create();
 
@@ -120,7 +122,10 @@ static struct nbd_handle *new_handle(char *err, size_t errlen)
 	/* A READ's buffer is only answered on success: no need to zero it first. */
 	nbd_set_pread_initialize(h, false);
 	/* For SEEK_DATA / SEEK_HOLE; a server without it simply does not offer it. */
-	nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+	if (block_status)
+		nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+	else
+		nbd_set_request_structured_replies(h, false);
 	return h;
 }
 
@@ -170,8 +175,8 @@ static unsigned int connect_timeout(const struct nbd_conn *c)
 	return c->timeout_s ? c->timeout_s : EXPORT_NBD_TIMEOUT_DEFAULT;
 }
 
-struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, bool writable, unsigned int timeout_s, char *err,
-			       size_t errlen)
+struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, enum nbd_slot slot, bool block_status,
+			       bool writable, unsigned int timeout_s, char *err, size_t errlen)
 {
 	struct nbd_conn *c = calloc(1, sizeof(*c));
 
@@ -181,9 +186,11 @@ struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, bool writabl
 		return NULL;
 	}
 	c->index = index;
+	c->slot = slot;
+	c->block_status = block_status;
 	c->writable = writable;
 	c->timeout_s = timeout_s;
-	c->h = new_handle(err, errlen);
+	c->h = new_handle(block_status, err, errlen);
 	if (!c->h || connect_blocking(c->h, uri, connect_timeout(c), err, errlen) < 0) {
 		nbd_close(c->h);
 		free(c->uri);
@@ -280,7 +287,8 @@ static void command_retired(void *user_data)
 		closing_conn->inflight--;
 		return;
 	}
-	struct nbd_conn *c = furing_worker_data(furing_req_worker(req));
+	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
+	struct nbd_conn *c = wc->conn[nbd_cmd_of(req)->slot];
 	c->inflight--;
 	c->completions++;
 	set_finished(c, req);
@@ -288,8 +296,9 @@ static void command_retired(void *user_data)
 
 nbd_completion_callback nbd_conn_completion(struct furing_req *req)
 {
-	struct nbd_conn *c = furing_worker_data(furing_req_worker(req));
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
+	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
+	struct nbd_conn *c = wc->conn[cmd->slot];
 
 	/* Counted before the call: libnbd may retire it inside. */
 	cmd->pending++;
@@ -355,7 +364,7 @@ static void start_reconnect(struct nbd_conn *c)
 {
 	char err[256];
 
-	c->h = new_handle(err, sizeof(err));
+	c->h = new_handle(c->block_status, err, sizeof(err));
 	if (!c->h)
 		return;
 	if (nbd_aio_connect_uri(c->h, c->uri) < 0) {
@@ -518,7 +527,7 @@ static void sync_reconnect(struct nbd_conn *c)
 	if (now == c->last_attempt)
 		return; /* at most once a second */
 	c->last_attempt = now;
-	c->h = new_handle(err, sizeof(err));
+	c->h = new_handle(c->block_status, err, sizeof(err));
 	if (c->h && connect_blocking(c->h, c->uri, connect_timeout(c), err, sizeof(err)) == 0) {
 		c->state = CONN_CONNECTING;
 		conn_reconnected(c);
@@ -535,7 +544,7 @@ struct nbd_handle *nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, en
 {
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
 
-	*cmd = (struct nbd_cmd){.done = done, .res = res, .pending = 1, .op = (uint8_t)op};
+	*cmd = (struct nbd_cmd){.done = done, .res = res, .pending = 1, .op = (uint8_t)op, .slot = (uint8_t)c->slot};
 	if (c->sync && c->state == CONN_DOWN)
 		sync_reconnect(c);
 	if (c->state != CONN_READY) {

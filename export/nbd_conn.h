@@ -36,11 +36,25 @@ struct nbd_conn_caps {
 	uint32_t max_payload; /* largest read/write (the server's maximum block size, or libnbd's cap) */
 };
 
+/* A worker's connections, its data pointer (furing_worker_set_data):
+ * [NBD_SLOT_DATA] carries reads, writes, flushes and zeroes; the optional
+ * [NBD_SLOT_STATUS] only block status (SEEK_DATA/SEEK_HOLE). Two, because
+ * block status needs structured replies, and those make the server answer
+ * every read in pieces libnbd receives one syscall each: a data connection
+ * without them reads 1.5x faster here (bench/README.md). */
+enum nbd_slot { NBD_SLOT_DATA, NBD_SLOT_STATUS, NBD_SLOTS };
+struct nbd_worker_conns {
+	struct nbd_conn *conn[NBD_SLOTS];
+};
+
 /* Connects to @uri (blocking, at most @timeout_s; 0 means never time out
  * requests, and connects wait EXPORT_NBD_TIMEOUT_DEFAULT). @index names the
- * connection in messages. NULL with @err (one line) on failure. */
-struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, bool writable, unsigned int timeout_s, char *err,
-			       size_t errlen);
+ * connection in messages; @slot is its place in its worker's
+ * nbd_worker_conns. @block_status: negotiate structured replies and
+ * base:allocation (else reads are cheaper and block status unavailable).
+ * NULL with @err (one line) on failure. */
+struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, enum nbd_slot slot, bool block_status,
+			       bool writable, unsigned int timeout_s, char *err, size_t errlen);
 const struct nbd_conn_caps *nbd_conn_caps(const struct nbd_conn *c);
 
 /* On its worker, before serving: arms the socket's poll and the 1 s tick. */
@@ -60,8 +74,9 @@ struct nbd_cmd {
 	uint16_t pending; /* commands libnbd still holds, plus one while the set is being issued */
 	uint16_t issued;  /* commands handed to libnbd */
 	uint16_t completed; /* of those, completions libnbd ran (one retired without is a failure) */
-	uint8_t op;       /* enum nbd_op, for messages */
-	uint8_t flush_after; /* on success, send a flush and answer when it completes */
+	uint8_t op : 4;   /* enum nbd_op, for messages */
+	uint8_t slot : 2; /* enum nbd_slot: the connection of the worker it went to */
+	uint8_t flush_after : 1; /* on success, send a flush and answer when it completes */
 };
 _Static_assert(sizeof(struct nbd_cmd) <= BACKEND_SCRATCH_SIZE, "the command fits the backend's scratch");
 

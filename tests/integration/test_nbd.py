@@ -129,6 +129,10 @@ def test_qemu_nbd_single_connection(furing, servers, qcow2, make_image):
     wait_for(lambda: "1 NBD connection" in f.stderr_text(), 5, what="the serving line")
     fd = f.open(os.O_RDWR)
     model = bytearray(SIZE)
+    model[8 * MiB:8 * MiB + 4096] = b"z" * 4096
+    os.pwrite(fd, b"z" * 4096, 8 * MiB)      # block status on the one connection
+    assert os.lseek(fd, 0, os.SEEK_DATA) == 8 * MiB
+    assert os.lseek(fd, 8 * MiB, os.SEEK_HOLE) == 8 * MiB + 64 * 1024   # one qcow2 cluster
     random_writes(fd, SIZE, 25, 3, model)
     assert_same(os.pread(fd, SIZE, 0), bytes(model), "read back through furing")
     check_stop(f)
