@@ -347,8 +347,8 @@ static void conn_reconnected(struct nbd_conn *c)
 
 	read_caps(c->h, &caps);
 	if (caps.size != c->caps.size || (c->writable && caps.read_only)) {
-		say("the NBD server is back but offers another disk (%llu bytes%s, was %llu): not using it", (unsigned long long)caps.size, caps.read_only ? ", read-only" : "",
-		    (unsigned long long)c->caps.size);
+		say("the NBD server is back but offers another disk (%llu bytes%s, was %llu): not using it",
+		    (unsigned long long)caps.size, caps.read_only ? ", read-only" : "", (unsigned long long)c->caps.size);
 		drop_handle(c);
 		return;
 	}
