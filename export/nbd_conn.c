@@ -119,7 +119,10 @@ static struct nbd_handle *new_handle(bool block_status, char *err, size_t errlen
 		snprintf(err, errlen, "libnbd: %s", nbd_why());
 		return NULL;
 	}
-	/* A READ's buffer is only answered on success: no need to zero it first. */
+	/* The URI comes from the command line of the user who runs us: its
+	 * tls-psk-file= and tls-certificates= may name local files. */
+	nbd_set_uri_allow_local_file(h, true);
+		/* A READ's buffer is only answered on success: no need to zero it first. */
 	nbd_set_pread_initialize(h, false);
 	/* For SEEK_DATA / SEEK_HOLE; a server without it simply does not offer it. */
 	if (block_status)
