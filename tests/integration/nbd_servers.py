@@ -113,8 +113,8 @@ class Servers:
         n = len(self.started)
         return os.path.join(self.workdir, f"{name}{n}.sock"), os.path.join(self.workdir, f"{name}{n}.log")
 
-    def nbdkit(self, plugin="memory", *args, filters=(), readonly=False, sock=None):
-        """nbdkit [--filter=F...] PLUGIN ARGS on a private socket."""
+    def nbdkit(self, plugin="memory", *args, filters=(), readonly=False, sock=None, options=()):
+        """nbdkit [OPTIONS] [--filter=F...] PLUGIN ARGS on a private socket."""
         if shutil.which("nbdkit") is None:
             raise AssertionError("nbdkit is not installed (scripts/setup.sh installs it)")
         path, log = self._paths("nbdkit")
@@ -122,6 +122,7 @@ class Servers:
         argv = ["nbdkit", "--foreground", "--unix", sock, "--exit-with-parent"]
         if readonly:
             argv.append("--readonly")
+        argv += list(options)
         argv += [f"--filter={f}" for f in filters]
         argv += [plugin] + [str(a) for a in args]
         srv = Server("nbdkit", argv, sock, log)

@@ -157,6 +157,26 @@ def test_fio_verify_over_nbd(furing, servers, workdir):
     check_stop(f)
 
 
+def test_tls_psk(furing, servers, workdir, cli):
+    """nbds+unix:// with a pre-shared key (the URI names the key file): data
+    goes through TLS; without TLS the server refuses us in one line."""
+    psk = os.path.join(workdir, "keys.psk")
+    with open(psk, "w") as f:
+        f.write("alice:" + os.urandom(32).hex() + "\n")
+    os.chmod(psk, 0o600)
+    srv = servers.nbdkit("memory", SIZE, options=["--tls=require", f"--tls-psk={psk}"])
+    f = furing(f"nbds+unix://alice@/?socket={srv.sock}&tls-psk-file={psk}", writable=True)
+    fd = f.open(os.O_RDWR)
+    data = pattern(MiB, 11)
+    os.pwrite(fd, data, 3 * MiB)
+    assert_same(os.pread(fd, MiB, 3 * MiB), data, "read back over TLS")
+    check_stop(f)
+    mp = os.path.join(workdir, "never.mnt")
+    r = cli(["export", srv.uri, mp], mountpoint=mp)
+    assert r.rc == 1, r
+    assert "TLS" in assert_one_error_line(r.stderr, "plain URI, TLS server")
+
+
 # ---------------------------------------------------------------- mapping
 
 def test_fallocate_seek_statfs(furing, qcow2):
