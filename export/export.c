@@ -1,46 +1,43 @@
-/* The image export: one regular file (node 1) whose bytes are the image's.
+/* The image export: one regular file (node 1) whose bytes are a backend's
+ * (backend.h: a raw image file or block device, or an NBD server's disk).
  *
- * A READ or WRITE goes to the backend as I/O on the worker's io_uring, into
+ * A READ or WRITE goes to the backend on the worker that received it, into
  * or out of the request's own buffer (the ring entry's payload, or the
  * /dev/fuse slot's page-aligned buffer), and the answer is sent from the
  * completion; partial transfers are continued from there. Metadata calls
  * (GETATTR, SETATTR, LSEEK, STATFS, OPEN with O_TRUNC) are rare and answered
- * at once with ordinary syscalls.
+ * at once, except LSEEK on an NBD disk, which asks the server.
  *
  * Size rules: a fixed-size image answers writes that cross its end with a
  * short count and writes that start at or past it with ENOSPC; growing it by
  * truncate or fallocate fails with EFBIG. With --growable the image grows.
- * Shrinking needs only --writable. */
+ * Shrinking needs only --writable, and a resizable backend (a regular file;
+ * a device or an NBD disk cannot change size). */
 #include "export.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
-#include <linux/fs.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <linux/magic.h>
 #include <unistd.h>
 
+#include "backend.h"
+#include "backend_file.h"
+#include "backend_nbd.h"
+#include "qemu_nbd.h"
+
 #define ATTR_TIMEOUT_S 1.0
-/* Inline copies only up to this size: a large copy is better done by an
- * io-wq thread on another CPU while the worker serves the next request. */
-#define INLINE_IO_MAX (64 * 1024)
 
 struct export {
 	struct export_opts o;
-	int fd;          /* the image; O_DIRECT with --backend-direct */
-	int fd_unaligned; /* for I/O O_DIRECT cannot take: the same image through the page cache */
-	uint32_t dio_off_align, dio_mem_align;
-	bool blockdev;
-	bool inline_io; /* the image lives in memory (tmpfs): copy inline, see backend_io */
+	struct backend *be;
+	struct qemu_nbd *qemu_nbd; /* the private qemu-nbd serving a --format image, or NULL */
 	_Atomic uint64_t size;
 	uint32_t open_flags; /* FURING_OPEN_* for every open */
 	pthread_mutex_t meta_lock; /* mode/uid/gid: changed only by SETATTR */
@@ -57,7 +54,7 @@ struct transfer {
 	const unsigned char *src;
 	unsigned char *dst;
 };
-_Static_assert(sizeof(struct transfer) <= FURING_REQ_SCRATCH_SIZE, "transfer fits the request scratch");
+_Static_assert(sizeof(struct transfer) <= BACKEND_SCRATCH_OFFSET, "transfer leaves the backend its scratch");
 
 static struct export *fs_of(struct furing_req *req)
 {
@@ -71,40 +68,10 @@ static void grow_size_to(struct export *e, uint64_t end)
 		;
 }
 
-/* With --backend-direct, I/O whose offset, length or buffer is not aligned
- * as O_DIRECT requires is bounced through the page cache of a second,
- * buffered fd. The kernel keeps the two coherent (a direct read writes back
- * dirty cached pages of its range first, a direct write invalidates them),
- * and it does the read-modify-write of partial blocks under its own locks,
- * so concurrent unaligned writes to one block cannot lose each other. */
-static int io_fd(const struct export *e, uint64_t off, uint32_t len, const void *buf)
+static inline void backend_io(struct furing_req *req, struct export *e, bool write, void *buf, uint32_t len,
+			      uint64_t off, furing_io_done done)
 {
-	if (e->fd_unaligned < 0)
-		return e->fd;
-	if ((off | len) & (e->dio_off_align - 1) || (uintptr_t)buf & (e->dio_mem_align - 1))
-		return e->fd_unaligned;
-	return e->fd;
-}
-
-/* Reads and writes go to the worker's io_uring, except on a memory-backed
- * image (tmpfs, ramfs) with --backend-io=auto|inline: there the I/O is a
- * memcpy that cannot wait for a device, but the kernel cannot do it without
- * blocking semantics (shmem has no FMODE_NOWAIT), so io_uring would hand
- * every read to an io-wq thread and pay two context switches for a 4 KiB
- * copy. bench/README.md has the numbers. */
-static void backend_io(struct furing_req *req, struct export *e, bool write, void *buf, uint32_t len, uint64_t off,
-		       furing_io_done done)
-{
-	int fd = io_fd(e, off, len, buf);
-
-	if (e->inline_io && len <= INLINE_IO_MAX) {
-		ssize_t n = write ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
-		done(req, n < 0 ? -errno : (int)n);
-	} else if (write) {
-		furing_req_pwrite(req, fd, buf, len, off, done);
-	} else {
-		furing_req_pread(req, fd, buf, len, off, done);
-	}
+	e->be->ops->io(e->be, req, write, buf, len, off, done);
 }
 
 /* ---- READ ---- */
@@ -216,7 +183,9 @@ static void reply_result(struct furing_req *req, int res)
 
 static void export_fsync(struct furing_req *req, uint64_t ino, bool datasync, const struct furing_file *fi)
 {
-	furing_req_fsync(req, fs_of(req)->fd, datasync, reply_result);
+	struct export *e = fs_of(req);
+
+	e->be->ops->sync(e->be, req, datasync, reply_result);
 }
 
 static void export_flush(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
@@ -253,20 +222,21 @@ static void export_fallocate(struct furing_req *req, uint64_t ino, int mode, uin
 		furing_reply_err(req, EINVAL);
 		return;
 	}
-	if (grows && (!e->o.growable || e->blockdev)) {
+	if (grows && (!e->o.growable || !e->be->resizable)) {
 		furing_reply_err(req, EFBIG);
 		return;
 	}
 	*t = (struct transfer){.off = off + len, .done = grows}; /* off: the end, for the size */
-	furing_req_fallocate(req, e->fd, mode, off, len, fallocate_done);
+	e->be->ops->fallocate(e->be, req, mode, off, len, fallocate_done);
 }
 
 /* ---- metadata ---- */
 
 static int fill_stat(struct export *e, struct stat *st)
 {
-	if (fstat(e->fd, st) < 0)
-		return errno;
+	int err = e->be->ops->stat(e->be, st);
+	if (err)
+		return err;
 	uint64_t size = atomic_load(&e->size);
 	pthread_mutex_lock(&e->meta_lock);
 	st->st_mode = S_IFREG | (e->mode & 07777);
@@ -277,10 +247,6 @@ static int fill_stat(struct export *e, struct stat *st)
 	st->st_nlink = 1;
 	st->st_size = (off_t)size;
 	st->st_rdev = 0;
-	if (e->blockdev) {
-		st->st_blocks = (blkcnt_t)((size + 511) / 512);
-		st->st_blksize = 4096;
-	}
 	return 0;
 }
 
@@ -304,12 +270,13 @@ static int resize(struct export *e, uint64_t size)
 		return EROFS;
 	if (size == cur)
 		return 0;
-	if (e->blockdev)
-		return size > cur ? EFBIG : EPERM; /* a device cannot change size */
+	if (!e->be->resizable)
+		return size > cur ? EFBIG : EPERM; /* a device or an NBD disk cannot change size */
 	if (size > cur && !e->o.growable)
 		return EFBIG;
-	if (ftruncate(e->fd, (off_t)size) < 0)
-		return errno;
+	int err = e->be->ops->truncate(e->be, size);
+	if (err)
+		return err;
 	atomic_store(&e->size, size);
 	return 0;
 }
@@ -332,8 +299,7 @@ static void export_setattr(struct furing_req *req, uint64_t ino, const struct fu
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (a->valid & FURING_SET_MTIME)
 			ts[1] = a->mtime;
-		if (futimens(e->fd, ts) < 0)
-			err = errno;
+		err = e->be->ops->set_times(e->be, ts);
 	}
 	if (!err && (a->valid & (FURING_SET_MODE | FURING_SET_UID | FURING_SET_GID))) {
 		/* Ownership and mode belong to the exported file, not the image:
@@ -365,7 +331,7 @@ static void export_open_file(struct furing_req *req, uint64_t ino, const struct 
 		return;
 	}
 	/* FUSE_ATOMIC_O_TRUNC is negotiated, so truncation is ours to do. */
-	if ((flags & O_TRUNC) && !e->blockdev) {
+	if ((flags & O_TRUNC) && e->be->resizable) {
 		int err = resize(e, 0);
 		if (err) {
 			furing_reply_err(req, err);
@@ -394,24 +360,17 @@ static void export_lseek(struct furing_req *req, uint64_t ino, uint64_t off, int
 		furing_reply_err(req, ENXIO);
 		return;
 	}
-	if (e->blockdev) { /* a device is all data */
-		furing_reply_lseek(req, whence == SEEK_DATA ? off : size);
-		return;
-	}
-	off_t r = lseek(e->fd, (off_t)off, whence);
-	if (r < 0) {
-		furing_reply_err(req, errno);
-		return;
-	}
-	furing_reply_lseek(req, (uint64_t)r > size ? size : (uint64_t)r);
+	e->be->ops->seek(e->be, req, off, whence, size);
 }
 
 static void export_statfs(struct furing_req *req, uint64_t ino)
 {
+	struct export *e = fs_of(req);
 	struct statvfs st;
+	int err = e->be->ops->statfs(e->be, &st);
 
-	if (fstatvfs(fs_of(req)->fd, &st) < 0)
-		furing_reply_err(req, errno);
+	if (err)
+		furing_reply_err(req, err);
 	else
 		furing_reply_statfs(req, &st);
 }
@@ -419,6 +378,21 @@ static void export_statfs(struct furing_req *req, uint64_t ino)
 static void export_lookup(struct furing_req *req, uint64_t parent, const char *name)
 {
 	furing_reply_err(req, ENOTDIR); /* the root is a file */
+}
+
+static int export_worker_start(void *fs, struct furing_worker *w)
+{
+	struct export *e = fs;
+
+	return e->be->ops->worker_start ? e->be->ops->worker_start(e->be, w) : 0;
+}
+
+static void export_worker_stop(void *fs, struct furing_worker *w)
+{
+	struct export *e = fs;
+
+	if (e->be->ops->worker_stop)
+		e->be->ops->worker_stop(e->be, w);
 }
 
 const struct furing_ops export_ops = {
@@ -434,94 +408,59 @@ const struct furing_ops export_ops = {
 	.fallocate = export_fallocate,
 	.lseek = export_lseek,
 	.statfs = export_statfs,
+	.worker_start = export_worker_start,
+	.worker_stop = export_worker_stop,
 };
 
 /* ---- setup ---- */
 
-/* O_DIRECT's alignment for the image: statx(STATX_DIOALIGN) where the kernel
- * reports it (6.1+), else the device's logical block size, else 4096. glibc
- * 2.36's struct statx predates the fields, so they are read at their uapi
- * offsets (0x98 and 0x9c). */
-static void dio_alignment(struct export *e)
+bool export_is_nbd_uri(const char *image)
 {
-	struct statx sx;
-	uint32_t mem = 0, off = 0;
-	_Static_assert(sizeof(struct statx) >= 0xa0, "struct statx holds the DIOALIGN fields");
+	static const char *const schemes[] = {"nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
+					      "nbds+vsock://"};
 
-	if (statx(e->fd, "", AT_EMPTY_PATH, 0x2000 /* STATX_DIOALIGN */, &sx) == 0 && (sx.stx_mask & 0x2000)) {
-		memcpy(&mem, (char *)&sx + 0x98, sizeof(mem));
-		memcpy(&off, (char *)&sx + 0x9c, sizeof(off));
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (!strncmp(image, schemes[i], strlen(schemes[i])))
+			return true;
+	return false;
+}
+
+/* The backend for @o: an NBD server for a URI, a private qemu-nbd for an
+ * image in another format than raw, else the file itself. */
+static struct backend *open_backend(struct export *e, const struct export_opts *o, char *err, size_t errlen)
+{
+	if (export_is_nbd_uri(o->image))
+		return nbd_backend_open(o, o->image, err, errlen);
+	if (!o->format || !strcmp(o->format, "raw"))
+		return file_backend_open(o, err, errlen);
+	/* Each worker may hold two connections (backend_nbd.c). */
+	e->qemu_nbd = qemu_nbd_start(o->image, o->format, o->writable, o->backend_direct, 2 * o->workers, err, errlen);
+	if (!e->qemu_nbd)
+		return NULL;
+	struct backend *be = nbd_backend_open(o, qemu_nbd_uri(e->qemu_nbd), err, errlen);
+	if (!be) {
+		qemu_nbd_explain(e->qemu_nbd, o->image, o->format, err, errlen);
+		qemu_nbd_stop(e->qemu_nbd);
+		e->qemu_nbd = NULL;
 	}
-	int lbs = 0;
-	if (!off && e->blockdev && ioctl(e->fd, BLKSSZGET, &lbs) == 0 && lbs > 0)
-		off = (uint32_t)lbs;
-	e->dio_off_align = off && !(off & (off - 1)) ? off : 4096;
-	e->dio_mem_align = mem && !(mem & (mem - 1)) ? mem : e->dio_off_align;
+	return be;
 }
 
 struct export *export_open(const struct export_opts *o, char *err, size_t errlen)
 {
-	struct stat st;
-	struct export *e;
+	struct export *e = calloc(1, sizeof(*e));
 
-	if (stat(o->image, &st) < 0) {
-		snprintf(err, errlen, "image %s: %s", o->image, strerror(errno));
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		snprintf(err, errlen, "image %s is not a regular file or a block device", o->image);
-		return NULL;
-	}
-	if (S_ISBLK(st.st_mode) && o->growable) {
-		snprintf(err, errlen, "image %s is a block device: it cannot be --growable", o->image);
-		return NULL;
-	}
-	e = calloc(1, sizeof(*e));
 	if (!e) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	e->o = *o;
-	e->blockdev = S_ISBLK(st.st_mode);
-	int flags = (o->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-	if (o->backend_direct)
-		flags |= O_DIRECT;
-	if (o->writethrough)
-		flags |= O_DSYNC; /* each write is durable when it completes */
-	e->fd_unaligned = -1;
-	e->fd = open(o->image, flags);
-	if (e->fd < 0 && o->backend_direct && errno == EINVAL) {
-		snprintf(err, errlen, "image %s: its filesystem does not support O_DIRECT (--backend-direct)", o->image);
+	e->be = open_backend(e, o, err, errlen);
+	if (!e->be) {
 		free(e);
 		return NULL;
 	}
-	if (e->fd < 0) {
-		snprintf(err, errlen, "cannot open image %s: %s", o->image, strerror(errno));
-		free(e);
-		return NULL;
-	}
-	if (o->backend_direct) {
-		e->fd_unaligned = open(o->image, flags & ~O_DIRECT);
-		if (e->fd_unaligned < 0) {
-			snprintf(err, errlen, "cannot open image %s: %s", o->image, strerror(errno));
-			close(e->fd);
-			free(e);
-			return NULL;
-		}
-		dio_alignment(e);
-	}
-	uint64_t size = (uint64_t)st.st_size;
-	if (e->blockdev && ioctl(e->fd, BLKGETSIZE64, &size) < 0) {
-		snprintf(err, errlen, "cannot read the size of %s: %s", o->image, strerror(errno));
-		close(e->fd);
-		free(e);
-		return NULL;
-	}
-	atomic_store(&e->size, size);
-	struct statfs sfs;
-	bool in_memory = !e->blockdev && fstatfs(e->fd, &sfs) == 0 &&
-			 (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
-	e->inline_io = o->backend_io == EXPORT_IO_INLINE || (o->backend_io == EXPORT_IO_AUTO && in_memory);
+	atomic_store(&e->size, e->be->size);
 	pthread_mutex_init(&e->meta_lock, NULL);
 	e->mode = o->writable ? 0644 : 0444;
 	e->uid = getuid();
@@ -533,15 +472,26 @@ struct export *export_open(const struct export_opts *o, char *err, size_t errlen
 	return e;
 }
 
-void export_close(struct export *e)
+int export_close(struct export *e)
 {
 	if (!e)
-		return;
-	close(e->fd);
-	if (e->fd_unaligned >= 0)
-		close(e->fd_unaligned);
+		return 0;
+	int ret = e->be->ops->close(e->be);
+	if (e->qemu_nbd && qemu_nbd_stop(e->qemu_nbd) < 0)
+		ret = -1;
 	pthread_mutex_destroy(&e->meta_lock);
 	free(e);
+	return ret;
+}
+
+unsigned int export_max_workers(const struct export *e)
+{
+	return e->be->max_workers;
+}
+
+const char *export_describe(const struct export *e)
+{
+	return e->be->describe;
 }
 
 mode_t export_root_mode(const struct export *e)

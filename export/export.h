@@ -1,5 +1,7 @@
-/* furing export: a raw disk image or block device served as one regular file.
- * A user of the public libfuring API only. */
+/* furing export: a disk served as one regular file: a raw image or block
+ * device, or any disk an NBD server offers (an NBD URI, or an image in a
+ * format qemu-nbd reads, served through a private qemu-nbd). A user of the
+ * public libfuring API only; where the bytes live is a backend (backend.h). */
 #ifndef FURING_EXPORT_H
 #define FURING_EXPORT_H
 
@@ -22,20 +24,35 @@ enum export_io {
 };
 
 struct export_opts {
-	const char *image;
+	const char *image;   /* a path, or an NBD URI (export_is_nbd_uri) */
+	const char *format;  /* NULL or "raw": the file itself; else qemu-nbd --format */
 	bool writable;
 	bool growable;       /* writes past the end and truncate-up grow the image */
 	bool backend_direct; /* O_DIRECT on the image */
 	bool writethrough;   /* every write durable before it is acknowledged */
 	enum export_cache cache;
 	enum export_io backend_io;
+	unsigned int workers;     /* worker threads the session will have (NBD: connections to open) */
+	unsigned int nbd_timeout_s; /* NBD: an unanswered request resets its connection after this; 0: never */
 };
+
+#define EXPORT_NBD_TIMEOUT_DEFAULT 30
 
 struct export;
 
-/* Opens and checks the image; NULL with @err (one line) on failure. */
+/* nbd://, nbds://, nbd+unix://, ... : what libnbd connects to. */
+bool export_is_nbd_uri(const char *image);
+
+/* Opens and checks the image, or connects to the NBD server (starting
+ * qemu-nbd first for a --format); NULL with @err (one line) on failure. */
 struct export *export_open(const struct export_opts *o, char *err, size_t errlen);
-void export_close(struct export *e);
+/* After the session ended: acknowledged writes made durable, everything
+ * stopped and freed. Returns 0, or -1 after printing why that failed. */
+int export_close(struct export *e);
+/* How many worker threads the backend can feed (0: any). */
+unsigned int export_max_workers(const struct export *e);
+/* A few words for the "serving" line ("2 NBD connections"), or NULL. */
+const char *export_describe(const struct export *e);
 /* The root mode of the mount: S_IFREG plus permissions. */
 mode_t export_root_mode(const struct export *e);
 uint64_t export_size(const struct export *e);

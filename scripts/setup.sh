@@ -10,15 +10,16 @@ fi
 
 packages=(
 	build-essential meson ninja-build pkg-config
-	liburing-dev libcmocka-dev
+	liburing-dev libcmocka-dev libnbd-dev
+	nbdkit qemu-utils
 	python3 python3-pytest python3-pytest-timeout
 	fio fuse3 util-linux
 	clang libclang-rt-14-dev
 	valgrind
 )
-# Benchmark-only extras (bench/run.sh): the peers and the chart.
+# Benchmark-only extras (bench/run.sh, bench/nbd.sh): the peers and the chart.
 if [ "${FURING_SETUP_BENCH:-0}" = 1 ]; then
-	packages+=(qemu-system-common qemu-utils gnuplot-nox)
+	packages+=(qemu-system-common gnuplot-nox libnbd-bin)
 fi
 
 missing=()

@@ -1,4 +1,4 @@
-/* `furing export [OPTIONS] IMAGE MOUNTPOINT`: options, the mountpoint
+/* `furing export [OPTIONS] IMAGE|URI MOUNTPOINT`: options, the mountpoint
  * file, and the session around the export filesystem (export/). */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +20,11 @@ int cmd_export(int argc, char **argv);
 
 static const char export_help[] =
 	"Usage: furing export [OPTIONS] IMAGE MOUNTPOINT\n"
+	"       furing export [OPTIONS] NBD-URI MOUNTPOINT\n"
 	"\n"
-	"Present IMAGE (a raw disk image file or a block device) as one regular file at\n"
+	"Present IMAGE (a raw disk image file or a block device, or with --format an image\n"
+	"qemu-nbd reads) or the disk an NBD server offers (nbd://HOST[:PORT]/EXPORT,\n"
+	"nbd+unix:///EXPORT?socket=PATH, nbds://... with TLS) as one regular file at\n"
 	"MOUNTPOINT through FUSE. MOUNTPOINT is an existing regular file, or is created\n"
 	"when missing and removed at exit. A dead furing mount left there by a killed\n"
 	"server is unmounted first. Runs in the foreground until SIGINT/SIGTERM or\n"
@@ -38,6 +41,10 @@ static const char export_help[] =
 	"                        inline when the image is in memory (tmpfs), else ring\n"
 	"  --cache=none|kernel   none (default): direct I/O, every access reaches furing;\n"
 	"                        kernel: the kernel page cache on the exported file (mmap works)\n"
+	"  --format=FMT          IMAGE is in format FMT (qcow2, vmdk, vhdx, ...): served through a\n"
+	"                        private qemu-nbd (qemu-utils), stopped at exit (default raw)\n"
+	"  --timeout S           NBD: a request the server leaves unanswered for S seconds fails\n"
+	"                        with EIO and its connection is reset (default 30; 0: never)\n"
 	"\n"
 	"Transport:\n"
 	"  --io-uring=auto|on|off  FUSE-over-io_uring: auto (default) uses it when the kernel\n"
@@ -91,7 +98,27 @@ enum {
 	OPT_DAEMONIZE,
 	OPT_PIDFILE,
 	OPT_DEBUG,
+	OPT_FORMAT,
+	OPT_TIMEOUT,
 };
+
+/* Options that mean nothing for a disk behind an NBD server. */
+static void check_nbd_options(const struct cli *c)
+{
+	bool uri = export_is_nbd_uri(c->image);
+	bool qemu = c->ex.format && strcmp(c->ex.format, "raw") != 0;
+
+	if (uri && c->ex.format)
+		die(EXIT_USAGE, "--format is for image files; the NBD server at %s decides the format", c->image);
+	if (!uri && !qemu)
+		return;
+	if (c->ex.growable)
+		die(EXIT_USAGE, "--growable: an NBD disk has a fixed size%s", qemu ? " (qemu-nbd serves the image as one)" : "");
+	if (uri && c->ex.backend_direct)
+		die(EXIT_USAGE, "--backend-direct is for image files; the NBD server decides its caching");
+	if (c->ex.backend_io != EXPORT_IO_AUTO)
+		die(EXIT_USAGE, "--backend-io is for raw image files; NBD requests always go out asynchronously");
+}
 
 static void parse_export(int argc, char **argv, struct cli *c)
 {
@@ -113,12 +140,15 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
 		{"pidfile", required_argument, NULL, OPT_PIDFILE},
 		{"debug", no_argument, NULL, OPT_DEBUG},
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	int o;
 
+	c->ex.nbd_timeout_s = EXPORT_NBD_TIMEOUT_DEFAULT;
 	opterr = 0;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
@@ -194,6 +224,14 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		case OPT_DEBUG:
 			c->cfg.debug = true;
 			break;
+		case OPT_FORMAT:
+			if (!*optarg || optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789_-")])
+				die(EXIT_USAGE, "--format needs a format name such as qcow2, not '%s'", optarg);
+			c->ex.format = optarg;
+			break;
+		case OPT_TIMEOUT:
+			c->ex.nbd_timeout_s = (unsigned int)parse_count("--timeout", optarg, 0, 86400);
+			break;
 		case 'h':
 			fputs(export_help, stdout);
 			exit(0);
@@ -214,6 +252,7 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		die(EXIT_USAGE, "--growable needs --writable");
 	if (c->ex.writethrough && !c->ex.writable)
 		die(EXIT_USAGE, "--writethrough needs --writable");
+	check_nbd_options(c);
 	c->ex.image = c->image;
 	c->cfg.read_only = !c->ex.writable;
 	/* The export's owner and mode are what the kernel checks against. */
@@ -253,16 +292,29 @@ int cmd_export(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	parse_export(argc, argv, &c);
 
+	/* Before the export opens: a qemu-nbd it starts must be the serving
+	 * process's child, and its connections the serving process's. */
+	int ready_fd = c.daemonize ? daemonize_start() : -1;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	c.ex.workers = c.cfg.threads ? c.cfg.threads : cpus > 0 ? (unsigned int)cpus : 1;
 	struct export *e = export_open(&c.ex, err, sizeof(err));
 	if (!e)
 		die(EXIT_RUNTIME, "%s", err);
 	clear_dead_mount(c.mountpoint);
+	unsigned int max_workers = export_max_workers(e);
+	if (max_workers && c.ex.workers > max_workers) {
+		if (c.cfg.threads)
+			fprintf(stderr, "furing: note: %s allows %u connection%s: %u worker thread%s, not --threads %u\n",
+				c.image, max_workers, max_workers == 1 ? "" : "s", max_workers, max_workers == 1 ? "" : "s",
+				c.cfg.threads);
+		c.cfg.threads = max_workers;
+	}
 	bool created = prepare_mountpoint(c.mountpoint);
 	char *mnt_abs = realpath(c.mountpoint, NULL);
 	c.cfg.root_mode = export_root_mode(e);
-	c.cfg.fsname = c.image;
+	/* The source shown in /proc/mounts; a comma would end the mount option. */
+	c.cfg.fsname = strpbrk(c.image, ", \t\n") ? "furing-nbd" : c.image;
 
-	int ready_fd = c.daemonize ? daemonize_start() : -1;
 	int code = EXIT_RUNTIME;
 	struct furing_session *s =
 		furing_session_new(&export_ops, sizeof(export_ops), &c.cfg, sizeof(c.cfg), e, err, sizeof(err));
@@ -287,10 +339,11 @@ int cmd_export(int argc, char **argv)
 		furing_session_destroy(s);
 		goto out;
 	}
-	fprintf(stderr, "furing: serving %s (%llu bytes, %s) at %s\n", c.image,
+	const char *how = export_describe(e);
+	fprintf(stderr, "furing: serving %s (%llu bytes, %s%s%s) at %s\n", c.image,
 		(unsigned long long)export_size(e), c.ex.writable ? (c.ex.growable ? "writable, growable" : "writable")
 								  : "read-only",
-		mnt_abs ? mnt_abs : c.mountpoint);
+		how ? ", " : "", how ? how : "", mnt_abs ? mnt_abs : c.mountpoint);
 	if (ready_fd >= 0) {
 		daemonize_ready(ready_fd);
 		ready_fd = -1;
@@ -306,6 +359,7 @@ out:
 	if (created && mnt_abs)
 		unlink(mnt_abs);
 	free(mnt_abs);
-	export_close(e);
+	if (export_close(e) < 0 && code == 0)
+		code = EXIT_RUNTIME;
 	return code;
 }

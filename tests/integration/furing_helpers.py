@@ -21,7 +21,7 @@ ALL_OPTIONS = [
     "--writable", "--growable", "--allow-other", "--threads", "--io-uring",
     "--queue-depth", "--payload-size", "--pin", "--debug", "--daemonize",
     "--pidfile", "--help", "--no-pin", "--backend-io", "--backend-direct", "--writethrough",
-    "--cache",
+    "--cache", "--format", "--timeout",
 ]
 
 TRANSPORT_ARGS = {"dev": ["--io-uring=off"], "ring": ["--io-uring=on"]}

@@ -1,0 +1,103 @@
+/* One NBD connection, driven by one worker: libnbd's asynchronous API with
+ * the socket polled on the worker's io_uring (no thread of its own).
+ *
+ * A request's NBD work is a "command set": nbd_conn_begin, one or more
+ * nbd_aio_* calls on the handle it returns, each followed by
+ * nbd_conn_issued, then nbd_conn_end. When the last command of the set has
+ * completed, @done(req, res) runs on the worker with @res as given to begin,
+ * or -EIO (-ENOSPC) when a command failed. libnbd forbids calls on a handle
+ * from inside its callbacks, so completions are queued there and @done runs
+ * after libnbd returned (from nbd_conn_end, or from the socket's poll event).
+ *
+ * FAULTS. A connection that dies (the server closed it, went away, or left a
+ * command unanswered for the timeout, after which we shut the socket) fails
+ * every command in flight with EIO, logs one line, answers new requests EIO
+ * at once, and reconnects in the background every second; once the server
+ * is back with the same disk, it serves again (one more line). Without
+ * io_uring (the engine's blocking fallback) the same happens synchronously
+ * in the request's own call. */
+#ifndef FURING_EXPORT_NBD_CONN_H
+#define FURING_EXPORT_NBD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libnbd.h>
+
+#include "backend.h"
+
+struct nbd_conn;
+
+/* What the server offers, as seen when the connection was made. */
+struct nbd_conn_caps {
+	uint64_t size;
+	bool read_only, can_flush, can_fua, can_zero, can_multi_conn, can_block_status;
+	uint32_t max_payload; /* largest read/write (the server's maximum block size, or libnbd's cap) */
+};
+
+/* A worker's connections, its data pointer (furing_worker_set_data):
+ * [NBD_SLOT_DATA] carries reads, writes, flushes and zeroes; the optional
+ * [NBD_SLOT_STATUS] only block status (SEEK_DATA/SEEK_HOLE). Two, because
+ * block status needs structured replies, and those make the server answer
+ * every read in pieces libnbd receives one syscall each: a data connection
+ * without them reads 1.5x faster here (bench/README.md). */
+enum nbd_slot { NBD_SLOT_DATA, NBD_SLOT_STATUS, NBD_SLOTS };
+struct nbd_worker_conns {
+	struct nbd_conn *conn[NBD_SLOTS];
+};
+
+/* Connects to @uri (blocking, at most @timeout_s; 0 means never time out
+ * requests, and connects wait EXPORT_NBD_TIMEOUT_DEFAULT). @index names the
+ * connection in messages; @slot is its place in its worker's
+ * nbd_worker_conns. @block_status: negotiate structured replies and
+ * base:allocation (else reads are cheaper and block status unavailable).
+ * NULL with @err (one line) on failure. */
+struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, enum nbd_slot slot, bool block_status,
+			       bool writable, unsigned int timeout_s, char *err, size_t errlen);
+const struct nbd_conn_caps *nbd_conn_caps(const struct nbd_conn *c);
+
+/* On its worker, before serving: arms the socket's poll and the 1 s tick. */
+int nbd_conn_start(struct nbd_conn *c, struct furing_worker *w);
+/* The worker stopped: its events will never complete. */
+void nbd_conn_stop(struct nbd_conn *c);
+/* After serving, from any thread: flushes (so acknowledged writes are
+ * durable), disconnects, frees. 0, or -1 after printing why the flush failed. */
+int nbd_conn_close(struct nbd_conn *c);
+
+/* The backend's per-request state (in the backend's part of the scratch). */
+struct nbd_cmd {
+	struct furing_req *next; /* in the connection's queue of finished sets */
+	furing_io_done done;
+	int32_t res;      /* what done gets on success */
+	int32_t err;      /* first failure (positive errno), 0 if none */
+	uint16_t pending; /* commands libnbd still holds, plus one while the set is being issued */
+	uint16_t issued;  /* commands handed to libnbd */
+	uint16_t completed; /* of those, completions libnbd ran (one retired without is a failure) */
+	uint8_t op : 4;   /* enum nbd_op, for messages */
+	uint8_t slot : 2; /* enum nbd_slot: the connection of the worker it went to */
+	uint8_t flush_after : 1; /* on success, send a flush and answer when it completes */
+};
+_Static_assert(sizeof(struct nbd_cmd) <= BACKEND_SCRATCH_SIZE, "the command fits the backend's scratch");
+
+static inline struct nbd_cmd *nbd_cmd_of(struct furing_req *req)
+{
+	return (struct nbd_cmd *)backend_scratch(req);
+}
+
+enum nbd_op { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_FLUSH, NBD_OP_ZERO, NBD_OP_BLOCK_STATUS };
+
+/* The handle to issue on, or NULL when the connection is down (the set then
+ * fails with EIO at nbd_conn_end). */
+struct nbd_handle *nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, enum nbd_op op, int32_t res,
+				  furing_io_done done);
+/* The completion to give each nbd_aio_* call of the set (at most
+ * NBD_CMD_MAX_PER_SET calls); counts the command. */
+#define NBD_CMD_MAX_PER_SET 60000
+nbd_completion_callback nbd_conn_completion(struct furing_req *req);
+/* After each nbd_aio_* call: its cookie, or -1 when libnbd refused it. */
+void nbd_conn_issued(struct nbd_conn *c, struct furing_req *req, int64_t cookie);
+/* The set is complete: queues the socket's poll as libnbd wants it. */
+void nbd_conn_end(struct nbd_conn *c, struct furing_req *req);
+
+#endif
