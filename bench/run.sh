@@ -564,6 +564,8 @@ if ((HAVE_FURING)); then
       die "meson, ninja, gcc or pkg-config missing and could not be installed (see $OUT/apt.log)"
     pkg-config --exists liburing || apt_install liburing-dev ||
       die "liburing-dev missing and could not be installed (see $OUT/apt.log)"
+    pkg-config --exists libnbd || apt_install libnbd-dev ||
+      die "libnbd-dev missing and could not be installed (see $OUT/apt.log)"
     say "building furing (scripts/build.sh)"
     "$REPO/scripts/build.sh" >"$OUT/build.log" 2>&1 || die "building furing failed (see $OUT/build.log)"
     FURING=$REPO/build/furing
