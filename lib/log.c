@@ -15,16 +15,31 @@ static void log_stderr(void *data, enum furing_log_level level, const char *msg)
 	fputs(line, stderr);
 }
 
-void fu_log(const struct fu_session *s, enum furing_log_level level, const char *fmt, ...)
+static void vlog(const struct fu_session *s, enum furing_log_level level, const char *fmt, va_list ap)
 {
 	char msg[1024];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (s && s->cfg.log)
 		s->cfg.log(s->cfg.log_data, level, msg);
 	else
 		log_stderr(NULL, level, msg);
+}
+
+void fu_log(const struct fu_session *s, enum furing_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(s, level, fmt, ap);
+	va_end(ap);
+}
+
+void furing_session_log(const struct furing_session *pub, enum furing_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog((const struct fu_session *)pub, level, fmt, ap);
+	va_end(ap);
 }

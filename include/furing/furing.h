@@ -697,6 +697,11 @@ bool furing_session_has_io_uring(const struct furing_session *s);
  * and opcode, errors, bytes), without a label or newline. */
 void furing_session_stats_line(struct furing_session *s, char *buf, size_t len);
 
+/* A message of the filesystem's own, through the session's log callback
+ * (one line, printf format, no newline). Any thread. */
+void furing_session_log(const struct furing_session *s, enum furing_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* For programs that want the usual daemon behaviour: SIGINT, SIGTERM and
  * SIGHUP stop the session, SIGUSR1 logs the counters (FURING_LOG_INFO,
  * "stats ..."). The previous handlers come back at furing_session_destroy.
