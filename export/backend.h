@@ -81,6 +81,11 @@ struct backend_ops {
 	/* ts[0] atime, ts[1] mtime, UTIME_NOW / UTIME_OMIT as for futimens. */
 	int (*set_times)(struct backend *b, const struct timespec ts[2]);
 
+	/* Optional: a read-only file descriptor of the storage that the kernel
+	 * may read itself (FUSE passthrough), owned by the backend; -1 when the
+	 * storage is not a local file. */
+	int (*passthrough_fd)(struct backend *b);
+
 	/* Optional. See WORKERS above. */
 	int (*worker_start)(struct backend *b, struct furing_worker *w);
 	void (*worker_stop)(struct backend *b, struct furing_worker *w);

@@ -30,6 +30,11 @@ struct file_backend {
 	uint32_t dio_off_align, dio_mem_align;
 	bool blockdev;
 	bool inline_io; /* the image lives in memory (tmpfs): copy inline, see file_io */
+	/* For kernel passthrough, opened on first use: read-only and through
+	 * the page cache whatever the other fds are (an O_DIRECT backing file
+	 * would hold every reader to O_DIRECT's alignment). */
+	int fd_passthrough;
+	char *path;
 };
 
 static struct file_backend *FB(struct backend *b)
@@ -129,6 +134,15 @@ static int file_set_times(struct backend *b, const struct timespec ts[2])
 	return futimens(FB(b)->fd, ts) < 0 ? errno : 0;
 }
 
+static int file_passthrough_fd(struct backend *b)
+{
+	struct file_backend *f = FB(b);
+
+	if (f->fd_passthrough < 0)
+		f->fd_passthrough = open(f->path, O_RDONLY | O_CLOEXEC);
+	return f->fd_passthrough;
+}
+
 static int file_close(struct backend *b)
 {
 	struct file_backend *f = FB(b);
@@ -136,6 +150,9 @@ static int file_close(struct backend *b)
 	close(f->fd);
 	if (f->fd_unaligned >= 0)
 		close(f->fd_unaligned);
+	if (f->fd_passthrough >= 0)
+		close(f->fd_passthrough);
+	free(f->path);
 	free(f);
 	return 0;
 }
@@ -149,6 +166,7 @@ static const struct backend_ops file_ops = {
 	.statfs = file_statfs,
 	.truncate = file_truncate,
 	.set_times = file_set_times,
+	.passthrough_fd = file_passthrough_fd,
 	.close = file_close,
 };
 
@@ -180,6 +198,7 @@ static struct backend *fail(struct file_backend *f)
 		close(f->fd);
 	if (f->fd_unaligned >= 0)
 		close(f->fd_unaligned);
+	free(f->path);
 	free(f);
 	return NULL;
 }
@@ -215,6 +234,13 @@ struct backend *file_backend_open(const struct export_opts *o, char *err, size_t
 	if (o->writethrough)
 		flags |= O_DSYNC; /* each write is durable when it completes */
 	f->fd_unaligned = -1;
+	f->fd_passthrough = -1;
+	f->path = strdup(o->image);
+	if (!f->path) {
+		snprintf(err, errlen, "out of memory");
+		f->fd = -1;
+		return fail(f);
+	}
 	f->fd = open(o->image, flags);
 	if (f->fd < 0 && o->backend_direct && errno == EINVAL) {
 		snprintf(err, errlen, "image %s: its filesystem does not support O_DIRECT (--backend-direct)", o->image);

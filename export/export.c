@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -40,6 +42,14 @@ struct export {
 	struct qemu_nbd *qemu_nbd; /* the private qemu-nbd serving a --format image, or NULL */
 	_Atomic uint64_t size;
 	uint32_t open_flags; /* FURING_OPEN_* for every open */
+	/* Kernel passthrough (--kernel-passthrough): asked for in init; the
+	 * backing id is registered at the first open that uses it and kept for
+	 * the session. */
+	bool kpt_wanted;
+	uint32_t kpt_stack_depth;
+	pthread_mutex_t kpt_lock;
+	int backing_id;  /* 0: not registered yet */
+	bool kpt_failed; /* registering failed: reads go through us */
 	pthread_mutex_t meta_lock; /* mode/uid/gid: changed only by SETATTR */
 	mode_t mode;
 	uid_t uid;
@@ -321,6 +331,34 @@ static void export_setattr(struct furing_req *req, uint64_t ino, const struct fu
 	export_getattr(req, ino, NULL);
 }
 
+/* The backing id for this open, or 0 when this open is served by us. Only
+ * a read-only export uses it: once one open of the file goes through
+ * passthrough, the kernel wants every open to (and would serialize the
+ * writes of a writable one). */
+static int passthrough_id(struct export *e, struct furing_req *req, int flags)
+{
+	struct furing_session *s = furing_req_session(req);
+
+	if (!e->kpt_wanted || (flags & O_ACCMODE) != O_RDONLY ||
+	    !(furing_session_conn(s)->granted & FURING_CAP_PASSTHROUGH))
+		return 0;
+	pthread_mutex_lock(&e->kpt_lock);
+	if (!e->backing_id && !e->kpt_failed) {
+		int fd = e->be->ops->passthrough_fd(e->be);
+		int id = fd < 0 ? -errno : furing_backing_open(s, fd);
+		if (id > 0) {
+			e->backing_id = id;
+		} else {
+			e->kpt_failed = true;
+			furing_session_log(s, FURING_LOG_WARNING, "kernel passthrough failed (%s): reads go through furing",
+					   strerror(-id));
+		}
+	}
+	int id = e->backing_id;
+	pthread_mutex_unlock(&e->kpt_lock);
+	return id;
+}
+
 static void export_open_file(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
 {
 	struct export *e = fs_of(req);
@@ -339,6 +377,12 @@ static void export_open_file(struct furing_req *req, uint64_t ino, const struct 
 		}
 	}
 	struct furing_open o = {.fh = 0, .flags = e->open_flags};
+	int id = passthrough_id(e, req, flags);
+	if (id > 0) {
+		/* The kernel reads the image itself; READs never reach us. */
+		o.flags = FURING_OPEN_PASSTHROUGH;
+		o.backing_id = id;
+	}
 	furing_reply_open(req, &o);
 }
 
@@ -380,6 +424,17 @@ static void export_lookup(struct furing_req *req, uint64_t parent, const char *n
 	furing_reply_err(req, ENOTDIR); /* the root is a file */
 }
 
+static int export_init(void *fs, struct furing_conn *conn)
+{
+	struct export *e = fs;
+
+	if (e->kpt_wanted && (conn->capable & FURING_CAP_PASSTHROUGH)) {
+		conn->want |= FURING_CAP_PASSTHROUGH;
+		conn->max_stack_depth = e->kpt_stack_depth;
+	}
+	return 0;
+}
+
 static int export_worker_start(void *fs, struct furing_worker *w)
 {
 	struct export *e = fs;
@@ -396,6 +451,7 @@ static void export_worker_stop(void *fs, struct furing_worker *w)
 }
 
 const struct furing_ops export_ops = {
+	.init = export_init,
 	.lookup = export_lookup,
 	.getattr = export_getattr,
 	.setattr = export_setattr,
@@ -469,7 +525,31 @@ struct export *export_open(const struct export_opts *o, char *err, size_t errlen
 		e->open_flags = FURING_OPEN_KEEP_CACHE;
 	else
 		e->open_flags = FURING_OPEN_DIRECT_IO | FURING_OPEN_PARALLEL_WRITES;
+	pthread_mutex_init(&e->kpt_lock, NULL);
+	e->kpt_wanted = !o->writable && !export_passthrough_refused(e);
+	/* A backing file that is itself on a FUSE mount is one level deeper. */
+	struct statfs sfs;
+	e->kpt_stack_depth = statfs(o->image, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC ? 2 : 1;
 	return e;
+}
+
+const char *export_passthrough_refused(const struct export *e)
+{
+	if (e->o.kernel_passthrough == EXPORT_KPT_OFF)
+		return "--kernel-passthrough=off";
+	if (e->o.writable)
+		return "the export is writable (the kernel would take every open through passthrough, writers too, and "
+		       "serializes their writes)";
+	if (!e->be->ops->passthrough_fd)
+		return "the disk is not a local file (NBD)";
+	if (geteuid() != 0)
+		return "it needs root (CAP_SYS_ADMIN to register the backing file)";
+	return NULL;
+}
+
+bool export_passthrough_active(const struct export *e, const struct furing_session *s)
+{
+	return e->kpt_wanted && (furing_session_conn(s)->granted & FURING_CAP_PASSTHROUGH);
 }
 
 int export_close(struct export *e)
@@ -480,6 +560,7 @@ int export_close(struct export *e)
 	if (e->qemu_nbd && qemu_nbd_stop(e->qemu_nbd) < 0)
 		ret = -1;
 	pthread_mutex_destroy(&e->meta_lock);
+	pthread_mutex_destroy(&e->kpt_lock);
 	free(e);
 	return ret;
 }

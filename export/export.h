@@ -23,6 +23,12 @@ enum export_io {
 	EXPORT_IO_INLINE,   /* pread/pwrite in the worker (fsync/fallocate stay on the ring) */
 };
 
+enum export_kpt {
+	EXPORT_KPT_AUTO = 0, /* read-only exports of an image file, when root and the kernel allow it */
+	EXPORT_KPT_ON,       /* the same, but refuse to start without it */
+	EXPORT_KPT_OFF,
+};
+
 struct export_opts {
 	const char *image;   /* a path, or an NBD URI (export_is_nbd_uri) */
 	const char *format;  /* NULL or "raw": the file itself; else qemu-nbd --format */
@@ -34,6 +40,7 @@ struct export_opts {
 	enum export_io backend_io;
 	unsigned int workers;     /* worker threads the session will have (NBD: connections to open) */
 	unsigned int nbd_timeout_s; /* NBD: an unanswered request resets its connection after this; 0: never */
+	enum export_kpt kernel_passthrough;
 };
 
 #define EXPORT_NBD_TIMEOUT_DEFAULT 30
@@ -53,6 +60,12 @@ int export_close(struct export *e);
 unsigned int export_max_workers(const struct export *e);
 /* A few words for the "serving" line ("2 NBD connections"), or NULL. */
 const char *export_describe(const struct export *e);
+/* Why kernel passthrough cannot serve this export (one phrase), or NULL
+ * when it may: checked before mounting. */
+const char *export_passthrough_refused(const struct export *e);
+/* After the start: whether reads go through the kernel (the kernel granted
+ * it), for the "serving" line. */
+bool export_passthrough_active(const struct export *e, const struct furing_session *s);
 /* The root mode of the mount: S_IFREG plus permissions. */
 mode_t export_root_mode(const struct export *e);
 uint64_t export_size(const struct export *e);

@@ -41,6 +41,12 @@ static const char export_help[] =
 	"                        inline when the image is in memory (tmpfs), else ring\n"
 	"  --cache=none|kernel   none (default): direct I/O, every access reaches furing;\n"
 	"                        kernel: the kernel page cache on the exported file (mmap works)\n"
+	"  --kernel-passthrough=auto|on|off  a read-only export's reads through the kernel's\n"
+	"                        FUSE passthrough: the kernel reads the image itself, and\n"
+	"                        furing neither sees nor counts them; auto (default): when\n"
+	"                        the image is a local file, furing runs as root and the\n"
+	"                        kernel allows it, else one line says why not; on: refuse\n"
+	"                        to start without it; off: never. Writable exports: never\n"
 	"  --format=FMT          IMAGE is in format FMT (qcow2, vmdk, vhdx, ...): served through a\n"
 	"                        private qemu-nbd (qemu-utils), stopped at exit (default raw)\n"
 	"  --timeout S           NBD: a request the server leaves unanswered for S seconds fails\n"
@@ -87,6 +93,7 @@ enum {
 	OPT_BACKEND_DIRECT,
 	OPT_WRITETHROUGH,
 	OPT_CACHE,
+	OPT_KERNEL_PASSTHROUGH,
 	OPT_BACKEND_IO,
 	OPT_IO_URING,
 	OPT_THREADS,
@@ -129,6 +136,7 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		{"backend-direct", no_argument, NULL, OPT_BACKEND_DIRECT},
 		{"writethrough", no_argument, NULL, OPT_WRITETHROUGH},
 		{"cache", required_argument, NULL, OPT_CACHE},
+		{"kernel-passthrough", required_argument, NULL, OPT_KERNEL_PASSTHROUGH},
 		{"backend-io", required_argument, NULL, OPT_BACKEND_IO},
 		{"io-uring", required_argument, NULL, OPT_IO_URING},
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -167,6 +175,16 @@ static void parse_export(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_WRITETHROUGH:
 			c->ex.writethrough = true;
+			break;
+		case OPT_KERNEL_PASSTHROUGH:
+			if (!strcmp(optarg, "auto"))
+				c->ex.kernel_passthrough = EXPORT_KPT_AUTO;
+			else if (!strcmp(optarg, "on"))
+				c->ex.kernel_passthrough = EXPORT_KPT_ON;
+			else if (!strcmp(optarg, "off"))
+				c->ex.kernel_passthrough = EXPORT_KPT_OFF;
+			else
+				die(EXIT_USAGE, "--kernel-passthrough must be auto, on or off, not '%s'", optarg);
 			break;
 		case OPT_CACHE:
 			if (!strcmp(optarg, "none"))
@@ -300,6 +318,11 @@ int cmd_export(int argc, char **argv)
 	struct export *e = export_open(&c.ex, err, sizeof(err));
 	if (!e)
 		die(EXIT_RUNTIME, "%s", err);
+	const char *no_kpt = export_passthrough_refused(e);
+	if (no_kpt && c.ex.kernel_passthrough == EXPORT_KPT_ON) {
+		export_close(e);
+		die(EXIT_RUNTIME, "--kernel-passthrough=on: %s", no_kpt);
+	}
 	clear_dead_mount(c.mountpoint);
 	unsigned int max_workers = export_max_workers(e);
 	if (max_workers && c.ex.workers > max_workers) {
@@ -339,11 +362,28 @@ int cmd_export(int argc, char **argv)
 		furing_session_destroy(s);
 		goto out;
 	}
+	bool kpt = export_passthrough_active(e, s);
+	if (!kpt && !no_kpt) {
+		no_kpt = "the kernel did not offer FUSE passthrough (CONFIG_FUSE_PASSTHROUGH)";
+		if (c.ex.kernel_passthrough == EXPORT_KPT_ON) {
+			fprintf(stderr, "furing: --kernel-passthrough=on: %s\n", no_kpt);
+			furing_session_stop(s);
+			furing_session_wait(s);
+			furing_session_destroy(s);
+			goto out;
+		}
+	}
+	/* What reads a read-only export: the kernel, or furing and why. */
+	char reads[256] = "";
+	if (kpt)
+		snprintf(reads, sizeof(reads), ", reads through kernel passthrough");
+	else if (!c.ex.writable && c.ex.kernel_passthrough == EXPORT_KPT_AUTO)
+		snprintf(reads, sizeof(reads), "; kernel passthrough off: %s", no_kpt);
 	const char *how = export_describe(e);
-	fprintf(stderr, "furing: serving %s (%llu bytes, %s%s%s) at %s\n", c.image,
+	fprintf(stderr, "furing: serving %s (%llu bytes, %s%s%s%s) at %s\n", c.image,
 		(unsigned long long)export_size(e), c.ex.writable ? (c.ex.growable ? "writable, growable" : "writable")
 								  : "read-only",
-		how ? ", " : "", how ? how : "", mnt_abs ? mnt_abs : c.mountpoint);
+		how ? ", " : "", how ? how : "", reads, mnt_abs ? mnt_abs : c.mountpoint);
 	if (ready_fd >= 0) {
 		daemonize_ready(ready_fd);
 		ready_fd = -1;

@@ -439,7 +439,8 @@ def _factory(request, furing_bin, workdir, transport):
     count = [0]
 
     def start(image, *extra, writable=False, growable=False, mountpoint=None, precreate=True,
-              debug=False, wait=True, env=None, prefix=None, transport_args=None, binary=None):
+              debug=False, wait=True, env=None, prefix=None, transport_args=None, binary=None,
+              kernel_passthrough=False):
         if mountpoint is None:
             mountpoint = os.path.join(workdir, f"mnt{count[0]}")
         count[0] += 1
@@ -453,6 +454,11 @@ def _factory(request, furing_bin, workdir, transport):
             argv.append("--growable")
         if debug:
             argv.append("--debug")
+        # Read-only exports read through the kernel by default when root;
+        # the tests exercise furing's own read path unless they ask
+        # (test_export_kpt.py tests the kernel's).
+        if not kernel_passthrough and not any(str(a).startswith("--kernel-passthrough") for a in extra):
+            argv.append("--kernel-passthrough=off")
         argv += [str(a) for a in extra]
         argv += [image, mountpoint]
         return launch(argv, mountpoint, transport, image=image, wait=wait, env=env)
@@ -487,8 +493,9 @@ def _example_factory(request, examples_dir, workdir, transport):
 def furing(request, furing_bin, transport, workdir):
     """furing(image, *extra, writable=False, growable=False, mountpoint=None,
     precreate=True, debug=False, wait=True, env=None, prefix=None,
-    transport_args=None, binary=None) -> Furing, started with the
-    transport's --io-uring option and ready (mounted) unless wait=False."""
+    transport_args=None, binary=None, kernel_passthrough=False) -> Furing,
+    started with the transport's --io-uring option (and, unless asked,
+    --kernel-passthrough=off) and ready (mounted) unless wait=False."""
     yield from _factory(request, furing_bin, workdir, transport)
 
 
