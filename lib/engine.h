@@ -85,6 +85,13 @@ struct ring_queue;
 
 /* Legacy: one cloned /dev/fuse fd per worker with @slots reads in flight. */
 int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int slots, char *err, size_t errlen);
+/* The second half of dev_channel_open: the slots around @fd, which is
+ * already cloned (and non-blocking unless the session is blocking). Takes
+ * @fd over, also on failure. Separate so that fuzz/fuzz_engine.c can serve
+ * the legacy transport without a mount: it hands in one end of a socket
+ * pair that collects the answers, and plays the kernel's side of the reads
+ * itself. */
+int dev_channel_attach(struct fu_worker *w, int fd, unsigned int slots, char *err, size_t errlen);
 void dev_channel_arm(struct dev_channel *ch);
 void dev_channel_serve_blocking(struct dev_channel *ch);
 void dev_channel_free(struct dev_channel *ch);
