@@ -96,6 +96,19 @@ void dev_channel_arm(struct dev_channel *ch)
 	}
 }
 
+/* Nothing will be read from the channel again: the reading slot and the
+ * free ones are dead now, the serving ones once answered. */
+static void channel_end(struct dev_channel *ch, struct dev_slot *reading)
+{
+	ch->gone = true;
+	slot_kill(reading);
+	while (ch->free) {
+		struct dev_slot *f = ch->free;
+		ch->free = f->next_free;
+		slot_kill(f);
+	}
+}
+
 static void dev_read_done(struct furing_event *ev, int res)
 {
 	struct dev_slot *sl = container_of(ev, struct dev_slot, read_ev);
@@ -106,14 +119,7 @@ static void dev_read_done(struct furing_event *ev, int res)
 		switch (-res) {
 		case ENODEV: /* unmounted or aborted: the normal end */
 		case ECONNABORTED:
-			ch->gone = true;
-			slot_kill(sl);
-			/* Free slots are dead too: nothing will be read again. */
-			while (ch->free) {
-				struct dev_slot *f = ch->free;
-				ch->free = f->next_free;
-				slot_kill(f);
-			}
+			channel_end(ch, sl);
 			return;
 		case EINTR:
 		case EAGAIN:
@@ -124,8 +130,12 @@ static void dev_read_done(struct furing_event *ev, int res)
 			slot_kill(sl);
 			return;
 		default:
+			/* The session stops. Ending the channel too lets the
+			 * worker leave once its slots are answered, instead of
+			 * waiting to be forced out with free slots that no read
+			 * would ever wake again. */
 			fu_session_fail(ch->w->s, "reading /dev/fuse failed: %s", strerror(-res));
-			slot_kill(sl);
+			channel_end(ch, sl);
 			return;
 		}
 	}
