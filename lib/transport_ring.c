@@ -214,6 +214,11 @@ int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uin
 {
 	struct ring_queue *q = calloc(1, sizeof(*q));
 	size_t hdr_stride = 512; /* 288 rounded up: keeps entries on separate cache lines */
+	/* Each payload starts on a page, whatever payload_size is: that is
+	 * where READ data lands, and furing_req_buf promises page alignment
+	 * (O_DIRECT reads into it need it). */
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t stride = ((size_t)payload_size + page - 1) & ~(page - 1);
 
 	if (!q)
 		goto nomem;
@@ -223,7 +228,7 @@ int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uin
 	q->payload_size = payload_size;
 	q->ents = calloc(depth, sizeof(*q->ents));
 	q->hdr_mem_size = hdr_stride * depth;
-	q->payload_mem_size = (size_t)payload_size * depth;
+	q->payload_mem_size = stride * depth;
 	/* MAP_NORESERVE: only the pages requests actually touch become memory. */
 	q->hdr_mem = mmap(NULL, q->hdr_mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	q->payload_mem = mmap(NULL, q->payload_mem_size, PROT_READ | PROT_WRITE,
@@ -242,7 +247,7 @@ int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uin
 
 		e->q = q;
 		e->hdr = (struct fuse_uring_req_header *)((char *)q->hdr_mem + hdr_stride * i);
-		e->payload = (char *)q->payload_mem + (size_t)payload_size * i;
+		e->payload = (char *)q->payload_mem + stride * i;
 		e->iov[0] = (struct iovec){e->hdr, sizeof(*e->hdr)};
 		e->iov[1] = (struct iovec){e->payload, payload_size};
 		e->ev.fn = ent_done;
