@@ -169,28 +169,79 @@ static void ent_done(struct furing_event *ev, int res)
 	ent_kill(e);
 }
 
+/* Copies the out-args to the payload in order. A piece that already sits
+ * where it belongs (READ data in the request's buffer) stays put. */
+static void gather(unsigned char *dst, const struct iovec *iov, int iovcnt)
+{
+	size_t at = 0;
+
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len && iov[i].iov_base != dst + at)
+			memmove(dst + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+}
+
+/* True when copying in order could overwrite a piece before it is copied:
+ * one that comes from the payload itself (the request's buffer) but not
+ * from where it belongs, behind other pieces (an ioctl's data built in
+ * furing_req_buf after its header, pieces in another order). */
+static bool pieces_overlap(const unsigned char *dst, size_t size, const struct iovec *iov, int iovcnt)
+{
+	const uintptr_t lo = (uintptr_t)dst, hi = lo + size;
+	size_t at = 0;
+
+	if (iovcnt < 2)
+		return false; /* one memmove copies any overlap right */
+	for (int i = 0; i < iovcnt; i++) {
+		const uintptr_t p = (uintptr_t)iov[i].iov_base;
+		if (iov[i].iov_len && p != lo + at && p < hi && p + iov[i].iov_len > lo)
+			return true;
+		at += iov[i].iov_len;
+	}
+	return false;
+}
+
 /* Any thread: the entry's buffers are ours until the commit. */
 static void ring_deliver(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
 {
 	struct ring_ent *e = container_of(req, struct ring_ent, req);
 	struct fuse_out_header oh = {.len = sizeof(oh), .error = error, .unique = e->commit_id};
 	unsigned char *dst = e->payload;
-	uint32_t total = 0;
+	const size_t size = e->q->payload_size;
+	size_t total = 0;
 
 	for (int i = 0; !error && i < iovcnt; i++) {
-		if (total + iov[i].iov_len > e->q->payload_size) {
+		if (iov[i].iov_len > size - total) { /* (written so that it cannot wrap) */
 			oh.error = -EIO;
-			total = 0;
 			break;
 		}
-		/* Data that already sits in the payload buffer (READ) stays put. */
-		if (iov[i].iov_base != dst + total)
-			memmove(dst + total, iov[i].iov_base, iov[i].iov_len);
-		total += (uint32_t)iov[i].iov_len;
+		total += iov[i].iov_len;
 	}
-	oh.len += total;
+	if (oh.error) {
+		total = 0;
+	} else if (!pieces_overlap(dst, size, iov, iovcnt)) {
+		gather(dst, iov, iovcnt);
+	} else {
+		/* Rare (not READ's or WRITE's answers): gather elsewhere first. */
+		unsigned char *tmp = malloc(total);
+		if (tmp) {
+			size_t at = 0;
+			for (int i = 0; i < iovcnt; i++) {
+				if (iov[i].iov_len)
+					memcpy(tmp + at, iov[i].iov_base, iov[i].iov_len);
+				at += iov[i].iov_len;
+			}
+			memcpy(dst, tmp, total);
+			free(tmp);
+		} else {
+			oh.error = -EIO;
+			total = 0;
+		}
+	}
+	oh.len += (uint32_t)total;
 	memcpy(e->hdr->in_out, &oh, sizeof(oh));
-	e->hdr->ring_ent_in_out.payload_sz = total;
+	e->hdr->ring_ent_in_out.payload_sz = (uint32_t)total;
 }
 
 /* The worker: the answer goes out with the fetch of the next request. */
