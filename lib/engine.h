@@ -61,8 +61,9 @@ struct furing_req {
 	uint8_t kind;        /* enum fu_transport_kind */
 	uint16_t qid;        /* ring queue, for logging and counters */
 	atomic_bool answered;
-	/* What the answer was, for the counters and the debug line, which the
-	 * worker writes when it recycles the slot. */
+	/* What the answer was, for the counters (which the worker keeps when
+	 * it recycles the slot) and the debug line (written as the answer
+	 * goes out). */
 	int ans_err;
 	uint64_t ans_bytes;
 	struct furing_req *next_foreign; /* in the worker's list of answers from other threads */

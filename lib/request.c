@@ -135,11 +135,9 @@ static void count(struct furing_req *r)
 		FU_STAT_ADD(w->stats.bytes_written, r->ans_bytes);
 }
 
-/* On the worker: the debug line, and the slot back to the transport. */
+/* On the worker: the slot back to the transport. */
 static void finish(struct furing_req *r, bool answered)
 {
-	if (r->w->s->cfg.debug)
-		log_answer(r, answered);
 	r->tp->recycle(r, answered);
 }
 
@@ -175,6 +173,10 @@ void fu_answer(struct furing_req *r, int err, const struct iovec *iov, int iovcn
 	}
 	if (atomic_load_explicit(&r->w->s->intr_count, memory_order_relaxed) != 0)
 		forget_interrupt(r->w->s, r->msg.unique);
+	/* The debug line before the answer goes out: on the ring the answer
+	 * is written over the names the line shows. */
+	if (r->w->s->cfg.debug)
+		log_answer(r, true);
 
 	if (fu_current_worker == r->w) {
 		count(r);
@@ -196,6 +198,8 @@ void fu_answer(struct furing_req *r, int err, const struct iovec *iov, int iovcn
 void fu_no_answer(struct furing_req *r)
 {
 	atomic_store(&r->answered, true);
+	if (r->w->s->cfg.debug)
+		log_answer(r, false);
 	finish(r, false);
 }
 
