@@ -1,7 +1,10 @@
 #!/bin/sh
-# Builds and runs the decode fuzzer for SECONDS (default 60) on a copy of the
-# seed corpus; exits non-zero if it finds a crash (the reproducer is left in
-# build-fuzz/artifacts/).
+# Builds and runs both libFuzzer targets on copies of their seed corpora for
+# SECONDS in total (default 60): the request decoder (fuzz_decode, corpus/)
+# for a third of it, the engine (fuzz_engine, corpus-engine/: both transports,
+# the dispatcher and the replies) for the rest, as it has far more to cover.
+# Exits non-zero if either finds a crash (the reproducer is left in
+# build-fuzz/artifacts/<target>-*).
 #   fuzz/run.sh 300
 # Environment: BUILD_DIR (default build-fuzz, relative to the repository root).
 set -eu
@@ -13,6 +16,8 @@ case $SECONDS_TO_RUN in
 	exit 2
 	;;
 esac
+DECODE_SECONDS=$((SECONDS_TO_RUN / 3))
+ENGINE_SECONDS=$((SECONDS_TO_RUN - DECODE_SECONDS))
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD_DIR:-build-fuzz}
@@ -23,22 +28,30 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 else
 	meson configure "$BUILD" -Dfuzz=true >/dev/null
 fi
-ninja -C "$BUILD" fuzz/fuzz_decode
+ninja -C "$BUILD" fuzz/fuzz_decode fuzz/fuzz_engine
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/furing-fuzz.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
-cp -R fuzz/corpus "$WORK/corpus"
 mkdir -p "$BUILD/artifacts"
 
-status=0
-"$BUILD/fuzz/fuzz_decode" \
-	-max_total_time="$SECONDS_TO_RUN" \
-	-timeout=10 \
-	-print_final_stats=1 \
-	-artifact_prefix="$BUILD/artifacts/" \
-	"$WORK/corpus" || status=$?
+# run TARGET CORPUS SECONDS
+run() {
+	cp -R "fuzz/$2" "$WORK/$1"
+	echo "== $1 for $3 s"
+	status=0
+	"$BUILD/fuzz/$1" \
+		-max_total_time="$3" \
+		-timeout=10 \
+		-print_final_stats=1 \
+		-artifact_prefix="$BUILD/artifacts/$1-" \
+		"$WORK/$1" || status=$?
+	if [ "$status" -ne 0 ]; then
+		echo "$1 failed (status $status); reproducers in $BUILD/artifacts/" >&2
+	fi
+	return "$status"
+}
 
-if [ "$status" -ne 0 ]; then
-	echo "fuzz_decode failed (status $status); reproducers in $BUILD/artifacts/" >&2
-fi
-exit "$status"
+failed=0
+run fuzz_decode corpus "$DECODE_SECONDS" || failed=1
+run fuzz_engine corpus-engine "$ENGINE_SECONDS" || failed=1
+exit "$failed"

@@ -61,8 +61,9 @@ struct furing_req {
 	uint8_t kind;        /* enum fu_transport_kind */
 	uint16_t qid;        /* ring queue, for logging and counters */
 	atomic_bool answered;
-	/* What the answer was, for the counters and the debug line, which the
-	 * worker writes when it recycles the slot. */
+	/* What the answer was, for the counters (which the worker keeps when
+	 * it recycles the slot) and the debug line (written as the answer
+	 * goes out). */
 	int ans_err;
 	uint64_t ans_bytes;
 	struct furing_req *next_foreign; /* in the worker's list of answers from other threads */
@@ -85,6 +86,13 @@ struct ring_queue;
 
 /* Legacy: one cloned /dev/fuse fd per worker with @slots reads in flight. */
 int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int slots, char *err, size_t errlen);
+/* The second half of dev_channel_open: the slots around @fd, which is
+ * already cloned (and non-blocking unless the session is blocking). Takes
+ * @fd over, also on failure. Separate so that fuzz/fuzz_engine.c can serve
+ * the legacy transport without a mount: it hands in one end of a socket
+ * pair that collects the answers, and plays the kernel's side of the reads
+ * itself. */
+int dev_channel_attach(struct fu_worker *w, int fd, unsigned int slots, char *err, size_t errlen);
 void dev_channel_arm(struct dev_channel *ch);
 void dev_channel_serve_blocking(struct dev_channel *ch);
 void dev_channel_free(struct dev_channel *ch);

@@ -2,6 +2,7 @@
  * the stack and leaves through fu_answer, which hands it to the transport
  * before returning. The directory-listing builder lives here too. */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "engine.h"
@@ -138,11 +139,16 @@ void furing_reply_ioctl(struct furing_req *r, int result, const void *buf, size_
 
 /* ---- data ---- */
 
+/* SIZE_MAX when the lengths add up past it: pieces whose sum wraps around
+ * would pass any size check and then fail (writev) or overrun. */
 static size_t iov_total(const struct iovec *iov, int count)
 {
 	size_t total = 0;
-	for (int i = 0; i < count; i++)
+	for (int i = 0; i < count; i++) {
+		if (iov[i].iov_len > SIZE_MAX - total)
+			return SIZE_MAX;
 		total += iov[i].iov_len;
+	}
 	return total;
 }
 

@@ -96,6 +96,19 @@ void dev_channel_arm(struct dev_channel *ch)
 	}
 }
 
+/* Nothing will be read from the channel again: the reading slot and the
+ * free ones are dead now, the serving ones once answered. */
+static void channel_end(struct dev_channel *ch, struct dev_slot *reading)
+{
+	ch->gone = true;
+	slot_kill(reading);
+	while (ch->free) {
+		struct dev_slot *f = ch->free;
+		ch->free = f->next_free;
+		slot_kill(f);
+	}
+}
+
 static void dev_read_done(struct furing_event *ev, int res)
 {
 	struct dev_slot *sl = container_of(ev, struct dev_slot, read_ev);
@@ -106,14 +119,7 @@ static void dev_read_done(struct furing_event *ev, int res)
 		switch (-res) {
 		case ENODEV: /* unmounted or aborted: the normal end */
 		case ECONNABORTED:
-			ch->gone = true;
-			slot_kill(sl);
-			/* Free slots are dead too: nothing will be read again. */
-			while (ch->free) {
-				struct dev_slot *f = ch->free;
-				ch->free = f->next_free;
-				slot_kill(f);
-			}
+			channel_end(ch, sl);
 			return;
 		case EINTR:
 		case EAGAIN:
@@ -124,8 +130,12 @@ static void dev_read_done(struct furing_event *ev, int res)
 			slot_kill(sl);
 			return;
 		default:
+			/* The session stops. Ending the channel too lets the
+			 * worker leave once its slots are answered, instead of
+			 * waiting to be forced out with free slots that no read
+			 * would ever wake again. */
 			fu_session_fail(ch->w->s, "reading /dev/fuse failed: %s", strerror(-res));
-			slot_kill(sl);
+			channel_end(ch, sl);
 			return;
 		}
 	}
@@ -195,31 +205,42 @@ void dev_channel_serve_blocking(struct dev_channel *ch)
 
 int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int nslots, char *err, size_t errlen)
 {
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open /dev/fuse: %s", strerror(errno));
+		return -1;
+	}
+	uint32_t src = (uint32_t)session_fd;
+	if (ioctl(fd, FUSE_DEV_IOC_CLONE, &src) < 0) {
+		snprintf(err, errlen, "cannot clone the /dev/fuse fd: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!w->s->blocking && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "cannot make /dev/fuse non-blocking: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return dev_channel_attach(w, fd, nslots, err, errlen);
+}
+
+int dev_channel_attach(struct fu_worker *w, int fd, unsigned int nslots, char *err, size_t errlen)
+{
 	struct fu_session *s = w->s;
 	long page = sysconf(_SC_PAGESIZE);
 	struct dev_channel *ch = calloc(1, sizeof(*ch));
 
-	if (!ch)
-		goto nomem;
-	ch->w = w;
-	ch->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (ch->fd < 0) {
-		snprintf(err, errlen, "cannot open /dev/fuse: %s", strerror(errno));
-		free(ch);
+	if (!ch) {
+		snprintf(err, errlen, "out of memory");
+		close(fd);
 		return -1;
 	}
-	uint32_t src = (uint32_t)session_fd;
-	if (ioctl(ch->fd, FUSE_DEV_IOC_CLONE, &src) < 0) {
-		snprintf(err, errlen, "cannot clone the /dev/fuse fd: %s", strerror(errno));
-		goto fail;
-	}
+	ch->w = w;
+	ch->fd = fd;
 	ch->blocking = s->blocking;
 	if (ch->blocking)
 		nslots = 1;
-	else if (fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) | O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "cannot make /dev/fuse non-blocking: %s", strerror(errno));
-		goto fail;
-	}
 
 	/* Per slot: one spare page in front so that in + 80 is page-aligned,
 	 * the payload, and a page for names and extension headers. The kernel
@@ -231,8 +252,11 @@ int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int nslots, c
 	ch->mem_size = per_slot * nslots;
 	ch->mem = mmap(NULL, ch->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (!ch->slots || ch->mem == MAP_FAILED) {
-		ch->mem = NULL;
-		goto nomem_fail;
+		snprintf(err, errlen, "out of memory for %u /dev/fuse buffers", nslots);
+		free(ch->slots);
+		close(ch->fd);
+		free(ch);
+		return -1;
 	}
 	ch->nslots = nslots;
 	ch->live = nslots;
@@ -252,17 +276,6 @@ int dev_channel_open(struct fu_worker *w, int session_fd, unsigned int nslots, c
 	w->dev = ch;
 	w->dev_fd = ch->fd;
 	return 0;
-
-nomem_fail:
-	snprintf(err, errlen, "out of memory for %u /dev/fuse buffers", nslots);
-fail:
-	free(ch->slots);
-	close(ch->fd);
-	free(ch);
-	return -1;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return -1;
 }
 
 unsigned int dev_channel_live(const struct dev_channel *ch)

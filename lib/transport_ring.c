@@ -169,28 +169,79 @@ static void ent_done(struct furing_event *ev, int res)
 	ent_kill(e);
 }
 
+/* Copies the out-args to the payload in order. A piece that already sits
+ * where it belongs (READ data in the request's buffer) stays put. */
+static void gather(unsigned char *dst, const struct iovec *iov, int iovcnt)
+{
+	size_t at = 0;
+
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len && iov[i].iov_base != dst + at)
+			memmove(dst + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+}
+
+/* True when copying in order could overwrite a piece before it is copied:
+ * one that comes from the payload itself (the request's buffer) but not
+ * from where it belongs, behind other pieces (an ioctl's data built in
+ * furing_req_buf after its header, pieces in another order). */
+static bool pieces_overlap(const unsigned char *dst, size_t size, const struct iovec *iov, int iovcnt)
+{
+	const uintptr_t lo = (uintptr_t)dst, hi = lo + size;
+	size_t at = 0;
+
+	if (iovcnt < 2)
+		return false; /* one memmove copies any overlap right */
+	for (int i = 0; i < iovcnt; i++) {
+		const uintptr_t p = (uintptr_t)iov[i].iov_base;
+		if (iov[i].iov_len && p != lo + at && p < hi && p + iov[i].iov_len > lo)
+			return true;
+		at += iov[i].iov_len;
+	}
+	return false;
+}
+
 /* Any thread: the entry's buffers are ours until the commit. */
 static void ring_deliver(struct furing_req *req, int error, const struct iovec *iov, int iovcnt)
 {
 	struct ring_ent *e = container_of(req, struct ring_ent, req);
 	struct fuse_out_header oh = {.len = sizeof(oh), .error = error, .unique = e->commit_id};
 	unsigned char *dst = e->payload;
-	uint32_t total = 0;
+	const size_t size = e->q->payload_size;
+	size_t total = 0;
 
 	for (int i = 0; !error && i < iovcnt; i++) {
-		if (total + iov[i].iov_len > e->q->payload_size) {
+		if (iov[i].iov_len > size - total) { /* (written so that it cannot wrap) */
 			oh.error = -EIO;
-			total = 0;
 			break;
 		}
-		/* Data that already sits in the payload buffer (READ) stays put. */
-		if (iov[i].iov_base != dst + total)
-			memmove(dst + total, iov[i].iov_base, iov[i].iov_len);
-		total += (uint32_t)iov[i].iov_len;
+		total += iov[i].iov_len;
 	}
-	oh.len += total;
+	if (oh.error) {
+		total = 0;
+	} else if (!pieces_overlap(dst, size, iov, iovcnt)) {
+		gather(dst, iov, iovcnt);
+	} else {
+		/* Rare (not READ's or WRITE's answers): gather elsewhere first. */
+		unsigned char *tmp = malloc(total);
+		if (tmp) {
+			size_t at = 0;
+			for (int i = 0; i < iovcnt; i++) {
+				if (iov[i].iov_len)
+					memcpy(tmp + at, iov[i].iov_base, iov[i].iov_len);
+				at += iov[i].iov_len;
+			}
+			memcpy(dst, tmp, total);
+			free(tmp);
+		} else {
+			oh.error = -EIO;
+			total = 0;
+		}
+	}
+	oh.len += (uint32_t)total;
 	memcpy(e->hdr->in_out, &oh, sizeof(oh));
-	e->hdr->ring_ent_in_out.payload_sz = total;
+	e->hdr->ring_ent_in_out.payload_sz = (uint32_t)total;
 }
 
 /* The worker: the answer goes out with the fetch of the next request. */
@@ -214,6 +265,11 @@ int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uin
 {
 	struct ring_queue *q = calloc(1, sizeof(*q));
 	size_t hdr_stride = 512; /* 288 rounded up: keeps entries on separate cache lines */
+	/* Each payload starts on a page, whatever payload_size is: that is
+	 * where READ data lands, and furing_req_buf promises page alignment
+	 * (O_DIRECT reads into it need it). */
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t stride = ((size_t)payload_size + page - 1) & ~(page - 1);
 
 	if (!q)
 		goto nomem;
@@ -223,7 +279,7 @@ int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uin
 	q->payload_size = payload_size;
 	q->ents = calloc(depth, sizeof(*q->ents));
 	q->hdr_mem_size = hdr_stride * depth;
-	q->payload_mem_size = (size_t)payload_size * depth;
+	q->payload_mem_size = stride * depth;
 	/* MAP_NORESERVE: only the pages requests actually touch become memory. */
 	q->hdr_mem = mmap(NULL, q->hdr_mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	q->payload_mem = mmap(NULL, q->payload_mem_size, PROT_READ | PROT_WRITE,
@@ -242,7 +298,7 @@ int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uin
 
 		e->q = q;
 		e->hdr = (struct fuse_uring_req_header *)((char *)q->hdr_mem + hdr_stride * i);
-		e->payload = (char *)q->payload_mem + (size_t)payload_size * i;
+		e->payload = (char *)q->payload_mem + stride * i;
 		e->iov[0] = (struct iovec){e->hdr, sizeof(*e->hdr)};
 		e->iov[1] = (struct iovec){e->payload, payload_size};
 		e->ev.fn = ent_done;

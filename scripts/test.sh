@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: set up, build (plain and ASan/UBSan),
-# unit tests (also under valgrind), the decoder fuzzer for a bounded time,
+# unit tests (also under valgrind), the decoder and engine fuzzers for a
+# bounded time (FURING_FUZZ_SECONDS in total, default 60),
 # then the integration suite, which mounts for real under both transports
 # against the sanitized daemon and example filesystems, and installs the
 # plain build to compile an example against it out of the tree. The last
@@ -17,7 +18,7 @@ meson test -C build --suite unit --print-errorlogs
 echo "== unit tests under valgrind"
 meson test -C build --suite unit --print-errorlogs \
 	--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet'
-echo "== fuzzing the request decoder for ${FURING_FUZZ_SECONDS:-60} s"
+echo "== fuzzing the request decoder and the engine for ${FURING_FUZZ_SECONDS:-60} s"
 fuzz/run.sh "${FURING_FUZZ_SECONDS:-60}"
 
 echo "== integration tests (real mounts, /dev/fuse and io_uring)"

@@ -3,7 +3,8 @@
  * Every supported opcode runs through the same battery of valid and malformed
  * layouts in both transports (test_opcode, one cmocka test per opcode and
  * layout); the kind-specific rules (names, WRITE, forgets, INIT, ring framing,
- * unknown opcodes) have their own tests below. Requests are laid out by
+ * xattrs, locks, poll, ioctl, copies, statx, NOTIFY_REPLY, unknown opcodes)
+ * have their own tests below. Requests are laid out by
  * req_build() in exactly-sized heap buffers so that valgrind sees any read
  * past the given lengths. */
 #include <setjmp.h>
@@ -228,7 +229,17 @@ static void assert_arg(const struct fu_msg *m, const void *hdr, size_t n)
 /* ------------------------------------------------------------------------ */
 /* Every supported opcode, both layouts                                      */
 
-enum kind { K_NONE, K_INIT, K_NAME, K_NAME2, K_WRITE, K_FORGETS };
+enum kind {
+	K_NONE,
+	K_INIT,
+	K_NAME,
+	K_NAME2,
+	K_WRITE,
+	K_FORGETS,
+	K_XATTR,     /* a name, then setxattr_in.size bytes of value */
+	K_IOCTL,     /* ioctl_in.in_size bytes of input */
+	K_RETRIEVED, /* notify_retrieve_in.size bytes of cached data */
+};
 
 struct op_case {
 	uint32_t opcode;
@@ -270,6 +281,22 @@ static const struct op_case op_cases[] = {
 	{ FUSE_FALLOCATE, 32, K_NONE },
 	{ FUSE_LSEEK, 24, K_NONE },
 	{ FUSE_STATFS, 0, K_NONE },
+	/* SETXATTR as without FUSE_SETXATTR_EXT: the 8-byte header */
+	{ FUSE_SETXATTR, 8, K_XATTR },
+	{ FUSE_GETXATTR, 8, K_NAME },
+	{ FUSE_LISTXATTR, 8, K_NONE },
+	{ FUSE_REMOVEXATTR, 0, K_NAME },
+	{ FUSE_GETLK, 48, K_NONE },
+	{ FUSE_SETLK, 48, K_NONE },
+	{ FUSE_SETLKW, 48, K_NONE },
+	{ FUSE_POLL, 24, K_NONE },
+	{ FUSE_IOCTL, 32, K_IOCTL },
+	{ FUSE_COPY_FILE_RANGE, 56, K_NONE },
+	{ FUSE_COPY_FILE_RANGE_64, 56, K_NONE },
+	{ FUSE_STATX, 24, K_NONE },
+	{ FUSE_SYNCFS, 8, K_NONE },
+	{ FUSE_TMPFILE, 16, K_NAME },
+	{ FUSE_NOTIFY_REPLY, 40, K_RETRIEVED },
 };
 #define N_OP_CASES (sizeof(op_cases) / sizeof(op_cases[0]))
 
@@ -280,6 +307,9 @@ struct op_test {
 };
 
 #define WRITE_SAMPLE 100u
+#define XATTR_VALUE 13u /* after the name */
+#define IOCTL_IN 24u
+#define RETRIEVED 64u
 static const char name_sample[] = "file.txt";                /* 9 bytes with the NUL */
 static const char name2_sample[] = "old-name\0new-name-longer"; /* + final NUL: 25 bytes */
 
@@ -320,6 +350,34 @@ static void make_sample(const struct op_case *c, struct sample *s)
 		memcpy(s->hdr, &bf, sizeof(bf));
 		fill_pattern(s->data, 32, 42);
 		s->data_len = 32;
+		break;
+	}
+	case K_XATTR: {
+		struct fuse_setxattr_in sx;
+		memcpy(&sx, s->hdr, FUSE_COMPAT_SETXATTR_IN_SIZE);
+		sx.size = XATTR_VALUE;
+		memcpy(s->hdr, &sx, FUSE_COMPAT_SETXATTR_IN_SIZE);
+		memcpy(s->data, name_sample, sizeof(name_sample));
+		fill_pattern(s->data + sizeof(name_sample), XATTR_VALUE, 21);
+		s->data_len = sizeof(name_sample) + XATTR_VALUE;
+		break;
+	}
+	case K_IOCTL: {
+		struct fuse_ioctl_in io;
+		memcpy(&io, s->hdr, sizeof(io));
+		io.in_size = IOCTL_IN;
+		memcpy(s->hdr, &io, sizeof(io));
+		fill_pattern(s->data, IOCTL_IN, 39);
+		s->data_len = IOCTL_IN;
+		break;
+	}
+	case K_RETRIEVED: {
+		struct fuse_notify_retrieve_in rt;
+		memcpy(&rt, s->hdr, sizeof(rt));
+		rt.size = RETRIEVED;
+		memcpy(s->hdr, &rt, sizeof(rt));
+		fill_pattern(s->data, RETRIEVED, 41);
+		s->data_len = RETRIEVED;
 		break;
 	}
 	}
@@ -367,6 +425,22 @@ static void check_valid(const struct op_case *c, struct req *r, const struct sam
 		assert_ptr_equal(m.data, region);
 		assert_int_equal(m.data_len, 32);
 		assert_int_equal(m.arg.batch_forget.count, 2);
+		assert_null(m.name);
+		break;
+	case K_XATTR:
+		assert_ptr_equal(m.name, region);
+		assert_string_equal(m.name, name_sample);
+		assert_ptr_equal(m.data, region + sizeof(name_sample));
+		assert_int_equal(m.data_len, XATTR_VALUE);
+		assert_memory_equal(m.data, s->data + sizeof(name_sample), XATTR_VALUE);
+		/* without FUSE_SETXATTR_EXT the flags word is not read */
+		assert_int_equal(m.arg.setxattr.setxattr_flags, 0);
+		break;
+	case K_IOCTL:
+	case K_RETRIEVED:
+		assert_ptr_equal(m.data, region);
+		assert_int_equal(m.data_len, s->data_len);
+		assert_memory_equal(m.data, s->data, s->data_len);
 		assert_null(m.name);
 		break;
 	}
@@ -1023,6 +1097,370 @@ static void test_unknown_opcodes(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Extended attributes                                                       */
+
+static enum fu_decode_result dec_ext(struct req *r, bool ext, struct fu_msg *m, int *err)
+{
+	const struct fu_decode_limits lim = { .max_write = T_MAXW, .setxattr_ext = ext };
+	memset(m, 0x5a, sizeof(*m));
+	*err = -1;
+	return fu_decode(&r->w, &lim, m, err);
+}
+
+static void test_setxattr(void **state)
+{
+	(void)state;
+	static const char data[] = "user.k\0value"; /* + the final NUL: 13 bytes */
+	struct fuse_setxattr_in sx = { .size = 5, .flags = 2 /* XATTR_REPLACE */, .setxattr_flags = 1 };
+	struct fu_msg m;
+	struct req r;
+	int err;
+
+	for (int ring = 0; ring < 2; ring++) {
+		/* 8-byte header without FUSE_SETXATTR_EXT: setxattr_flags not sent */
+		req_build(&r, ring, FUSE_SETXATTR, &sx, 8, data, 12, 0);
+		assert_int_equal(dec_ext(&r, false, &m, &err), FU_DECODE_OK);
+		assert_string_equal(m.name, "user.k");
+		assert_int_equal(m.data_len, 5);
+		assert_memory_equal(m.data, "value", 5);
+		assert_int_equal(m.arg.setxattr.size, 5);
+		assert_int_equal(m.arg.setxattr.flags, 2);
+		assert_int_equal(m.arg.setxattr.setxattr_flags, 0);
+		/* ... which is too short once the extension was agreed */
+		assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_REPLY_ERR);
+		assert_int_equal(err, EIO);
+		req_free(&r);
+
+		/* 16-byte header with FUSE_SETXATTR_EXT: the flags word arrives */
+		req_build(&r, ring, FUSE_SETXATTR, &sx, 16, data, 12, 0);
+		assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_OK);
+		assert_string_equal(m.name, "user.k");
+		assert_memory_equal(m.data, "value", 5);
+		assert_int_equal(m.arg.setxattr.setxattr_flags, 1);
+		/* ... and misread as 8 bytes + a name without it: malformed */
+		assert_int_equal(dec_ext(&r, false, &m, &err), FU_DECODE_REPLY_ERR);
+		assert_int_equal(err, EIO);
+		req_free(&r);
+
+		/* an empty value: no data pointer */
+		sx.size = 0;
+		req_build(&r, ring, FUSE_SETXATTR, &sx, 16, "user.k", 7, 0);
+		assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_OK);
+		assert_null(m.data);
+		assert_int_equal(m.data_len, 0);
+		req_free(&r);
+
+		/* the value one byte off either way, a missing or empty name */
+		for (uint32_t size = 4; size <= 6; size += 2) {
+			sx.size = size;
+			req_build(&r, ring, FUSE_SETXATTR, &sx, 16, data, 12, 0);
+			assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_REPLY_ERR);
+			assert_int_equal(err, EIO);
+			req_free(&r);
+		}
+		sx.size = 5;
+		req_build(&r, ring, FUSE_SETXATTR, &sx, 16, "value", 5, 0);
+		assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_REPLY_ERR);
+		req_free(&r);
+		req_build(&r, ring, FUSE_SETXATTR, &sx, 16, "\0value", 6, 0);
+		assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_REPLY_ERR);
+		req_free(&r);
+		/* a value size that would wrap the arithmetic */
+		sx.size = UINT32_MAX;
+		req_build(&r, ring, FUSE_SETXATTR, &sx, 16, data, 12, 0);
+		assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_REPLY_ERR);
+		req_free(&r);
+		/* the value may contain NULs: it is bytes, not a string */
+		sx.size = 3;
+		req_build(&r, ring, FUSE_SETXATTR, &sx, 16, "n\0\0\0\0", 5, 0);
+		assert_int_equal(dec_ext(&r, true, &m, &err), FU_DECODE_OK);
+		assert_int_equal(m.data_len, 3);
+		assert_memory_equal(m.data, "\0\0\0", 3);
+		req_free(&r);
+		sx.size = 5;
+	}
+}
+
+static void test_getxattr_listxattr_removexattr(void **state)
+{
+	(void)state;
+	struct fuse_getxattr_in gx = { .size = 4096 };
+	struct fu_msg m;
+	struct req r;
+
+	for (int ring = 0; ring < 2; ring++) {
+		req_build(&r, ring, FUSE_GETXATTR, &gx, sizeof(gx), "security.selinux", 17, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.getxattr.size, 4096);
+		assert_string_equal(m.name, "security.selinux");
+		assert_null(m.data);
+		req_free(&r);
+		/* size 0: the size probe */
+		gx.size = 0;
+		req_build(&r, ring, FUSE_GETXATTR, &gx, sizeof(gx), "a", 2, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.getxattr.size, 0);
+		req_free(&r);
+		/* GETXATTR needs its name */
+		req_build(&r, ring, FUSE_GETXATTR, &gx, sizeof(gx), NULL, 0, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+
+		/* LISTXATTR: the same header, nothing after it */
+		gx.size = 65536;
+		req_build(&r, ring, FUSE_LISTXATTR, &gx, sizeof(gx), NULL, 0, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.getxattr.size, 65536);
+		assert_null(m.name);
+		req_free(&r);
+		req_build(&r, ring, FUSE_LISTXATTR, &gx, sizeof(gx), "a", 2, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+		req_build(&r, ring, FUSE_LISTXATTR, &gx, 4, NULL, 0, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+
+		/* REMOVEXATTR: a name and no header */
+		req_build(&r, ring, FUSE_REMOVEXATTR, NULL, 0, "trusted.x", 10, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_string_equal(m.name, "trusted.x");
+		req_free(&r);
+		req_build(&r, ring, FUSE_REMOVEXATTR, NULL, 0, "a\0b", 4, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+		gx.size = 4096;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Locks, poll, ioctl                                                        */
+
+static void test_locks(void **state)
+{
+	(void)state;
+	static const uint32_t ops[] = { FUSE_GETLK, FUSE_SETLK, FUSE_SETLKW };
+	struct fuse_lk_in lk = {
+		.fh = 3, .owner = 0xabcdef, .lk = { .start = 100, .end = INT64_MAX, .type = 1 /* F_WRLCK */, .pid = 77 },
+		.lk_flags = FUSE_LK_FLOCK,
+	};
+	struct fu_msg m;
+	struct req r;
+
+	for (int ring = 0; ring < 2; ring++)
+		for (size_t i = 0; i < 3; i++) {
+			req_build(&r, ring, ops[i], &lk, sizeof(lk), NULL, 0, 0);
+			expect_ok(&r, T_MAXW, &m);
+			assert_int_equal(m.arg.lk.fh, 3);
+			assert_int_equal(m.arg.lk.owner, 0xabcdef);
+			assert_int_equal(m.arg.lk.lk.start, 100);
+			assert_int_equal(m.arg.lk.lk.end, INT64_MAX);
+			assert_int_equal(m.arg.lk.lk.type, 1);
+			assert_int_equal(m.arg.lk.lk.pid, 77);
+			assert_int_equal(m.arg.lk.lk_flags, FUSE_LK_FLOCK);
+			req_free(&r);
+			/* the 40-byte header of old kernels (no lk_flags) is not one we take */
+			req_build(&r, ring, ops[i], &lk, 40, NULL, 0, 0);
+			expect_fail(&r, T_MAXW, EIO);
+			req_free(&r);
+			req_build(&r, ring, ops[i], &lk, sizeof(lk), "x", 1, 0);
+			expect_fail(&r, T_MAXW, EIO);
+			req_free(&r);
+		}
+}
+
+static void test_poll(void **state)
+{
+	(void)state;
+	struct fuse_poll_in p = { .fh = 9, .kh = 0x1234, .flags = FUSE_POLL_SCHEDULE_NOTIFY, .events = 0x19 };
+	struct fu_msg m;
+	struct req r;
+
+	for (int ring = 0; ring < 2; ring++) {
+		req_build(&r, ring, FUSE_POLL, &p, sizeof(p), NULL, 0, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.poll.fh, 9);
+		assert_int_equal(m.arg.poll.kh, 0x1234);
+		assert_int_equal(m.arg.poll.flags, FUSE_POLL_SCHEDULE_NOTIFY);
+		assert_int_equal(m.arg.poll.events, 0x19);
+		req_free(&r);
+		/* 7.21's 16-byte header (no events) is not one we take */
+		req_build(&r, ring, FUSE_POLL, &p, 16, NULL, 0, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+	}
+}
+
+static void test_ioctl(void **state)
+{
+	(void)state;
+	static uint8_t in[300];
+	struct fuse_ioctl_in io = { .fh = 4, .flags = FUSE_IOCTL_DIR, .cmd = 0xc0105500, .arg = 0x7ffd0000,
+				    .in_size = 0, .out_size = 256 };
+	struct fu_msg m;
+	struct req r;
+
+	fill_pattern(in, sizeof(in), 39);
+	for (int ring = 0; ring < 2; ring++) {
+		/* _IOR: nothing comes in */
+		req_build(&r, ring, FUSE_IOCTL, &io, sizeof(io), NULL, 0, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.ioctl.fh, 4);
+		assert_int_equal(m.arg.ioctl.flags, FUSE_IOCTL_DIR);
+		assert_int_equal(m.arg.ioctl.cmd, 0xc0105500);
+		assert_int_equal(m.arg.ioctl.arg, 0x7ffd0000);
+		assert_int_equal(m.arg.ioctl.out_size, 256);
+		assert_null(m.data);
+		assert_int_equal(m.data_len, 0);
+		req_free(&r);
+		/* _IOW / _IOWR: exactly in_size bytes, with an extension after them */
+		io.in_size = sizeof(in);
+		req_build(&r, ring, FUSE_IOCTL, &io, sizeof(io), in, sizeof(in), 8);
+		expect_ok(&r, T_MAXW, &m);
+		assert_ptr_equal(m.data, req_region(&r));
+		assert_int_equal(m.data_len, sizeof(in));
+		assert_memory_equal(m.data, in, sizeof(in));
+		req_free(&r);
+		/* in_size one off, or far beyond the request */
+		req_build(&r, ring, FUSE_IOCTL, &io, sizeof(io), in, sizeof(in) - 1, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+		io.in_size = UINT32_MAX;
+		req_build(&r, ring, FUSE_IOCTL, &io, sizeof(io), in, sizeof(in), 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+		/* no data while in_size says there is */
+		io.in_size = 1;
+		req_build(&r, ring, FUSE_IOCTL, &io, sizeof(io), NULL, 0, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+		io.in_size = 0;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Copies, statx, syncfs, tmpfile, NOTIFY_REPLY                              */
+
+static void test_copy_file_range(void **state)
+{
+	(void)state;
+	static const uint32_t ops[] = { FUSE_COPY_FILE_RANGE, FUSE_COPY_FILE_RANGE_64 };
+	struct fuse_copy_file_range_in c = { .fh_in = 1, .off_in = 2, .nodeid_out = 3, .fh_out = 4, .off_out = 5,
+					     .len = 1ull << 33, .flags = 0 };
+	struct fu_msg m;
+	struct req r;
+
+	for (int ring = 0; ring < 2; ring++)
+		for (size_t i = 0; i < 2; i++) {
+			req_build(&r, ring, ops[i], &c, sizeof(c), NULL, 0, 0);
+			expect_ok(&r, T_MAXW, &m);
+			assert_int_equal(m.opcode, ops[i]);
+			assert_int_equal(m.arg.copy_file_range.fh_in, 1);
+			assert_int_equal(m.arg.copy_file_range.off_in, 2);
+			assert_int_equal(m.arg.copy_file_range.nodeid_out, 3);
+			assert_int_equal(m.arg.copy_file_range.fh_out, 4);
+			assert_int_equal(m.arg.copy_file_range.off_out, 5);
+			assert_int_equal(m.arg.copy_file_range.len, 1ull << 33);
+			req_free(&r);
+			req_build(&r, ring, ops[i], &c, sizeof(c) - 8, NULL, 0, 0);
+			expect_fail(&r, T_MAXW, EIO);
+			req_free(&r);
+		}
+}
+
+static void test_statx_syncfs_tmpfile(void **state)
+{
+	(void)state;
+	struct fuse_statx_in sx = { .getattr_flags = FUSE_GETATTR_FH, .fh = 8, .sx_flags = 0x100, .sx_mask = 0xfff };
+	struct fuse_syncfs_in sy = { .padding = 0 };
+	struct fuse_create_in ci = { .flags = 020200002, .mode = 0100600, .umask = 022, .open_flags = 0 };
+	struct fu_msg m;
+	struct req r;
+
+	for (int ring = 0; ring < 2; ring++) {
+		req_build(&r, ring, FUSE_STATX, &sx, sizeof(sx), NULL, 0, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.statx.getattr_flags, FUSE_GETATTR_FH);
+		assert_int_equal(m.arg.statx.fh, 8);
+		assert_int_equal(m.arg.statx.sx_flags, 0x100);
+		assert_int_equal(m.arg.statx.sx_mask, 0xfff);
+		req_free(&r);
+		req_build(&r, ring, FUSE_STATX, &sx, sizeof(sx), "p", 2, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+
+		req_build(&r, ring, FUSE_SYNCFS, &sy, sizeof(sy), NULL, 0, 0);
+		expect_ok(&r, T_MAXW, &m);
+		req_free(&r);
+		req_build(&r, ring, FUSE_SYNCFS, NULL, 0, NULL, 0, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+
+		/* TMPFILE: create_in and the placeholder name of the dentry */
+		req_build(&r, ring, FUSE_TMPFILE, &ci, sizeof(ci), "#1", 3, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.create.flags, 020200002);
+		assert_int_equal(m.arg.create.mode, 0100600);
+		assert_int_equal(m.arg.create.umask, 022);
+		assert_string_equal(m.name, "#1");
+		req_free(&r);
+		req_build(&r, ring, FUSE_TMPFILE, &ci, sizeof(ci), NULL, 0, 0);
+		expect_fail(&r, T_MAXW, EIO);
+		req_free(&r);
+	}
+}
+
+/* NOTIFY_REPLY: no answer, ever; its data at most max_write. */
+static void test_notify_reply(void **state)
+{
+	(void)state;
+	static uint8_t data[T_MAXW + 8];
+	struct fuse_notify_retrieve_in rt = { .offset = 4096, .size = 512 };
+	struct fu_msg m;
+	struct req r;
+
+	fill_pattern(data, sizeof(data), 41);
+	for (int ring = 0; ring < 2; ring++) {
+		req_build(&r, ring, FUSE_NOTIFY_REPLY, &rt, sizeof(rt), data, 512, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.arg.notify_reply.offset, 4096);
+		assert_int_equal(m.arg.notify_reply.size, 512);
+		assert_ptr_equal(m.data, req_region(&r));
+		assert_int_equal(m.data_len, 512);
+		req_free(&r);
+		/* nothing was cached */
+		rt.size = 0;
+		req_build(&r, ring, FUSE_NOTIFY_REPLY, &rt, sizeof(rt), NULL, 0, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_null(m.data);
+		assert_int_equal(m.data_len, 0);
+		req_free(&r);
+		/* max_write is inclusive */
+		rt.size = T_MAXW;
+		req_build(&r, ring, FUSE_NOTIFY_REPLY, &rt, sizeof(rt), data, T_MAXW, 0);
+		expect_ok(&r, T_MAXW, &m);
+		assert_int_equal(m.data_len, T_MAXW);
+		req_free(&r);
+		/* more than max_write, a size that disagrees, a short header:
+		 * dropped, never answered */
+		rt.size = T_MAXW + 8;
+		req_build(&r, ring, FUSE_NOTIFY_REPLY, &rt, sizeof(rt), data, T_MAXW + 8, 0);
+		expect_drop(&r);
+		req_free(&r);
+		rt.size = 100;
+		req_build(&r, ring, FUSE_NOTIFY_REPLY, &rt, sizeof(rt), data, 99, 0);
+		expect_drop(&r);
+		req_free(&r);
+		req_build(&r, ring, FUSE_NOTIFY_REPLY, &rt, sizeof(rt), data, 101, 0);
+		expect_drop(&r);
+		req_free(&r);
+		req_build(&r, ring, FUSE_NOTIFY_REPLY, &rt, 24, NULL, 0, 0);
+		expect_drop(&r);
+		req_free(&r);
+		rt.size = 512;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
 /* Opcode helpers                                                            */
 
 static void test_no_reply(void **state)
@@ -1086,6 +1524,14 @@ int main(void)
 		cmocka_unit_test(test_batch_forget),
 		cmocka_unit_test(test_forget_interrupt),
 		cmocka_unit_test(test_init_sizes),
+		cmocka_unit_test(test_setxattr),
+		cmocka_unit_test(test_getxattr_listxattr_removexattr),
+		cmocka_unit_test(test_locks),
+		cmocka_unit_test(test_poll),
+		cmocka_unit_test(test_ioctl),
+		cmocka_unit_test(test_copy_file_range),
+		cmocka_unit_test(test_statx_syncfs_tmpfile),
+		cmocka_unit_test(test_notify_reply),
 		cmocka_unit_test(test_short_in),
 		cmocka_unit_test(test_ring_framing),
 		cmocka_unit_test(test_unknown_opcodes),
