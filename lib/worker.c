@@ -308,3 +308,23 @@ int furing_worker_cancel(struct furing_worker *w, struct furing_event *ev)
 	io_uring_prep_cancel(sqe, ev, 0);
 	return 0;
 }
+
+int furing_worker_register_personality(struct furing_worker *pub)
+{
+	struct fu_worker *w = W(pub);
+
+	if (w->s->blocking || !w->loop.ready)
+		return -EOPNOTSUPP;
+	/* The kernel takes the credentials of the thread that registers: this
+	 * one, which is why only the worker itself may call it. */
+	return io_uring_register_personality(&w->loop.ring);
+}
+
+int furing_worker_unregister_personality(struct furing_worker *pub, int id)
+{
+	struct fu_worker *w = W(pub);
+
+	if (w->s->blocking || !w->loop.ready)
+		return -EOPNOTSUPP;
+	return io_uring_unregister_personality(&w->loop.ring, id);
+}
