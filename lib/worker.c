@@ -126,11 +126,15 @@ void *fu_worker_main(void *arg)
 	if (s->cfg.pin == FURING_PIN_ON)
 		pin_worker(w);
 	if (s->blocking) {
-		if (s->ops.worker_start && (ret = s->ops.worker_start(s->fs, (struct furing_worker *)w)) < 0)
+		ret = s->ops.worker_start ? s->ops.worker_start(s->fs, (struct furing_worker *)w) : 0;
+		if (ret < 0)
 			fu_session_fail(s, "worker %u: worker_start failed: %s", w->idx, strerror(-ret));
 		fu_session_worker_armed(s);
 		if (!atomic_load(&s->fatal))
 			dev_channel_serve_blocking(w->dev);
+		/* The pair holds here too: what worker_start set up is freed. */
+		if (ret >= 0 && s->ops.worker_stop)
+			s->ops.worker_stop(s->fs, (struct furing_worker *)w);
 		goto out;
 	}
 	ret = start_ring(w);
