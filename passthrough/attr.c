@@ -150,7 +150,7 @@ void pt_setattr(struct furing_req *req, uint64_t ino, const struct furing_setatt
 	}
 	if (res == 0 && (a->valid & FURING_SET_SIZE)) {
 		if (st->f) {
-			be_ftruncate(req, st->f->fd, a->size, setattr_finish);
+			be_ftruncate(req, st->f->h.fd, a->size, setattr_finish);
 			return;
 		}
 		if (truncate(pt_fd_path(ws->path, st->in->fd), (off_t)a->size) < 0)

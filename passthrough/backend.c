@@ -24,11 +24,17 @@
  *                     from a worker timer, never waited for in the worker
  *   ioctl FUSE_DEV_IOC_BACKING_OPEN/CLOSE   kernel passthrough (quick)
  *   close of O_PATH handles at FORGET, and of handles a lookup found twice
- * Small reads and writes (up to 64 KiB) of files on a memory-backed SOURCE
- * (tmpfs, ramfs) are inline too under --backend-io=auto (the default) or
- * inline: such I/O is a memory copy that cannot wait for a device, and the
- * kernel cannot do it without blocking semantics, so io_uring would hand
- * each one to an io-wq thread (two context switches for a 4 KiB copy).
+ * On a memory-backed SOURCE (tmpfs, ramfs) under --backend-io=auto (the
+ * default), and everywhere under --backend-io=inline, the worker makes the
+ * calls itself instead: small reads and writes (up to 64 KiB; larger ones
+ * stay on the ring, where an io-wq thread copies on the other CPU while the
+ * worker serves the next request) and the metadata calls. Nothing there
+ * waits for a device, so nothing blocks; on the ring, io_uring would hand
+ * every such call to an io-wq thread (statx, creating opens, mkdirat,
+ * unlinkat, renameat and the xattr calls always go there, and tmpfs reads
+ * and writes too, shmem having no non-blocking path): two context switches
+ * around a few microseconds of work. bench/README.md has the numbers.
+ * --backend-io=ring keeps every call io_uring can do on the ring.
  *
  * Without io_uring at all (sysctl kernel.io_uring_disabled=2, where
  * furing_req_sqe returns NULL) every call here runs inline; the session
@@ -89,7 +95,7 @@ static struct io_uring_sqe *sqe_as(struct furing_req *req, const struct furing_c
 {
 	*failed = false;
 	*pers = 0;
-	if (!furing_session_has_io_uring(furing_req_session(req)))
+	if (pt_fs_of(req)->inline_calls || !furing_session_has_io_uring(furing_req_session(req)))
 		return NULL;
 	int id = ident_personality(req, who);
 	if (id < 0) {
@@ -315,10 +321,16 @@ void be_rw(struct furing_req *req, bool write, int fd, void *buf, uint32_t len, 
 
 void be_fsync(struct furing_req *req, int fd, bool datasync, furing_io_done done)
 {
-	furing_req_fsync(req, fd, datasync, done);
+	if (pt_fs_of(req)->inline_calls)
+		done(req, res_of(datasync ? fdatasync(fd) : fsync(fd)));
+	else
+		furing_req_fsync(req, fd, datasync, done);
 }
 
 void be_fallocate(struct furing_req *req, int fd, int mode, uint64_t off, uint64_t len, furing_io_done done)
 {
-	furing_req_fallocate(req, fd, mode, off, len, done);
+	if (pt_fs_of(req)->inline_calls)
+		done(req, res_of(fallocate(fd, mode, (off_t)off, (off_t)len)));
+	else
+		furing_req_fallocate(req, fd, mode, off, len, done);
 }

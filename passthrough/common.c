@@ -3,6 +3,7 @@
  * and every creating operation after its call). */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -25,6 +26,37 @@ void *pt_workspace(struct furing_req *req, size_t size)
 struct pt_ws *pt_ws(struct furing_req *req)
 {
 	return pt_workspace(req, sizeof(struct pt_ws));
+}
+
+void pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = fs->handles.next;
+	h->prev = &fs->handles;
+	h->next->prev = h;
+	fs->handles.next = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+void pt_handle_del(struct pt_fs *fs, struct pt_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+/* After the session: nothing runs any more. Node references go with the
+ * table, backing ids with the connection. */
+void pt_handles_free_all(struct pt_fs *fs)
+{
+	while (fs->handles.next != &fs->handles) {
+		struct pt_handle *h = fs->handles.next;
+		pt_handle_del(fs, h);
+		close(h->fd);
+		free(h->buf);
+		free(h);
+	}
 }
 
 void pt_reply_res(struct furing_req *req, int res)

@@ -26,7 +26,7 @@
 #define PLUS_MAX 64 /* lookups in flight for one READDIRPLUS */
 
 struct pt_dir {
-	int fd;
+	struct pt_handle h;     /* first: h.fd is the open directory, h.buf its buffer */
 	struct pt_inode *inode; /* a reference is held */
 	char *buf;              /* getdents64 output */
 	size_t len, pos;        /* filled, consumed */
@@ -67,8 +67,10 @@ static void dir_opened(struct furing_req *req, int res)
 		furing_reply_err(req, -res);
 		return;
 	}
-	d->fd = res;
+	d->h.fd = res;
+	d->h.buf = d->buf;
 	d->inode = st->in;
+	pt_handle_add(fs, &d->h);
 	struct furing_open o = {.fh = (uint64_t)(uintptr_t)d};
 	if (fs->o.cache == PT_CACHE_ALWAYS)
 		o.flags = FURING_OPEN_CACHE_DIR | FURING_OPEN_KEEP_CACHE;
@@ -100,6 +102,7 @@ static void dir_closed(struct furing_req *req, int res)
 {
 	struct releasedir_state *st = PT_SCRATCH(req, struct releasedir_state);
 
+	pt_handle_del(pt_fs_of(req), &st->d->h);
 	pt_put(pt_fs_of(req), st->d->inode);
 	free(st->d->buf);
 	free(st->d);
@@ -111,12 +114,12 @@ void pt_releasedir(struct furing_req *req, uint64_t ino, const struct furing_fil
 	struct releasedir_state *st = PT_SCRATCH(req, struct releasedir_state);
 
 	st->d = dir_of(fi);
-	be_close(req, st->d->fd, dir_closed);
+	be_close(req, st->d->h.fd, dir_closed);
 }
 
 void pt_fsyncdir(struct furing_req *req, uint64_t ino, bool datasync, const struct furing_file *fi)
 {
-	be_fsync(req, dir_of(fi)->fd, datasync, pt_reply_res);
+	be_fsync(req, dir_of(fi)->h.fd, datasync, pt_reply_res);
 }
 
 /* ---- the listing ---- */
@@ -126,7 +129,7 @@ static int dir_seek(struct pt_dir *d, uint64_t off)
 {
 	if (off == d->next)
 		return 0;
-	if (lseek(d->fd, (off_t)off, SEEK_SET) < 0)
+	if (lseek(d->h.fd, (off_t)off, SEEK_SET) < 0)
 		return -errno;
 	d->len = d->pos = 0;
 	d->eof = false;
@@ -141,7 +144,7 @@ static int dir_fill(struct pt_dir *d)
 		return 1;
 	if (d->eof)
 		return 0;
-	long n = syscall(SYS_getdents64, d->fd, d->buf, DIRBUF_SIZE);
+	long n = syscall(SYS_getdents64, d->h.fd, d->buf, DIRBUF_SIZE);
 	if (n < 0)
 		return -errno;
 	d->len = (size_t)n;
@@ -243,7 +246,8 @@ static void item_opened(struct plus_item *it, int res)
 	}
 	it->fd = res;
 	it->opened = true;
-	struct io_uring_sqe *sqe = furing_worker_sqe(furing_req_worker(it->b->req), &it->ev);
+	struct io_uring_sqe *sqe =
+		pt_fs_of(it->b->req)->inline_calls ? NULL : furing_worker_sqe(furing_req_worker(it->b->req), &it->ev);
 	if (!sqe) {
 		item_statted(it, statx(it->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &it->stx) < 0
 					 ? -errno
@@ -265,16 +269,17 @@ static void item_event(struct furing_event *ev, int res)
 
 static void item_start(struct plus_item *it)
 {
-	struct io_uring_sqe *sqe = furing_worker_sqe(furing_req_worker(it->b->req), &it->ev);
+	struct io_uring_sqe *sqe =
+		pt_fs_of(it->b->req)->inline_calls ? NULL : furing_worker_sqe(furing_req_worker(it->b->req), &it->ev);
 
 	memset(&it->how, 0, sizeof(it->how));
 	it->how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
 	if (!sqe) {
-		long fd = syscall(SYS_openat2, it->b->d->fd, it->name, &it->how, sizeof(it->how));
+		long fd = syscall(SYS_openat2, it->b->d->h.fd, it->name, &it->how, sizeof(it->how));
 		item_opened(it, fd < 0 ? -errno : (int)fd);
 		return;
 	}
-	io_uring_prep_openat2(sqe, it->b->d->fd, it->name, &it->how);
+	io_uring_prep_openat2(sqe, it->b->d->h.fd, it->name, &it->how);
 }
 
 /* Every lookup has completed: the answer, in the listing's order. An entry

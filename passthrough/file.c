@@ -91,8 +91,9 @@ static struct pt_file *file_new(struct furing_req *req, struct pt_inode *in, int
 
 	if (!f)
 		return NULL;
-	f->fd = fd;
+	f->h.fd = fd;
 	f->inode = in;
+	pt_handle_add(fs, &f->h);
 	f->inline_io = fs->inline_all_io || (fs->inline_mem_io && in->mem);
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
@@ -124,6 +125,7 @@ static void file_free(struct furing_req *req, struct pt_file *f)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 
+	pt_handle_del(fs, &f->h);
 	if (f->passthrough)
 		backing_put(furing_req_session(req), f->inode);
 	pt_put(fs, f->inode);
@@ -331,14 +333,14 @@ void pt_release(struct furing_req *req, uint64_t ino, const struct furing_file *
 
 	st->f = file_of(fi);
 	/* Closing drops a flock(2) lock of the file too (FLOCK_UNLOCK). */
-	be_close(req, st->f->fd, released);
+	be_close(req, st->f->h.fd, released);
 }
 
 /* close(dup(fd)): what SOURCE's filesystem does at a close (NFS writes
  * back and reports errors), without closing our file. */
 void pt_flush(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
 {
-	int fd = dup(file_of(fi)->fd);
+	int fd = dup(file_of(fi)->h.fd);
 
 	if (fd < 0) {
 		furing_reply_err(req, errno);
@@ -349,18 +351,18 @@ void pt_flush(struct furing_req *req, uint64_t ino, const struct furing_file *fi
 
 void pt_fsync(struct furing_req *req, uint64_t ino, bool datasync, const struct furing_file *fi)
 {
-	be_fsync(req, file_of(fi)->fd, datasync, pt_reply_res);
+	be_fsync(req, file_of(fi)->h.fd, datasync, pt_reply_res);
 }
 
 void pt_fallocate(struct furing_req *req, uint64_t ino, int mode, uint64_t off, uint64_t len,
 		  const struct furing_file *fi)
 {
-	be_fallocate(req, file_of(fi)->fd, mode, off, len, pt_reply_res);
+	be_fallocate(req, file_of(fi)->h.fd, mode, off, len, pt_reply_res);
 }
 
 void pt_lseek(struct furing_req *req, uint64_t ino, uint64_t off, int whence, const struct furing_file *fi)
 {
-	off_t r = lseek(file_of(fi)->fd, (off_t)off, whence);
+	off_t r = lseek(file_of(fi)->h.fd, (off_t)off, whence);
 
 	if (r < 0)
 		furing_reply_err(req, errno);
@@ -395,7 +397,7 @@ static void flock_try(struct flock_state *st)
 {
 	struct furing_req *req = st->req;
 
-	if (flock(st->f->fd, st->op | LOCK_NB) == 0) {
+	if (flock(st->f->h.fd, st->op | LOCK_NB) == 0) {
 		furing_reply_err(req, 0);
 		return;
 	}

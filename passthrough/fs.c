@@ -63,6 +63,8 @@ struct pt_fs *pt_open(const struct pt_opts *o, char *err, size_t errlen)
 		return NULL;
 	}
 	fs->o = *o;
+	pthread_mutex_init(&fs->handles_lock, NULL);
+	fs->handles.next = fs->handles.prev = &fs->handles;
 	fs->source = realpath(o->source, NULL);
 	if (!fs->source) {
 		snprintf(err, errlen, "SOURCE %s: %s", o->source, strerror(errno));
@@ -86,6 +88,7 @@ struct pt_fs *pt_open(const struct pt_opts *o, char *err, size_t errlen)
 	fs->negative_cache = o->cache != PT_CACHE_NONE;
 	fs->inline_mem_io = o->backend_io == PT_IO_AUTO;
 	fs->inline_all_io = o->backend_io == PT_IO_INLINE;
+	fs->inline_calls = fs->inline_all_io || (o->backend_io == PT_IO_AUTO && fs->root_mem);
 	fs->uid = geteuid();
 	fs->gid = getegid();
 	fs->ident = fs->uid == 0;
@@ -108,7 +111,9 @@ void pt_close(struct pt_fs *fs)
 {
 	if (!fs)
 		return;
+	pt_handles_free_all(fs);
 	pt_table_destroy(fs);
+	pthread_mutex_destroy(&fs->handles_lock);
 	free(fs->source);
 	free(fs);
 }

@@ -44,7 +44,7 @@ static void read_step(struct furing_req *req, int res)
 		furing_reply_buf(req, t->done);
 		return;
 	}
-	be_rw(req, false, t->f->fd, t->buf + t->done, t->len - t->done, t->off + t->done, t->f->inline_io, read_step);
+	be_rw(req, false, t->f->h.fd, t->buf + t->done, t->len - t->done, t->off + t->done, t->f->inline_io, read_step);
 }
 
 void pt_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi)
@@ -56,7 +56,7 @@ void pt_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, 
 		furing_reply_buf(req, 0);
 		return;
 	}
-	be_rw(req, false, t->f->fd, t->buf, size, off, t->f->inline_io, read_step);
+	be_rw(req, false, t->f->h.fd, t->buf, size, off, t->f->inline_io, read_step);
 }
 
 static void write_step(struct furing_req *req, int res)
@@ -73,7 +73,7 @@ static void write_step(struct furing_req *req, int res)
 	}
 	t->done += (uint32_t)res;
 	if (t->done < t->len) {
-		be_rw(req, true, t->f->fd, t->buf + t->done, t->len - t->done, t->off + t->done, t->f->inline_io,
+		be_rw(req, true, t->f->h.fd, t->buf + t->done, t->len - t->done, t->off + t->done, t->f->inline_io,
 		      write_step);
 		return;
 	}
@@ -87,7 +87,7 @@ void pt_write(struct furing_req *req, uint64_t ino, uint64_t off, const void *da
 
 	*t = (struct xfer){.f = file_of(fi), .buf = (unsigned char *)(uintptr_t)data, .off = off, .len = size};
 	if (fi->req_flags & FURING_FILE_KILL_SUIDGID) {
-		int ret = pt_kill_suidgid(t->f->fd);
+		int ret = pt_kill_suidgid(t->f->h.fd);
 		if (ret < 0) {
 			furing_reply_err(req, -ret);
 			return;
@@ -97,7 +97,7 @@ void pt_write(struct furing_req *req, uint64_t ino, uint64_t off, const void *da
 		furing_reply_write(req, 0);
 		return;
 	}
-	be_rw(req, true, t->f->fd, t->buf, size, off, t->f->inline_io, write_step);
+	be_rw(req, true, t->f->h.fd, t->buf, size, off, t->f->inline_io, write_step);
 }
 
 /* ---- COPY_FILE_RANGE ---- */
@@ -145,7 +145,7 @@ static void copy_next(struct furing_req *req)
 		return;
 	}
 	c->written = 0;
-	be_rw(req, false, c->in->fd, c->buf, copy_chunk_size(req, c), c->off_in, false, copy_read_done);
+	be_rw(req, false, c->in->h.fd, c->buf, copy_chunk_size(req, c), c->off_in, false, copy_read_done);
 }
 
 static void copy_write_done(struct furing_req *req, int res)
@@ -160,7 +160,7 @@ static void copy_write_done(struct furing_req *req, int res)
 	c->copied += (uint32_t)res;
 	c->off_out += (uint32_t)res;
 	if (c->written < c->chunk) {
-		be_rw(req, true, c->out->fd, c->buf + c->written, c->chunk - c->written, c->off_out, false,
+		be_rw(req, true, c->out->h.fd, c->buf + c->written, c->chunk - c->written, c->off_out, false,
 		      copy_write_done);
 		return;
 	}
@@ -178,7 +178,7 @@ static void copy_read_done(struct furing_req *req, int res)
 	c->chunk = (uint32_t)res;
 	c->off_in += (uint32_t)res;
 	c->left -= (uint32_t)res;
-	be_rw(req, true, c->out->fd, c->buf, c->chunk, c->off_out, false, copy_write_done);
+	be_rw(req, true, c->out->h.fd, c->buf, c->chunk, c->off_out, false, copy_write_done);
 }
 
 void pt_copy_file_range(struct furing_req *req, uint64_t ino_in, uint64_t off_in, const struct furing_file *fi_in,

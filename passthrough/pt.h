@@ -84,6 +84,17 @@ struct pt_table {
 	uint64_t next_generation;
 };
 
+/* ---- open files and directories ---- */
+
+/* The start of every open file and directory: they are listed so that the
+ * ones the kernel never released (a connection aborted at unmount) are
+ * closed and freed at the end. */
+struct pt_handle {
+	struct pt_handle *prev, *next;
+	int fd;
+	void *buf; /* freed with the handle */
+};
+
 /* ---- the filesystem ---- */
 
 struct pt_fs {
@@ -97,6 +108,7 @@ struct pt_fs {
 	bool negative_cache;  /* answer a missing name as a cached negative entry */
 	bool inline_mem_io;   /* small reads/writes inline for files on tmpfs/ramfs (--backend-io=auto) */
 	bool inline_all_io;   /* ... for every file (--backend-io=inline) */
+	bool inline_calls;    /* metadata calls inline too (SOURCE on tmpfs/ramfs, or --backend-io=inline) */
 	uint32_t stack_depth; /* max_stack_depth for kernel passthrough */
 	/* Decided in init from what the kernel offers: */
 	bool writeback;       /* FURING_CAP_WRITEBACK_CACHE granted */
@@ -109,6 +121,8 @@ struct pt_fs {
 	bool ring_ftruncate;
 	atomic_bool warned_backing;
 	struct pt_table table;
+	pthread_mutex_t handles_lock;
+	struct pt_handle handles; /* list head */
 	char init_error[256]; /* why init refused the mount, for the command line */
 };
 
@@ -201,6 +215,11 @@ void ident_worker_stop(void *fs, struct furing_worker *w);
 
 /* ---- helpers shared by the operations ---- */
 
+/* Open files and directories (common.c). */
+void pt_handle_add(struct pt_fs *fs, struct pt_handle *h);
+void pt_handle_del(struct pt_fs *fs, struct pt_handle *h);
+void pt_handles_free_all(struct pt_fs *fs);
+
 /* Clears setuid, and setgid on a group-executable file, as a write by an
  * unprivileged caller does (the kernel asks with FURING_*_KILL_SUIDGID,
  * HANDLE_KILLPRIV_V2; our own calls run with CAP_FSETID and keep them).
@@ -277,7 +296,7 @@ void pt_removexattr(struct furing_req *req, uint64_t ino, const char *name);
 /* ---- open files (file.c) ---- */
 
 struct pt_file {
-	int fd;
+	struct pt_handle h;     /* first: h.fd is the open file */
 	struct pt_inode *inode; /* a reference is held */
 	bool inline_io;         /* small reads and writes inline (memory-backed, backend_io) */
 	bool passthrough;       /* counted in inode->backing_users */
