@@ -68,7 +68,7 @@ static void backing_put(struct furing_session *s, struct pt_inode *in)
 }
 
 /* How the kernel should treat the open file (FURING_OPEN_*). */
-static uint32_t open_flags(const struct pt_fs *fs, int flags)
+static uint32_t open_flags(const struct pt_fs *fs, const struct pt_inode *in, int flags)
 {
 	uint32_t o = 0;
 
@@ -76,9 +76,11 @@ static uint32_t open_flags(const struct pt_fs *fs, int flags)
 		o |= FURING_OPEN_DIRECT_IO | FURING_OPEN_PARALLEL_WRITES;
 	else if (fs->o.cache == PT_CACHE_ALWAYS)
 		o |= FURING_OPEN_KEEP_CACHE;
-	/* Nothing to flush at close for a reader (a writer's close may
-	 * report SOURCE's delayed errors, as NFS does). */
-	if ((flags & O_ACCMODE) == O_RDONLY)
+	/* No FLUSH at close where it would do nothing: for a reader, or on a
+	 * filesystem whose close has nothing to do (a writer's close on NFS
+	 * reports delayed errors: those keep it). With the writeback cache the
+	 * kernel flushes anyway, to write dirty pages back. */
+	if ((flags & O_ACCMODE) == O_RDONLY || in->local)
 		o |= FURING_OPEN_NOFLUSH;
 	return o;
 }
@@ -97,7 +99,7 @@ static struct pt_file *file_new(struct furing_req *req, struct pt_inode *in, int
 	f->inline_io = fs->inline_all_io || (fs->inline_mem_io && in->mem);
 	memset(o, 0, sizeof(*o));
 	o->fh = (uint64_t)(uintptr_t)f;
-	o->flags = open_flags(fs, flags);
+	o->flags = open_flags(fs, in, flags);
 	if (fs->passthrough) {
 		int id = backing_get(req, in);
 		if (id > 0) {
@@ -337,10 +339,17 @@ void pt_release(struct furing_req *req, uint64_t ino, const struct furing_file *
 }
 
 /* close(dup(fd)): what SOURCE's filesystem does at a close (NFS writes
- * back and reports errors), without closing our file. */
+ * back and reports errors), without closing our file; nothing where close
+ * does nothing (the writeback cache still sends FLUSH for those). */
 void pt_flush(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
 {
-	int fd = dup(file_of(fi)->h.fd);
+	struct pt_file *f = file_of(fi);
+
+	if (f->inode->local) {
+		furing_reply_err(req, 0);
+		return;
+	}
+	int fd = dup(f->h.fd);
 
 	if (fd < 0) {
 		furing_reply_err(req, errno);

@@ -22,6 +22,25 @@
 #define AUTO_TIMEOUT_S 1.0
 #define ALWAYS_TIMEOUT_S 86400.0
 
+/* Filesystems whose close(2) has nothing to do (no ->flush: no delayed
+ * errors to report, no writeback at close): a FLUSH would be a dup and a
+ * close for nothing, so their files are opened with FOPEN_NOFLUSH. Network
+ * and FUSE filesystems, and anything unknown, keep FLUSH. */
+static bool close_is_local(unsigned long type)
+{
+	switch (type) {
+	case EXT4_SUPER_MAGIC: /* also ext2, ext3 */
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+	case RAMFS_MAGIC:
+	case F2FS_SUPER_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Every node the kernel knows holds an O_PATH handle: a directory of a
  * million files listed with readdirplus holds a million. Raise the soft
  * limit as far as allowed (a root daemon: the kernel's nr_open). */
@@ -84,6 +103,7 @@ struct pt_fs *pt_open(const struct pt_opts *o, char *err, size_t errlen)
 	fs->root_dev = st.st_dev;
 	fs->root_ino = st.st_ino;
 	fs->root_mem = sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC;
+	fs->root_local = close_is_local((unsigned long)sfs.f_type);
 	fs->timeout = o->cache == PT_CACHE_NONE ? 0 : o->cache == PT_CACHE_ALWAYS ? ALWAYS_TIMEOUT_S : AUTO_TIMEOUT_S;
 	fs->negative_cache = o->cache != PT_CACHE_NONE;
 	fs->inline_mem_io = o->backend_io == PT_IO_AUTO;

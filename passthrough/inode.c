@@ -163,6 +163,7 @@ int pt_table_init(struct pt_fs *fs, int root_fd, const struct stat *root_st, boo
 	root->type = S_IFDIR;
 	root->fd = root_fd;
 	root->mem = mem;
+	root->local = fs->root_local;
 	root->nlookup = 1; /* the kernel never forgets the root */
 	root->refs = 1;    /* nor do we, until the end */
 	root->backing_id = -1;
@@ -269,6 +270,7 @@ struct pt_inode *pt_found(struct pt_fs *fs, int fd, const struct statx *stx, boo
 	in->type = stx_type(stx);
 	in->fd = fd;
 	in->mem = dev == fs->root_dev ? fs->root_mem : false;
+	in->local = dev == fs->root_dev ? fs->root_local : false; /* another mount below SOURCE: unknown */
 	in->nlookup = 1;
 	in->refs = ref ? 1 : 0;
 	in->backing_id = -1;

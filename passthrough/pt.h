@@ -63,6 +63,7 @@ struct pt_inode {
 	mode_t type;         /* S_IFMT bits: they never change for a (dev, ino) we hold */
 	int fd;              /* O_PATH|O_NOFOLLOW handle, held while the kernel knows the node */
 	bool mem;            /* on a memory-backed filesystem (tmpfs, ramfs) */
+	bool local;          /* on a filesystem whose close does nothing (no FLUSH needed) */
 	/* Under the table lock: */
 	uint64_t nlookup;    /* the kernel's lookup count */
 	unsigned int refs;   /* operations in flight and open files using the node */
@@ -104,6 +105,7 @@ struct pt_fs {
 	dev_t root_dev;
 	ino_t root_ino;
 	bool root_mem;        /* SOURCE is on tmpfs/ramfs */
+	bool root_local;      /* SOURCE's filesystem has nothing to do at close (ext4, xfs, tmpfs...) */
 	double timeout;       /* entry and attribute timeouts, seconds */
 	bool negative_cache;  /* answer a missing name as a cached negative entry */
 	bool inline_mem_io;   /* small reads/writes inline for files on tmpfs/ramfs (--backend-io=auto) */
