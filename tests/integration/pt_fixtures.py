@@ -132,12 +132,16 @@ def user_binary(furing_bin, workdir):
 
 
 def open_up(path):
-    """Make every directory from path up to / searchable by other users."""
+    """Make path and its parents up to the session's directory (furing-it-*)
+    searchable by other users; nothing above it is touched (conftest makes
+    the session directory 0755; its parent must be searchable already)."""
     p = os.path.realpath(path)
     while p != "/":
         st = os.stat(p)
         if not st.st_mode & stat.S_IXOTH:
             os.chmod(p, stat.S_IMODE(st.st_mode) | 0o011)
+        if os.path.basename(p).startswith("furing-it-"):
+            break
         p = os.path.dirname(p)
 
 
