@@ -10,6 +10,8 @@
  *             or (where io_uring cannot, or the session has none) inline;
  *             the list of what is inline and why is at its top
  *   ident.c   the caller's identity: io_uring personalities per (uid, gid)
+ *   common.c  the per-request workspace (ws.h), attributes in the kernel's
+ *             terms, looking a name up, the list of open handles
  *   names.c   lookup, forget, mknod, mkdir, symlink, link, unlink, rmdir, rename
  *   attr.c    getattr, setattr, statx, statfs, readlink
  *   file.c    open, create, tmpfile, release, flush, fsync, fallocate, lseek,
