@@ -22,6 +22,7 @@
  *   fstatfs           statfs (the superblock's counters)
  *   flock             with LOCK_NB only: a lock that must wait is retried
  *                     from a worker timer, never waited for in the worker
+ *   ioctl FS_IOC_GETFLAGS/SETFLAGS/FSGETXATTR/FSSETXATTR   lsattr, chattr
  *   ioctl FUSE_DEV_IOC_BACKING_OPEN/CLOSE   kernel passthrough (quick)
  *   close of O_PATH handles at FORGET, and of handles a lookup found twice
  * On a memory-backed SOURCE (tmpfs, ramfs) under --backend-io=auto (the
@@ -63,7 +64,8 @@ const char pt_inline_calls[] =
 	"getdents64 (readdir), readlinkat, fchmodat/fchownat/utimensat and truncate by path\n"
 	"  (setattr), mknodat (FIFOs, sockets, devices), listxattr, removexattr, lseek\n"
 	"  (SEEK_DATA/SEEK_HOLE), fstatfs, flock (never waiting: a lock that must wait is\n"
-	"  retried from a worker timer) and the kernel passthrough ioctls";
+	"  retried from a worker timer), the inode-flag ioctls (lsattr/chattr) and the\n"
+	"  kernel passthrough ioctls";
 
 const char *pt_fd_path(char *buf, int fd)
 {
@@ -129,7 +131,7 @@ void be_openat2(struct furing_req *req, const struct furing_ctx *who, int dirfd,
 	if (failed)
 		return;
 	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, &saved);
+	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
 	if (ret == 0) {
 		ret = res_of(syscall(SYS_openat2, dirfd, path, how, sizeof(*how)));
 		ident_leave(pt_fs_of(req), &saved);
@@ -175,7 +177,7 @@ void be_mkdirat(struct furing_req *req, const struct furing_ctx *who, int dirfd,
 	if (failed)
 		return;
 	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, &saved);
+	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
 	if (ret == 0) {
 		ret = res_of(mkdirat(dirfd, name, mode));
 		ident_leave(pt_fs_of(req), &saved);
@@ -198,7 +200,7 @@ void be_symlinkat(struct furing_req *req, const struct furing_ctx *who, const ch
 	if (failed)
 		return;
 	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, &saved);
+	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
 	if (ret == 0) {
 		ret = res_of(symlinkat(target, dirfd, name));
 		ident_leave(pt_fs_of(req), &saved);
@@ -211,7 +213,7 @@ void be_mknodat(struct furing_req *req, const struct furing_ctx *who, int dirfd,
 		dev_t rdev, furing_io_done done)
 {
 	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, &saved);
+	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
 
 	if (ret == 0) {
 		ret = res_of(mknodat(dirfd, name, mode, rdev));
@@ -260,7 +262,7 @@ void be_renameat2(struct furing_req *req, const struct furing_ctx *who, int oldd
 	if (failed)
 		return;
 	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, &saved);
+	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
 	if (ret == 0) {
 		ret = res_of(renameat2(olddirfd, oldname, newdirfd, newname, flags));
 		ident_leave(pt_fs_of(req), &saved);

@@ -231,6 +231,7 @@ const struct furing_ops pt_ops = {
 	 * (getlk/setlk not set): POSIX locks belong to processes, and every
 	 * request here comes from one process, the daemon. */
 	.flock = pt_flock,
+	.ioctl = pt_ioctl,
 	.worker_start = ident_worker_start,
 	.worker_stop = ident_worker_stop,
 };

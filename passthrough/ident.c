@@ -67,10 +67,11 @@ static long thread_setfsgid(gid_t gid)
 	return syscall(SYS_setfsgid, gid);
 }
 
-/* setfsuid from 0 to another uid clears the file capabilities (CAP_CHOWN,
- * CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID...) from the thread's effective
- * set; they are still permitted, so raise them again. */
-static int raise_caps(void)
+/* The thread's effective capabilities: all it is permitted (setfsuid from 0
+ * to another uid clears the file capabilities, CAP_CHOWN, CAP_DAC_OVERRIDE,
+ * CAP_FOWNER, CAP_FSETID..., from the effective set; they are still
+ * permitted) or none (a call that must be checked as the caller's). */
+static int set_caps(bool all)
 {
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
@@ -78,7 +79,7 @@ static int raise_caps(void)
 	if (syscall(SYS_capget, &h, d) < 0)
 		return -errno;
 	for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
-		d[i].effective = d[i].permitted;
+		d[i].effective = all ? d[i].permitted : 0;
 	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
 }
 
@@ -87,9 +88,10 @@ static bool is_self(const struct pt_fs *fs, const struct furing_ctx *who)
 	return !who || !fs->ident || (who->uid == fs->uid && who->gid == fs->gid);
 }
 
-int ident_enter(struct pt_fs *fs, const struct furing_ctx *who, struct ident_saved *saved)
+int ident_enter(struct pt_fs *fs, const struct furing_ctx *who, bool keep_caps, struct ident_saved *saved)
 {
 	saved->switched = false;
+	saved->caps_dropped = false;
 	if (is_self(fs, who))
 		return 0;
 	thread_setfsgid(who->gid);
@@ -101,7 +103,8 @@ int ident_enter(struct pt_fs *fs, const struct furing_ctx *who, struct ident_sav
 		ident_leave(fs, saved);
 		return -EPERM;
 	}
-	int ret = raise_caps();
+	saved->caps_dropped = !keep_caps;
+	int ret = set_caps(keep_caps);
 	if (ret < 0) {
 		ident_leave(fs, saved);
 		return ret;
@@ -117,7 +120,10 @@ void ident_leave(struct pt_fs *fs, struct ident_saved *saved)
 	 * capabilities back to the effective set. */
 	thread_setfsuid(fs->uid);
 	thread_setfsgid(fs->gid);
+	if (saved->caps_dropped)
+		set_caps(true);
 	saved->switched = false;
+	saved->caps_dropped = false;
 }
 
 int ident_personality(struct furing_req *req, const struct furing_ctx *who)
@@ -139,7 +145,7 @@ int ident_personality(struct furing_req *req, const struct furing_ctx *who)
 		iw->n = 0;
 	}
 	struct ident_saved saved;
-	int ret = ident_enter(fs, who, &saved);
+	int ret = ident_enter(fs, who, true, &saved);
 	if (ret < 0)
 		return ret;
 	int id = furing_worker_register_personality(w);

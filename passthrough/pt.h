@@ -18,7 +18,8 @@
  *             flock, and kernel passthrough backing files
  *   io.c      read, write, copy_file_range
  *   dir.c     opendir, readdir, readdirplus, releasedir, fsyncdir
- *   xattr.c   extended attributes */
+ *   xattr.c   extended attributes
+ *   ioctl.c   the inode flags (lsattr, chattr) */
 #ifndef FURING_PASSTHROUGH_PT_H
 #define FURING_PASSTHROUGH_PT_H
 
@@ -208,11 +209,15 @@ const char *pt_fd_path(char *buf, int fd);
 /* The personality id for @who on @req's worker (0: the daemon's own
  * credentials), or -errno. */
 int ident_personality(struct furing_req *req, const struct furing_ctx *who);
-/* Inline calls as @who: switch this thread's fsuid/fsgid, and back. */
+/* Inline calls as @who: switch this thread's fsuid/fsgid, and back. With
+ * @keep_caps the daemon's file capabilities stay (the kernel has checked
+ * the caller's permission: creating calls); without, SOURCE's filesystem
+ * checks as for the caller (calls the kernel does not check, ioctl). */
 struct ident_saved {
 	bool switched;
+	bool caps_dropped;
 };
-int ident_enter(struct pt_fs *fs, const struct furing_ctx *who, struct ident_saved *saved);
+int ident_enter(struct pt_fs *fs, const struct furing_ctx *who, bool keep_caps, struct ident_saved *saved);
 void ident_leave(struct pt_fs *fs, struct ident_saved *saved);
 int ident_worker_start(void *fs, struct furing_worker *w);
 void ident_worker_stop(void *fs, struct furing_worker *w);
@@ -290,6 +295,9 @@ void pt_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t siz
 void pt_readdirplus(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi);
 void pt_releasedir(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
 void pt_fsyncdir(struct furing_req *req, uint64_t ino, bool datasync, const struct furing_file *fi);
+
+void pt_ioctl(struct furing_req *req, uint64_t ino, unsigned int cmd, uint64_t arg, const struct furing_file *fi,
+	      unsigned int flags, const void *in_buf, size_t in_size, size_t out_size);
 
 void pt_setxattr(struct furing_req *req, uint64_t ino, const char *name, const void *value, size_t size, int flags,
 		 uint32_t xflags);

@@ -10,6 +10,7 @@ filesystem, errno included.
 
 The tree both runs start from is made by make_tree() (as root)."""
 
+import array
 import ctypes
 import ctypes.util
 import errno
@@ -54,6 +55,9 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 AT_FDCWD = -100
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FS_IMMUTABLE_FL, FS_APPEND_FL, FS_NOATIME_FL = 0x10, 0x20, 0x80
+FLAGS_SHOWN = 0x000000FF  # the classic chattr flags (ext4 adds extents etc. above)
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 
@@ -375,6 +379,29 @@ def run(root, role):
                 os.close(fd)
             return attrs(os.stat(w("big")))
         op("a write clears setuid", write_clears_setuid)
+
+    def inode_flags(path, setflags=None, mode=os.O_RDONLY):
+        fd = os.open(path, mode)
+        try:
+            buf = array.array("i", [0])
+            fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf, True)
+            before = buf[0] & FLAGS_SHOWN
+            if setflags is not None:
+                fcntl.ioctl(fd, FS_IOC_SETFLAGS, array.array("i", [buf[0] | setflags]), True)
+                fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf, True)
+                after = buf[0] & FLAGS_SHOWN
+                fcntl.ioctl(fd, FS_IOC_SETFLAGS, array.array("i", [buf[0] & ~setflags]), True)
+                return [before, after]
+            return before
+        finally:
+            os.close(fd)
+    op("lsattr", inode_flags, w("new.txt"))
+    op("lsattr dir", inode_flags, W)
+    op("chattr +A own file", inode_flags, w("new.txt"), FS_NOATIME_FL)
+    op("chattr +a own file", inode_flags, w("new.txt"), FS_APPEND_FL)
+    op("chattr +i own file", inode_flags, w("new.txt"), FS_IMMUTABLE_FL)
+    op("chattr +A another's file", inode_flags, R("sticky", "rootfile"), FS_NOATIME_FL)
+    op("unknown ioctl", lambda: fcntl.ioctl(os.open(R("file.txt"), os.O_RDONLY), 0x80046699, b"1234"))
 
     op("final listing", lambda: sorted(os.listdir(W)))
     op("final listing sgid", lambda: sorted(os.listdir(R("sgid"))))
