@@ -136,11 +136,15 @@ void *fu_worker_main(void *arg)
 	if (s->cfg.pin == FURING_PIN_ON)
 		pin_worker(w);
 	if (s->blocking) {
-		if (s->ops.worker_start && (ret = s->ops.worker_start(s->fs, (struct furing_worker *)w)) < 0)
+		ret = s->ops.worker_start ? s->ops.worker_start(s->fs, (struct furing_worker *)w) : 0;
+		if (ret < 0)
 			fu_session_fail(s, "worker %u: worker_start failed: %s", w->idx, strerror(-ret));
 		fu_session_worker_armed(s);
 		if (!atomic_load(&s->fatal))
 			dev_channel_serve_blocking(w->dev);
+		/* The pair holds here too: what worker_start set up is freed. */
+		if (ret >= 0 && s->ops.worker_stop)
+			s->ops.worker_stop(s->fs, (struct furing_worker *)w);
 		goto out;
 	}
 	ret = start_ring(w);
@@ -317,4 +321,24 @@ int furing_worker_cancel(struct furing_worker *w, struct furing_event *ev)
 		return -EOPNOTSUPP;
 	io_uring_prep_cancel(sqe, ev, 0);
 	return 0;
+}
+
+int furing_worker_register_personality(struct furing_worker *pub)
+{
+	struct fu_worker *w = W(pub);
+
+	if (w->s->blocking || !w->loop.ready)
+		return -EOPNOTSUPP;
+	/* The kernel takes the credentials of the thread that registers: this
+	 * one, which is why only the worker itself may call it. */
+	return io_uring_register_personality(&w->loop.ring);
+}
+
+int furing_worker_unregister_personality(struct furing_worker *pub, int id)
+{
+	struct fu_worker *w = W(pub);
+
+	if (w->s->blocking || !w->loop.ready)
+		return -EOPNOTSUPP;
+	return io_uring_unregister_personality(&w->loop.ring, id);
 }

@@ -64,10 +64,14 @@ uint32_t parse_bytes(const char *opt, const char *v)
 
 int write_pidfile(const char *path)
 {
-	FILE *f = fopen(path, "we");
+	/* The mode is explicit: passthrough runs with umask 0. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
 
 	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
 		fprintf(stderr, "furing: cannot write pidfile %s: %s\n", path, strerror(errno));
+		if (!f && fd >= 0)
+			close(fd);
 		return -1;
 	}
 	return 0;

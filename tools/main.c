@@ -9,13 +9,15 @@
 
 #include "cli.h"
 
-int cmd_export(int argc, char **argv); /* export_cmd.c */
+int cmd_export(int argc, char **argv);      /* export_cmd.c */
+int cmd_passthrough(int argc, char **argv); /* passthrough_cmd.c */
 
 static const char main_help[] =
 	"Usage: furing COMMAND [OPTIONS] ...\n"
 	"\n"
 	"Commands:\n"
-	"  export   present a raw disk image or block device as one file (furing export --help)\n"
+	"  export       present a raw disk image or block device as one file (furing export --help)\n"
+	"  passthrough  mirror a directory tree at a mountpoint (furing passthrough --help)\n"
 	"\n"
 	"  -h, --help     this text\n"
 	"  -V, --version  the version\n";
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "export"))
 		return cmd_export(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "passthrough"))
+		return cmd_passthrough(argc - 1, argv + 1);
 	fprintf(stderr, "furing: unknown command '%s' (see furing --help)\n", argv[1]);
 	return EXIT_USAGE;
 }

@@ -554,6 +554,20 @@ struct io_uring_sqe *furing_worker_sqe(struct furing_worker *w, struct furing_ev
  * on the worker's own thread (from its operations, completions, events or
  * worker_start). */
 
+/* io_uring personalities: registers the credentials the calling thread has
+ * at this moment (fsuid, fsgid, supplementary groups, capabilities) with the
+ * worker's ring. An SQE given the id (sqe->personality = id, through
+ * furing_req_sqe or furing_worker_sqe) runs with those credentials, whether
+ * the kernel completes it at once or on one of its io-wq threads: the way to
+ * create files as the caller of a request without blocking the worker. A
+ * filesystem switches its own thread's credentials (per-thread system
+ * calls), registers, and switches back; ids stay valid until unregistered
+ * or the worker stops. Returns the id (> 0), -EOPNOTSUPP without io_uring,
+ * or -errno. Worker thread only, like the calls above. */
+int furing_worker_register_personality(struct furing_worker *w);
+/* Drops a personality; SQEs already submitted with it keep their credentials. */
+int furing_worker_unregister_personality(struct furing_worker *w, int id);
+
 /* ===================================================================== */
 /* Notifications from the filesystem to the kernel                        */
 /* ===================================================================== */

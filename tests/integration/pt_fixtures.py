@@ -1,0 +1,193 @@
+"""Fixtures and helpers for the `furing passthrough` tests (imported by the
+test_passthrough*.py modules).
+
+- passthrough : factory starting `furing passthrough [args] SOURCE MOUNTPOINT`
+                (SOURCE and MOUNTPOINT are directories made in the test's
+                workdir unless given), waiting for the mount, with the same
+                watchdog and teardown as the export's `furing` fixture:
+                SIGTERM, SIGKILL, umount -l, and a failed test when the
+                server needed SIGKILL, exited non-zero or left its mount.
+- run_as      : runs a Python snippet as another user (setpriv), for the
+                second-user tests; root cannot enter a FUSE mount without
+                allow_other, so the mounts there use --allow-other.
+- tree_state  : a comparable description of a directory tree.
+"""
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import conftest
+from conftest import Furing, _test_failed, _test_timeout
+from furing_helpers import TRANSPORT_ARGS
+
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+USER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C"}
+NOBODY = 65534
+
+
+class Passthrough(Furing):
+    """One running `furing passthrough`."""
+
+    def __init__(self, argv, source, mountpoint, workdir, transport, env, tag):
+        super().__init__(argv, source, mountpoint, workdir, transport, env, tag)
+        self.source = source
+
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+
+@pytest.fixture
+def passthrough(request, furing_bin, workdir, transport):
+    """passthrough(*extra, source=None, mountpoint=None, wait=True, env=None,
+    prefix=None, binary=None, transport_args=None) -> Passthrough, started
+    with the transport's --io-uring option unless transport_args= is given."""
+    yield from _factory(request, furing_bin, workdir, transport)
+
+
+@pytest.fixture
+def passthrough_plain(request, furing_bin, workdir):
+    """Like `passthrough`, not parametrized over transports."""
+    yield from _factory(request, furing_bin, workdir, None)
+
+
+def _factory(request, furing_bin, workdir, transport):
+    instances = []
+
+    def start(*extra, source=None, mountpoint=None, wait=True, env=None, prefix=None, binary=None,
+              transport_args=None):
+        n = len(instances)
+        if source is None:
+            source = os.path.join(workdir, f"src{n}")
+            os.makedirs(source, exist_ok=True)
+        if mountpoint is None:
+            mountpoint = os.path.join(workdir, f"mnt{n}")
+            os.makedirs(mountpoint, exist_ok=True)
+        argv = list(prefix or []) + [binary or furing_bin, "passthrough"]
+        if transport_args is not None:
+            argv += list(transport_args)
+        elif transport is not None:
+            argv += TRANSPORT_ARGS[transport]
+        argv += [str(a) for a in extra] + [source, mountpoint]
+        inst = Passthrough(argv, source, mountpoint, workdir, transport, env, n)
+        instances.append(inst)
+        inst.start()
+        if wait:
+            inst.wait_ready()
+        return inst
+
+    # A hung request blocks the test inside the kernel, out of reach of
+    # pytest-timeout: kill the servers shortly before the test's timeout.
+    limit = _test_timeout(request)
+
+    def watchdog():
+        for inst in list(instances):
+            if inst.proc is not None and inst.proc.poll() is None:
+                inst.watchdog_fired = True
+                inst.proc.kill()
+                request.node._furing_hung = (
+                    f"HANG: after {limit * 0.8:.0f}s the test was still blocked; the server "
+                    f"{' '.join(inst.argv)} was SIGKILLed. Its stderr:\n{inst.stderr_text()[-2000:]}")
+    timer = threading.Timer(limit * 0.8, watchdog)
+    timer.daemon = True
+    timer.start()
+
+    yield start
+
+    timer.cancel()
+    problems = []
+    for inst in instances:
+        problems += [f"{os.path.basename(inst.mountpoint)}: {p}" for p in inst.cleanup()]
+    if _test_failed(request):
+        for inst in instances:
+            print(f"---- stderr of {' '.join(inst.argv)} (last 4000 chars) ----")
+            print(inst.stderr_text()[-4000:])
+    if problems and not _test_failed(request):
+        pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
+    elif problems:
+        print("teardown problems: " + "; ".join(problems))
+
+
+def user_binary(furing_bin, workdir):
+    """The binary, or a copy a user can run (world-executable, in
+    world-searchable directories)."""
+    p = os.path.realpath(furing_bin)
+    ok = bool(os.stat(p).st_mode & stat.S_IXOTH)
+    d = os.path.dirname(p)
+    while ok and d != "/":
+        ok = bool(os.stat(d).st_mode & stat.S_IXOTH)
+        d = os.path.dirname(d)
+    if ok:
+        return p
+    copy = os.path.join(workdir, "furing-for-users")
+    shutil.copy2(p, copy)
+    os.chmod(copy, 0o755)
+    return copy
+
+
+def open_up(path):
+    """Make path and its parents up to the session's directory (furing-it-*)
+    searchable by other users; nothing above it is touched (conftest makes
+    the session directory 0755; its parent must be searchable already)."""
+    p = os.path.realpath(path)
+    while p != "/":
+        st = os.stat(p)
+        if not st.st_mode & stat.S_IXOTH:
+            os.chmod(p, stat.S_IMODE(st.st_mode) | 0o011)
+        if os.path.basename(p).startswith("furing-it-"):
+            break
+        p = os.path.dirname(p)
+
+
+def run_as(uid, gid, code, *args, groups=None, timeout=60):
+    """Runs `python3 -c code args...` as uid/gid (and supplementary groups).
+    Returns the CompletedProcess (stdout+stderr together)."""
+    cmd = [SETPRIV, f"--reuid={uid}", f"--regid={gid}"]
+    cmd += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
+    cmd += [sys.executable, "-c", code] + [str(a) for a in args]
+    return subprocess.run(cmd, env=USER_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+
+
+def _xattrs(path):
+    try:
+        names = sorted(n for n in os.listxattr(path, follow_symlinks=False) if n.startswith("user."))
+        return tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in names)
+    except OSError as e:
+        return ("errno", e.errno)
+
+
+def tree_state(root):
+    """{relative path: (type, mode, uid, gid, nlink, size or content hash, target, xattrs)}
+    for everything below root (not root itself)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            content = target = None
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    content = (st.st_size, hashlib.sha256(f.read()).hexdigest())
+            elif stat.S_ISLNK(st.st_mode):
+                target = os.readlink(p)
+            nlink = st.st_nlink if not stat.S_ISDIR(st.st_mode) else None
+            out[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, nlink, content,
+                        target, _xattrs(p))
+    return out
+
+
+def diff_states(a, b, what):
+    """A readable list of differences between two tree_state()s."""
+    lines = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            lines.append(f"{what}: {k}: {a.get(k)} != {b.get(k)}")
+    return lines
