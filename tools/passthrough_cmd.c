@@ -68,6 +68,9 @@ static const char passthrough_help[] =
 	"  --queue-depth N       requests in flight per ring queue, and per worker on /dev/fuse\n"
 	"                        (default 32)\n"
 	"  --payload-size BYTES  ring entry buffer and largest request (default 1M; K/M suffixes)\n"
+	"  --busy-poll=US        before sleeping, a worker spins up to US microseconds for its\n"
+	"                        next request while recent requests came that fast (default 50;\n"
+	"                        0 turns it off)\n"
 	"  --pin, --no-pin       bind each worker to the CPUs of its ring queues (default off)\n"
 	"\n"
 	"Process:\n"
@@ -101,6 +104,7 @@ enum {
 	OPT_THREADS,
 	OPT_QUEUE_DEPTH,
 	OPT_PAYLOAD_SIZE,
+	OPT_BUSY_POLL,
 	OPT_PIN,
 	OPT_NO_PIN,
 	OPT_DAEMONIZE,
@@ -119,6 +123,7 @@ static void parse(int argc, char **argv, struct cli *c)
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH},
 		{"payload-size", required_argument, NULL, OPT_PAYLOAD_SIZE},
+		{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 		{"pin", no_argument, NULL, OPT_PIN},
 		{"no-pin", no_argument, NULL, OPT_NO_PIN},
 		{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
@@ -178,6 +183,10 @@ static void parse(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_PAYLOAD_SIZE:
 			c->cfg.payload_size = parse_bytes("--payload-size", optarg);
+			break;
+		case OPT_BUSY_POLL:
+			c->cfg.busy_poll_us = (uint32_t)parse_count("--busy-poll", optarg, 0, 1000000);
+			c->cfg.busy_poll_off = c->cfg.busy_poll_us == 0;
 			break;
 		case OPT_PIN:
 			c->cfg.pin = FURING_PIN_ON;

@@ -27,7 +27,7 @@ pytestmark = [
 ]
 
 OPTIONS = ["--cache", "none", "auto", "always", "--kernel-passthrough", "--backend-io", "--allow-other",
-           "--io-uring", "--threads", "--queue-depth", "--payload-size", "--pin", "--no-pin", "--debug",
+           "--io-uring", "--threads", "--queue-depth", "--payload-size", "--busy-poll", "--pin", "--no-pin", "--debug",
            "--daemonize", "--pidfile", "--help", "--version"]
 
 
