@@ -483,11 +483,10 @@ uint64_t furing_req_unique(const struct furing_req *req);
 bool furing_req_interrupted(const struct furing_req *req);
 /* The buffer data answers are sent from: part of the ring entry's payload,
  * or of the /dev/fuse slot's buffer. READ data that lands here costs no
- * copy. For READ, READDIR, READDIRPLUS, GETXATTR-less requests such as
- * LISTXATTR (whatever brings no names or data, and on /dev/fuse a header
- * of at most 40 bytes) it is page-aligned and at least max_write bytes;
- * otherwise it starts past the request's own bytes (64-byte aligned), so
- * that filling it never overwrites an argument. */
+ * copy. For READ, READDIR and READDIRPLUS it is page-aligned and at least
+ * max_write bytes; for other requests it may start past the request's own
+ * bytes (names, data, on /dev/fuse a header longer than READ's), 64-byte
+ * aligned, so that filling it never overwrites an argument. */
 void *furing_req_buf(struct furing_req *req);
 size_t furing_req_buf_size(const struct furing_req *req);
 /* 64 bytes of scratch for the filesystem, 16-byte aligned, until the answer. */
