@@ -141,6 +141,8 @@ static void finish(struct furing_req *r, bool answered)
 	r->tp->recycle(r, answered);
 }
 
+/* Answers made on other threads: counted here, after they went out (the
+ * counters have the worker as their only writer). */
 void fu_worker_drain_foreign(struct fu_worker *w)
 {
 	pthread_mutex_lock(&w->foreign_lock);
