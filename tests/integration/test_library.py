@@ -321,6 +321,21 @@ def test_worker_start_failure(probefs, workdir, transport):
     assert marker_lines(marker) == ["init", "destroy"]
 
 
+def test_workers_that_do_not_arm_in_time(probefs, workdir, transport):
+    """A worker that is not ready within start_timeout_ms: the start call
+    says so and undoes everything; it does not report success early, nor
+    wait for ever."""
+    marker = os.path.join(workdir, "marker")
+    p = probefs("--threads", "2", "--slow-worker-start", "3000", "--start-timeout", "500", "--marker", marker,
+                transport=transport, wait=False)
+    assert p.proc.wait(20) == 1
+    err = p.stderr_text()
+    assert "did not arm their queues within 500 ms" in err, err
+    assert "serving" not in err, err
+    assert not is_mounted(p.mountpoint, FSTYPE)
+    assert marker_lines(marker) == ["init", "destroy"]
+
+
 @pytest.mark.parametrize("fault,message", [
     # probefs starts two threads of its own before the session's two workers
     ("thread:4", "cannot start worker thread 2 of 2"),

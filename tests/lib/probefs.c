@@ -83,6 +83,7 @@ struct probe {
 	bool want_passthrough;
 	bool refuse_init;
 	bool fail_worker_start;
+	unsigned int slow_worker_start_ms;
 	/* The notifier thread's one job at a time. */
 	pthread_cond_t job_cond;
 	char job[TEXT_MAX];
@@ -157,6 +158,10 @@ static void probe_destroy(void *fs)
 
 static int probe_worker_start(void *fs, struct furing_worker *w)
 {
+	/* --slow-worker-start: a worker that takes longer to get ready than
+	 * the session waits for. */
+	if (P.slow_worker_start_ms && furing_worker_index(w) == 1)
+		usleep(P.slow_worker_start_ms * 1000u);
 	return P.fail_worker_start && furing_worker_index(w) == 1 ? -ENOTSUP : 0;
 }
 
@@ -578,6 +583,8 @@ int main(int argc, char **argv)
 		{"marker", required_argument, NULL, 'm'},
 		{"refuse-init", no_argument, NULL, 'r'},
 		{"fail-worker-start", no_argument, NULL, 'w'},
+		{"slow-worker-start", required_argument, NULL, 's'},
+		{"start-timeout", required_argument, NULL, 'T'},
 		{"debug", no_argument, NULL, 'd'},
 		{"no-signals", no_argument, NULL, 'n'},
 		{"log", required_argument, NULL, 'l'},
@@ -612,6 +619,12 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			P.fail_worker_start = true;
+			break;
+		case 's':
+			P.slow_worker_start_ms = (unsigned int)atoi(optarg);
+			break;
+		case 'T':
+			cfg.start_timeout_ms = (unsigned int)atoi(optarg);
 			break;
 		case 'd':
 			cfg.debug = true;
