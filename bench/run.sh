@@ -196,6 +196,9 @@ for r in runs:
         s['ok'] = False
     if s.get('ok') and r.get('cpu_ticks', '') not in ('', '-'):
         s['cpu_us_io'] = float(r['cpu_ticks']) / clk * 1e6 / s['ios']
+    if s.get('ok') and r.get('iowq_ns', '') not in ('', '-', None):
+        s['iowq_us_io'] = float(r['iowq_ns']) / 1000 / s['ios']
+        s['iowq_n'] = int(r['iowq_threads'])
     samples.setdefault(key, []).append(s)
 
 def med(vals):
@@ -212,7 +215,7 @@ for key, ss in samples.items():
         res[key] = {'fail': True, 'n': 0}
         continue
     res[key] = {'fail': False, 'n': len(good), 'failed_reps': len(ss) - len(good)}
-    for m in ('iops', 'mib', 'p50', 'p99', 'lp50', 'lp99', 'cpu_us_io', 'ios'):
+    for m in ('iops', 'mib', 'p50', 'p99', 'lp50', 'lp99', 'cpu_us_io', 'ios', 'iowq_us_io', 'iowq_n'):
         res[key][m] = med([s.get(m) for s in good])
 
 rss = {}   # (image, target) -> max VmHWM KiB
@@ -403,6 +406,23 @@ for image in images_order:
         text.append(table(hdr, rows)); text.append('')
         md.append('Daemon CPU time per I/O (user+sys µs / I/O; 1M jobs: µs per MiB), peak RSS, idle CPU (µs per second '
                   'over %s s starting 1 s after the last job: all threads / of which io_uring io-wq workers)\n' % meta.get('idle_s', '?')); md.append(mdtable(hdr, rows) + '\n')
+
+    # io-wq: where the backend's I/O was punted to io_uring's worker threads
+    wts = [t for t in dts if any(res.get((image, j, t), {}).get('iowq_n') for j in jobs)]
+    if wts:
+        hdr = ['job: io-wq us/IO (threads)'] + wts
+        rows = []
+        for j in jobs:
+            row = [j]
+            for t in wts:
+                r = res.get((image, j, t))
+                row.append('n/a' if r and r.get('na') else '-' if not r or r['fail'] or r.get('iowq_n') is None
+                           else '%.2f (%d)' % (r['iowq_us_io'], r['iowq_n']))
+            rows.append(row)
+        expl = ('io_uring io-wq workers of the daemon (iou-wrk-* threads): their CPU time per I/O (per MiB for 1M jobs; '
+                'part of the daemon CPU above) and how many there were at fio\'s exit')
+        text.append(expl); text.append(table(hdr, rows)); text.append('')
+        md.append(expl.replace('us/IO', 'µs/IO') + '\n'); md.append(mdtable(hdr, rows) + '\n')
 
     # the issue's targets, checked on this run's medians
     chk = []
@@ -1076,7 +1096,7 @@ JOB_NAMES=(); for spec in "${JOBS[@]}"; do JOB_NAMES+=("${spec%%:*}"); done
   printf 'load_before\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   for i in "${IMAGES[@]}"; do printf 'image_%s\t%s\n' "$i" "$(image_path "$i")"; done
 } >"$OUT/meta.tsv"
-printf 'image\tjob\ttarget\trep\tjson\trc\tcpu_ticks\n' >"$OUT/runs.tsv"
+printf 'image\tjob\ttarget\trep\tjson\trc\tcpu_ticks\tiowq_ns\tiowq_threads\n' >"$OUT/runs.tsv"
 printf 'image\ttarget\tvmhwm_kib\tsummary\tidle_cpu_us_s\n' >"$OUT/daemons.tsv"
 
 cpu_ticks() {   # utime + stime of PID (whole thread group), in clock ticks
@@ -1091,14 +1111,15 @@ cpu_ticks() {   # utime + stime of PID (whole thread group), in clock ticks
 # run_fio TAG JOBSPEC TARGET FILE REP IMAGE
 run_fio() {
   local tag=$1 spec=$2 t=$3 file=$4 rep=$5 img=$6
-  local name rw bs qd nj engine json rc=0 pid="" c1 c2 ticks="-"
+  local name rw bs qd nj engine json rc=0 pid="" c1 c2 ticks="-" iowq="-	-"
   IFS=: read -r name rw bs qd nj engine <<<"$spec"
   mkdir -p "$OUT/fio/$tag"
   json=fio/$tag/$name.$t.r$rep.json
   pid=${DPID[$t]:-}
   if [[ -n $pid ]]; then
     # sample the daemon's CPU time when fio's ramp ends, and when fio exits
-    ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1" ) &
+    rm -f "$WORK/cpu1" "$WORK/tns1"
+    ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1"; task_ns "$pid" >"$WORK/tns1" ) &
     SAMPLER_PID=$!
   fi
   fio --name="$name" --filename="$file" --ioengine="${engine:-libaio}" --direct=1 \
@@ -1114,17 +1135,22 @@ run_fio() {
   FIO_PID=""
   if [[ -n $pid ]]; then
     c2=$(cpu_ticks "$pid")
+    task_ns "$pid" >"$WORK/tns2"
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
     c1=$(cat "$WORK/cpu1" 2>/dev/null || echo -1)
     if ((c1 >= 0 && c2 >= c1)); then ticks=$((c2 - c1)); fi
+    # io_uring's io-wq workers (iou-wrk-*): their on-CPU time in the same window
+    # (a worker started after the first sample counts from 0) and how many there are
+    iowq=$(awk 'NR == FNR { b[$1] = $3; next } $2 ~ /^iou-wrk/ { n++; d += $3 - ($1 in b ? b[$1] : 0) }
+                END { printf "%d\t%d", d, n }' "$WORK/tns1" "$WORK/tns2" 2>/dev/null || echo "-	-")
     if ! proc_alive "$pid"; then
       ((rc != 0)) || rc=99
       say "WARNING: $t daemon (pid $pid) is gone"
     fi
   fi
   [[ -s $OUT/$json.stderr ]] || rm -f "$OUT/$json.stderr"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "$name" "$t" "$rep" "$json" "$rc" "$ticks" >>"$OUT/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "$name" "$t" "$rep" "$json" "$rc" "$ticks" "$iowq" >>"$OUT/runs.tsv"
   # keep the next run clean of this run's dirty page cache (buffered furing writes)
   sync "$img" 2>/dev/null || true
   LAST_RC=$rc
@@ -1213,7 +1239,7 @@ for tag in "${IMAGES[@]}"; do
           daemon_file "$t" "$img"
         fi
         if readonly_target "$t" && is_write_job "$spec"; then
-          printf '%s\t%s\t%s\t%s\t-\tna\t-\n' "$tag" "$name" "$t" "$rep" >>"$OUT/runs.tsv"
+          printf '%s\t%s\t%s\t%s\t-\tna\t-\t-\t-\n' "$tag" "$name" "$t" "$rep" >>"$OUT/runs.tsv"
           printf '  %-20s %-18s r%d ... n/a (read-only target)\n' "$name" "$t" "$rep"
           continue
         fi
