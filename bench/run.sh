@@ -14,8 +14,12 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
-ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-pin furing-legacy-bd furing-uring-bd
-             libfuse-legacy libfuse-uring libfuse-passthrough)
+ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-nopoll furing-uring-pin furing-legacy-bd
+             furing-uring-bd furing-uring-kpt libfuse-legacy libfuse-uring libfuse-passthrough)
+# Also accepted by --targets, never run by default: furing-uring-bpN (furing-uring
+# with --busy-poll=N, for a sweep of the busy-poll limit in one interleaved run).
+# Read-only targets: their write jobs are "n/a" in every table, not failures.
+READONLY_TARGETS=(furing-uring-kpt)
 ALL_IMAGES=(tmpfs disk)
 # name:rw:bs:iodepth:numjobs[:ioengine]  (ioengine defaults to libaio)
 ALL_JOBS=(
@@ -36,6 +40,9 @@ IMAGES_ARG=""
 JOBS_ARG=""
 OUT=""
 QUICK=0
+RESTART=0
+DROP_CACHES=0
+IDLE_S=5                   # seconds of idle CPU measured after an image's last job
 REPORT_ONLY=""
 SIZE_SET=0
 RUNTIME_SET=0
@@ -67,12 +74,17 @@ Runs fio against the same raw image through several targets, interleaved
   --size SIZE        image size, e.g. 1G, 256M, 512MiB (default $SIZE; multiple of 1 MiB)
   --targets LIST     comma list out of: ${ALL_TARGETS[*]}
                      (default: all; the *-bd variants need furing --backend-direct,
-                     the libfuse-* ones passthrough_hp in BENCH_LIBFUSE_DIR)
+                     the libfuse-* ones passthrough_hp in BENCH_LIBFUSE_DIR);
+                     also furing-uring-bpN (--busy-poll=N), e.g. furing-uring-bp20
+                     furing-uring-kpt is read-only: its write jobs show as n/a
   --images LIST      comma list out of: tmpfs disk (default: both;
                      tmpfs = $TMPFS_DIR, disk = $DISK_DIR)
   --jobs LIST        comma list of job names (default: all):
                      $(printf '%s ' "${ALL_JOBS[@]%%:*}")
   --repeat N         run every job/target cycle N times, report medians (default 1)
+  --restart-daemons  start every daemon fresh for each fio run and stop it after
+                     (default: one daemon per target per image, kept across its jobs)
+  --drop-caches      sync and drop the host page cache before every fio run
   --out DIR          output directory (default bench/results/<timestamp>)
   --report-only DIR  only (re)build the tables/chart of an earlier run in DIR
   -h, --help         this text
@@ -99,6 +111,8 @@ while (($#)); do
     --jobs=*) JOBS_ARG=${1#*=} ;;
     --repeat) REPEAT=${2:?}; shift ;;
     --repeat=*) REPEAT=${1#*=} ;;
+    --restart-daemons) RESTART=1 ;;
+    --drop-caches) DROP_CACHES=1 ;;
     --out) OUT=${2:?}; shift ;;
     --out=*) OUT=${1#*=} ;;
     --report-only) REPORT_ONLY=${2:?}; shift ;;
@@ -152,8 +166,12 @@ def unit_of(job):            # 1M jobs report MiB/s, the rest IOPS
 
 # --- collect per (image, job, target) a list of samples --------------------
 samples = {}
+NA = set()   # (image, job, target) not applicable: a write job on a read-only target
 for r in runs:
     key = (r['image'], r['job'], r['target'])
+    if r['rc'] == 'na':
+        NA.add(key)
+        continue
     s = {'rc': int(r['rc']), 'json': r['json']}
     try:
         with open(os.path.join(out, r['json'])) as f:
@@ -178,6 +196,9 @@ for r in runs:
         s['ok'] = False
     if s.get('ok') and r.get('cpu_ticks', '') not in ('', '-'):
         s['cpu_us_io'] = float(r['cpu_ticks']) / clk * 1e6 / s['ios']
+    if s.get('ok') and r.get('iowq_ns', '') not in ('', '-', None):
+        s['iowq_us_io'] = float(r['iowq_ns']) / 1000 / s['ios']
+        s['iowq_n'] = int(r['iowq_threads'])
     samples.setdefault(key, []).append(s)
 
 def med(vals):
@@ -185,19 +206,25 @@ def med(vals):
     return statistics.median(vals) if vals else None
 
 res = {}   # (image, job, target) -> dict of medians
+for key in NA:
+    if key not in samples:
+        res[key] = {'fail': False, 'na': True, 'n': 0}
 for key, ss in samples.items():
     good = [s for s in ss if s.get('ok')]
     if not good:
         res[key] = {'fail': True, 'n': 0}
         continue
     res[key] = {'fail': False, 'n': len(good), 'failed_reps': len(ss) - len(good)}
-    for m in ('iops', 'mib', 'p50', 'p99', 'lp50', 'lp99', 'cpu_us_io', 'ios'):
+    for m in ('iops', 'mib', 'p50', 'p99', 'lp50', 'lp99', 'cpu_us_io', 'ios', 'iowq_us_io', 'iowq_n'):
         res[key][m] = med([s.get(m) for s in good])
 
 rss = {}   # (image, target) -> max VmHWM KiB
 summ = {}  # (image, target) -> furing summary fields
+idle = {}  # (image, target) -> daemon CPU while idle, µs per second (after the image's last job)
 for d in daemons:
     k = (d['image'], d['target'])
+    if d.get('idle_cpu_us_s', '-') not in ('', '-'):
+        idle[k] = d['idle_cpu_us_s']
     try:
         rss[k] = max(rss.get(k, 0), int(d['vmhwm_kib']))
     except ValueError:
@@ -215,11 +242,16 @@ for d in daemons:
 
 def val(image, job, target):
     r = res.get((image, job, target))
-    if not r or r['fail']:
+    if not r or r['fail'] or r.get('na'):
         return None
     return r['mib'] if unit_of(job) == 'MiB/s' else r['iops']
 
-def fmt_val(v, unit):
+def is_na(image, job, target):
+    return bool(res.get((image, job, target), {}).get('na'))
+
+def fmt_val(v, unit, na=False):
+    if na:
+        return 'n/a'
     if v is None:
         return 'FAIL'
     if unit == 'IOPS':
@@ -231,8 +263,8 @@ def ratio(a, b):
         return None
     return a / b
 
-def fmt_ratio(x):
-    return '-' if x is None else '%.2f' % x
+def fmt_ratio(x, na=False):
+    return 'n/a' if na else '-' if x is None else '%.2f' % x
 
 def table(headers, rows):
     w = [max([len(str(h))] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
@@ -256,6 +288,9 @@ PAIRS = [('furing-uring', 'furing-legacy', 'uring/legacy'),
          ('furing-uring-bd', 'furing-legacy-bd', 'uring-bd/legacy-bd'),
          ('furing-uring-bd', 'qemu', 'uring-bd/qemu'),
          ('furing-uring-bd', 'loop', 'uring-bd/loop'),
+         ('furing-uring', 'furing-uring-nopoll', 'uring/nopoll'),
+         ('furing-uring-kpt', 'direct', 'kpt/direct'),
+         ('furing-uring-kpt', 'libfuse-passthrough', 'kpt/lf-passthrough'),
          ('furing-uring', 'libfuse-uring', 'uring/lf-uring'),
          ('furing-uring', 'libfuse-legacy', 'uring/lf-legacy'),
          ('furing-uring', 'libfuse-passthrough', 'uring/lf-passthrough'),
@@ -266,7 +301,7 @@ md.append('# furing benchmark results\n')
 md.append('```\n' + '\n'.join('%s: %s' % (k, v) for k, v in meta.items()) + '\n```\n')
 tsv = ['\t'.join(['image', 'job', 'target', 'unit', 'value', 'ratio_direct', 'iops', 'mib_s',
                   'clat_p50_us', 'clat_p99_us', 'lat_p50_us', 'lat_p99_us', 'cpu_us_per_io', 'ios', 'reps_ok', 'reps_failed',
-                  'peak_rss_kib'])]
+                  'peak_rss_kib', 'status'])]
 chart = {}
 
 for image in images_order:
@@ -291,7 +326,7 @@ for image in images_order:
             if (image, j, t) not in res:
                 row.append('-'); continue
             v = val(image, j, t)
-            c = fmt_val(v, u)
+            c = fmt_val(v, u, is_na(image, j, t))
             if t != 'direct' and v is not None and base:
                 c += ' (%.2f)' % (v / base)
             row.append(c)
@@ -306,7 +341,8 @@ for image in images_order:
     pairs = [p for p in PAIRS if p[0] in targets and p[1] in targets]
     if pairs:
         hdr = ['job'] + [p[2] for p in pairs]
-        rows = [[j] + [fmt_ratio(ratio(val(image, j, a), val(image, j, b))) for a, b, _ in pairs] for j in jobs]
+        rows = [[j] + [fmt_ratio(ratio(val(image, j, a), val(image, j, b)),
+                                 is_na(image, j, a) or is_na(image, j, b)) for a, b, _ in pairs] for j in jobs]
         text.append('Ratios (throughput)')
         text.append(table(hdr, rows)); text.append('')
         md.append('Ratios (throughput)\n'); md.append(mdtable(hdr, rows) + '\n')
@@ -321,7 +357,7 @@ for image in images_order:
                 row = [j + ' ' + label]
                 for t in targets:
                     r = res.get((image, j, t))
-                    row.append('-' if not r or r['fail'] or r.get(a) is None
+                    row.append('n/a' if r and r.get('na') else '-' if not r or r['fail'] or r.get(a) is None
                                else '%.1f/%.1f' % (r[a], r[b]))
                 rows.append(row)
         expl = ('Latency at qd1, p50/p99 in microseconds: lat = submit to completion (fio lat), '
@@ -330,6 +366,24 @@ for image in images_order:
         text.append(expl)
         text.append(table(hdr, rows)); text.append('')
         md.append(expl.replace('microseconds', 'µs') + '\n'); md.append(mdtable(hdr, rows) + '\n')
+        # lat p50 ratios (lower is faster): the issue's latency targets
+        lpairs = [p for p in (('furing-uring', 'furing-legacy', 'uring/legacy'),
+                              ('furing-uring', 'libfuse-uring', 'uring/lf-uring'),
+                              ('furing-uring', 'furing-uring-nopoll', 'uring/nopoll'),
+                              ('furing-uring-nopoll', 'libfuse-uring', 'nopoll/lf-uring'),
+                              ('furing-legacy', 'libfuse-legacy', 'legacy/lf-legacy'))
+                  if p[0] in targets and p[1] in targets]
+        if lpairs:
+            def lr(j, a, b):
+                ra, rb = res.get((image, j, a)), res.get((image, j, b))
+                if not ra or not rb or ra['fail'] or rb['fail'] or not ra.get('lp50') or not rb.get('lp50'):
+                    return '-'
+                return '%.2f' % (ra['lp50'] / rb['lp50'])
+            hdr = ['job: lat p50 ratio'] + [p[2] for p in lpairs]
+            rows = [[j] + [lr(j, a, b) for a, b, _ in lpairs] for j in qd1]
+            expl = 'Latency ratios at qd1: lat p50 of the first over the second (below 1.00: the first is faster)'
+            text.append(expl); text.append(table(hdr, rows)); text.append('')
+            md.append(expl + '\n'); md.append(mdtable(hdr, rows) + '\n')
 
     # CPU per IO and RSS for daemons
     dts = [t for t in targets if DAEMON(t)]
@@ -340,12 +394,63 @@ for image in images_order:
             row = [j]
             for t in dts:
                 r = res.get((image, j, t))
-                row.append('-' if not r or r['fail'] or r.get('cpu_us_io') is None else '%.2f' % r['cpu_us_io'])
+                row.append('n/a' if r and r.get('na') else
+                           '-' if not r or r['fail'] or r.get('cpu_us_io') is None else '%.2f' % r['cpu_us_io'])
             rows.append(row)
         rows.append(['peak RSS (VmHWM) MiB'] + ['%.1f' % (rss[(image, t)] / 1024) if (image, t) in rss else '-' for t in dts])
-        text.append('Daemon CPU time per I/O (utime+stime of the daemon over the measured part of the job / I/Os), peak RSS')
+        if any((image, t) in idle for t in dts):
+            rows.append(['idle CPU us/s, all/io-wq (%s s)' % meta.get('idle_s', '?')] +
+                        [idle[(image, t)] if (image, t) in idle else '-' for t in dts])
+        text.append('Daemon CPU time per I/O (utime+stime of the daemon over the measured part of the job / I/Os; '
+                    'for 1M jobs: per MiB), peak RSS, and CPU while idle after the last job')
         text.append(table(hdr, rows)); text.append('')
-        md.append('Daemon CPU time per I/O (user+sys µs / I/O) and peak RSS\n'); md.append(mdtable(hdr, rows) + '\n')
+        md.append('Daemon CPU time per I/O (user+sys µs / I/O; 1M jobs: µs per MiB), peak RSS, idle CPU (µs per second '
+                  'over %s s starting 1 s after the last job: all threads / of which io_uring io-wq workers)\n' % meta.get('idle_s', '?')); md.append(mdtable(hdr, rows) + '\n')
+
+    # io-wq: where the backend's I/O was punted to io_uring's worker threads
+    wts = [t for t in dts if any(res.get((image, j, t), {}).get('iowq_n') for j in jobs)]
+    if wts:
+        hdr = ['job: io-wq us/IO (threads)'] + wts
+        rows = []
+        for j in jobs:
+            row = [j]
+            for t in wts:
+                r = res.get((image, j, t))
+                row.append('n/a' if r and r.get('na') else '-' if not r or r['fail'] or r.get('iowq_n') is None
+                           else '%.2f (%d)' % (r['iowq_us_io'], r['iowq_n']))
+            rows.append(row)
+        expl = ('io_uring io-wq workers of the daemon (iou-wrk-* threads): their CPU time per I/O (per MiB for 1M jobs; '
+                'part of the daemon CPU above) and how many there were at fio\'s exit')
+        text.append(expl); text.append(table(hdr, rows)); text.append('')
+        md.append(expl.replace('us/IO', 'µs/IO') + '\n'); md.append(mdtable(hdr, rows) + '\n')
+
+    # the issue's targets, checked on this run's medians
+    chk = []
+    def chkline(what, x, goal, ok):
+        chk.append('  %-62s %s  (target %s): %s' % (what, '-' if x is None else '%.2f' % x, goal,
+                                                    '-' if x is None else ('met' if ok(x) else 'MISSED')))
+    for j in qd1:
+        if 'furing-uring' in targets and 'furing-legacy' in targets:
+            chkline('%s: furing-uring / furing-legacy IOPS' % j,
+                    ratio(val(image, j, 'furing-uring'), val(image, j, 'furing-legacy')), '>= 1.00', lambda x: x >= 1.0)
+        if 'furing-uring' in targets and 'libfuse-uring' in targets:
+            ra, rb = res.get((image, j, 'furing-uring')), res.get((image, j, 'libfuse-uring'))
+            x = (ra['lp50'] / rb['lp50'] if ra and rb and not ra['fail'] and not rb['fail']
+                 and ra.get('lp50') and rb.get('lp50') else None)
+            chkline('%s: lat p50 furing-uring / libfuse-uring' % j, x, '<= 0.50', lambda x: x <= 0.5)
+    for j in jobs:
+        if '-1m-' in j and 'furing-uring' in targets:
+            chkline('%s: furing-uring / direct' % j, ratio(val(image, j, 'furing-uring'), val(image, j, 'direct')),
+                    '>= 0.80', lambda x: x >= 0.8)
+        if '-4k-qd32' in j and 'furing-uring' in targets and 'loop' in targets:
+            chkline('%s: furing-uring / loop' % j, ratio(val(image, j, 'furing-uring'), val(image, j, 'loop')),
+                    '>= 1.00', lambda x: x >= 1.0)
+        if 'furing-uring-kpt' in targets and not is_na(image, j, 'furing-uring-kpt'):
+            chkline('%s: furing-uring-kpt / direct' % j,
+                    ratio(val(image, j, 'furing-uring-kpt'), val(image, j, 'direct')), '~ 1', lambda x: x >= 0.9)
+    if chk:
+        text.append('The issue\'s targets (this run\'s medians):'); text += chk; text.append('')
+        md.append('The issue\'s targets (this run\'s medians):\n'); md.append('```\n' + '\n'.join(chk) + '\n```\n')
 
     fs = [(t, summ[(image, t)]) for t in targets if (image, t) in summ]
     if fs:
@@ -366,6 +471,10 @@ for image in images_order:
 
     fails = ['%s/%s' % (j, t) for j in jobs for t in targets
              if (image, j, t) in res and (res[(image, j, t)]['fail'] or res[(image, j, t)].get('failed_reps'))]
+    nas = ['%s/%s' % (j, t) for j in jobs for t in targets if is_na(image, j, t)]
+    if nas:
+        text.append('n/a (write jobs on read-only targets, not run): ' + ', '.join(nas)); text.append('')
+        md.append('n/a (write jobs on read-only targets, not run): ' + ', '.join(nas) + '\n')
     if fails:
         text.append('FAILED runs (see fio JSON / logs): ' + ', '.join(fails)); text.append('')
         md.append('FAILED runs: ' + ', '.join(fails) + '\n')
@@ -377,12 +486,13 @@ for image in images_order:
                 continue
             v = val(image, j, t)
             rr = ratio(v, val(image, j, 'direct'))
-            g = lambda m, f='%.3f': '' if r['fail'] or r.get(m) is None else f % r[m]
+            g = lambda m, f='%.3f': '' if r['fail'] or r.get('na') or r.get(m) is None else f % r[m]
             tsv.append('\t'.join([image, j, t, unit_of(j), '' if v is None else '%.3f' % v,
                                   '' if rr is None else '%.4f' % rr, g('iops'), g('mib'),
                                   g('p50'), g('p99'), g('lp50'), g('lp99'), g('cpu_us_io'), g('ios', '%d'),
                                   str(r['n']), str(r.get('failed_reps', 0)),
-                                  str(rss.get((image, t), '')) if DAEMON(t) else '']))
+                                  str(rss.get((image, t), '')) if DAEMON(t) else '',
+                                  'n/a' if r.get('na') else 'FAIL' if r['fail'] else 'ok']))
 
 notes = os.path.join(out, 'notes.txt')
 if os.path.exists(notes):
@@ -413,21 +523,34 @@ for image in images_order:
             f.write(j + '\t' + '\t'.join('NaN' if x is None else '%.4f' % x for x in rs) + '\n')
     panels.append((image, fn, len(targets), len(chart[image])))
 if panels:
-    g = ['set terminal pngcairo size 1400,%d noenhanced font "sans,10"' % (480 * len(panels)),
+    g = ['set terminal pngcairo size 1600,%d noenhanced font "sans,10"' % (500 * len(panels)),
          'set output "chart.png"',
          'set multiplot layout %d,1' % len(panels),
          'set style data histogram', 'set style histogram clustered gap 1',
          'set style fill solid 0.85 border -1', 'set boxwidth 0.9',
          'set grid ytics', 'set key outside right top vertical',
-         'set ylabel "IOPS or MiB/s, relative to direct"', 'set yrange [0:*]',
-         'set xtics noenhanced', 'set datafile missing "NaN"',
+         'set ylabel "IOPS or MiB/s, relative to direct (cut at 2)"',
+         'set xtics noenhanced', 'set datafile missing "NaN"', 'set key autotitle columnhead',
          'set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "black" front']
+    # distinct colours for up to 16 targets (gnuplot's default set has 8)
+    for i, c in enumerate(['#4d4d4d', '#999999', '#e6ab02', '#1f78b4', '#e31a1c', '#fb9a99', '#a6cee3',
+                           '#33a02c', '#b2df8a', '#ff7f00', '#6a3d9a', '#cab2d6', '#b15928', '#17becf',
+                           '#ffff99', '#000000'], 1):
+        g.append('set linetype %d lc rgb "%s"' % (i, c))
+    YCAP = 2.0   # bars above are cut at the top and carry their value
+    g.append('set yrange [0:%g]' % YCAP)
     for image, fn, n, njobs in panels:
         g.append('set xrange [-0.6:%.1f]' % (njobs - 0.4))
-        g.append('set title "%s image %s (%s), fio %s s/job; 4k jobs: IOPS, 1M jobs: MiB/s; direct = 1.0"'
-                 % (image, meta.get('image_' + image, ''), meta.get('size', ''), meta.get('runtime', '')))
-        g.append('plot for [i=2:%d] "%s" using i:xtic(1) title columnheader(i)'
-                 % (n + 1, fn))
+        g.append('set title "%s image %s (%s), %s, fio %s s/job, medians of %s; 4k jobs: IOPS, 1M jobs: MiB/s; '
+                 'direct = 1.0; missing bar: n/a (read-only target)"'
+                 % (image, meta.get('image_' + image, ''), meta.get('size', ''), meta.get('date', '')[:10],
+                    meta.get('runtime', ''), meta.get('repeat', '1')))
+        # bar k (0-based) of cluster j sits at j + (k - (n - 1) / 2) / (n + gap), gap = 1
+        g.append('plot for [i=2:%d] "%s" using (column(i) > %g ? %g : column(i)):xtic(1) title columnheader(i), '
+                 'for [i=2:%d] "%s" using ($0 + (i - 2 - (%d - 1) / 2.0) / (%d + 1)):(%g):'
+                 '(column(i) > %g ? sprintf("%%.1f", column(i)) : "") with labels rotate by 90 right '
+                 'offset 0,-0.3 font "sans,8" notitle'
+                 % (n + 1, fn, YCAP, YCAP, n + 1, fn, n, n, YCAP, YCAP))
     g.append('unset multiplot')
     with open(os.path.join(out, 'chart.gp'), 'w') as f:
         f.write('\n'.join(g) + '\n')
@@ -474,7 +597,8 @@ split_list() { tr ',' ' ' <<<"$1"; }
 TARGETS=()
 if [[ -n $TARGETS_ARG ]]; then
   for t in $(split_list "$TARGETS_ARG"); do
-    contains "$t" "${ALL_TARGETS[@]}" || die "unknown target '$t' (known: ${ALL_TARGETS[*]})"
+    contains "$t" "${ALL_TARGETS[@]}" || [[ $t =~ ^furing-uring-bp[0-9]+$ ]] ||
+      die "unknown target '$t' (known: ${ALL_TARGETS[*]} furing-uring-bpN)"
     contains "$t" "${TARGETS[@]}" || TARGETS+=("$t")
   done
 else
@@ -577,6 +701,19 @@ if ((HAVE_FURING)); then
     fi
     remove_target furing-legacy-bd furing-uring-bd
   fi
+  fhelp=$(timeout 10 "$FURING" export --help 2>&1 || true)
+  if [[ $fhelp != *--kernel-passthrough* ]] && contains furing-uring-kpt "${TARGETS[@]}"; then
+    note "$FURING has no --kernel-passthrough: furing-uring-kpt skipped"
+    remove_target furing-uring-kpt
+  fi
+  if [[ $fhelp != *--busy-poll* ]]; then
+    for t in "${TARGETS[@]}"; do
+      if [[ $t == furing-uring-nopoll || $t == furing-uring-bp* ]]; then
+        note "$FURING has no --busy-poll: $t skipped"
+        remove_target "$t"
+      fi
+    done
+  fi
 fi
 
 # --- libfuse peer (passthrough_hp, built outside this repository) ------------------
@@ -613,7 +750,10 @@ if [[ " ${TARGETS[*]} " == *" furing-uring"* || " ${TARGETS[*]} " == *" libfuse-
     echo "enable_uring was $old, set to Y by bench/run.sh" >"$OUT/enable_uring.txt"
   else
     note "$P missing or not writable: furing-uring and libfuse-uring targets skipped (kernel lacks CONFIG_FUSE_IO_URING?)"
-    remove_target furing-uring furing-uring-pin furing-uring-bd libfuse-uring
+    for t in "${TARGETS[@]}"; do
+      if [[ $t == furing-uring* ]]; then remove_target "$t"; fi
+    done
+    remove_target libfuse-uring
   fi
 fi
 ((${#TARGETS[@]})) || die "no targets left to run"
@@ -623,6 +763,7 @@ fi
 # ---------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/furing-bench.XXXXXX)
 declare -A DPID=() DMNT=() DLOG=() DFST=()   # per target of the current image
+declare -A IDLE_US_S=()                      # daemon CPU while idle, µs per second
 CREATED_IMAGES=()
 LOOPDEVS=()
 SAMPLER_PID=""
@@ -709,6 +850,10 @@ furing_args() {  # furing_args TARGET
     furing-uring-pin) echo --io-uring=on --writable --pin ;;
     furing-legacy-bd) echo --io-uring=off --writable --backend-direct ;;
     furing-uring-bd)  echo --io-uring=on --writable --backend-direct ;;
+    furing-uring-nopoll) echo --io-uring=on --writable --busy-poll=0 ;;
+    # read-only: kernel passthrough serves the reads; "on" refuses to start without it
+    furing-uring-kpt) echo --io-uring=on --kernel-passthrough=on ;;
+    furing-uring-bp*) echo --io-uring=on --writable "--busy-poll=${1#furing-uring-bp}" ;;
   esac
 }
 # passthrough_hp: --foreground keeps it our child (it logs to stderr, not syslog);
@@ -843,7 +988,8 @@ stop_daemon() {
         [[ $pt == yes ]] || note "$tag/$t: kernel passthrough not in use (no FUSE_CAP_PASSTHROUGH or 'disabling rw passthrough' in $(basename "${DLOG[$t]}"))" ;;
     esac
   fi
-  printf '%s\t%s\t%s\t%s\n' "$tag" "$t" "${hwm:--}" "${summary:--}" >>"$OUT/daemons.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$tag" "$t" "${hwm:--}" "${summary:--}" "${IDLE_US_S[$t]:--}" >>"$OUT/daemons.tsv"
+  unset "IDLE_US_S[$t]"
 }
 
 probe_qemu() {   # check the fuse export and aio=io_uring on a small image
@@ -940,11 +1086,18 @@ JOB_NAMES=(); for spec in "${JOBS[@]}"; do JOB_NAMES+=("${spec%%:*}"); done
   printf 'jobs\t%s\n' "${JOB_NAMES[*]}"
   printf 'images\t%s\n' "${IMAGES[*]}"
   printf 'clk_tck\t%s\n' "$CLK_TCK"
-  printf 'daemons\tone per target per image, alive across all jobs of that image\n'
+  if ((RESTART)); then
+    printf 'daemons\tstarted fresh for every fio run and stopped after it (--restart-daemons)\n'
+  else
+    printf 'daemons\tone per target per image, alive across all jobs of that image\n'
+  fi
+  ((DROP_CACHES)) && printf 'page_cache\tsync + drop_caches=3 before every fio run (--drop-caches)\n'
+  printf 'idle_s\t%s\n' "$IDLE_S"
+  printf 'load_before\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   for i in "${IMAGES[@]}"; do printf 'image_%s\t%s\n' "$i" "$(image_path "$i")"; done
 } >"$OUT/meta.tsv"
-printf 'image\tjob\ttarget\trep\tjson\trc\tcpu_ticks\n' >"$OUT/runs.tsv"
-printf 'image\ttarget\tvmhwm_kib\tsummary\n' >"$OUT/daemons.tsv"
+printf 'image\tjob\ttarget\trep\tjson\trc\tcpu_ticks\tiowq_ns\tiowq_threads\n' >"$OUT/runs.tsv"
+printf 'image\ttarget\tvmhwm_kib\tsummary\tidle_cpu_us_s\n' >"$OUT/daemons.tsv"
 
 cpu_ticks() {   # utime + stime of PID (whole thread group), in clock ticks
   local s
@@ -958,14 +1111,15 @@ cpu_ticks() {   # utime + stime of PID (whole thread group), in clock ticks
 # run_fio TAG JOBSPEC TARGET FILE REP IMAGE
 run_fio() {
   local tag=$1 spec=$2 t=$3 file=$4 rep=$5 img=$6
-  local name rw bs qd nj engine json rc=0 pid="" c1 c2 ticks="-"
+  local name rw bs qd nj engine json rc=0 pid="" c1 c2 ticks="-" iowq="-	-"
   IFS=: read -r name rw bs qd nj engine <<<"$spec"
   mkdir -p "$OUT/fio/$tag"
   json=fio/$tag/$name.$t.r$rep.json
   pid=${DPID[$t]:-}
   if [[ -n $pid ]]; then
     # sample the daemon's CPU time when fio's ramp ends, and when fio exits
-    ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1" ) &
+    rm -f "$WORK/cpu1" "$WORK/tns1"
+    ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1"; task_ns "$pid" >"$WORK/tns1" ) &
     SAMPLER_PID=$!
   fi
   fio --name="$name" --filename="$file" --ioengine="${engine:-libaio}" --direct=1 \
@@ -981,20 +1135,54 @@ run_fio() {
   FIO_PID=""
   if [[ -n $pid ]]; then
     c2=$(cpu_ticks "$pid")
+    task_ns "$pid" >"$WORK/tns2"
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
     c1=$(cat "$WORK/cpu1" 2>/dev/null || echo -1)
     if ((c1 >= 0 && c2 >= c1)); then ticks=$((c2 - c1)); fi
+    # io_uring's io-wq workers (iou-wrk-*): their on-CPU time in the same window
+    # (a worker started after the first sample counts from 0) and how many there are
+    iowq=$(awk 'NR == FNR { b[$1] = $3; next } $2 ~ /^iou-wrk/ { n++; d += $3 - ($1 in b ? b[$1] : 0) }
+                END { printf "%d\t%d", d, n }' "$WORK/tns1" "$WORK/tns2" 2>/dev/null || echo "-	-")
     if ! proc_alive "$pid"; then
       ((rc != 0)) || rc=99
       say "WARNING: $t daemon (pid $pid) is gone"
     fi
   fi
   [[ -s $OUT/$json.stderr ]] || rm -f "$OUT/$json.stderr"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "$name" "$t" "$rep" "$json" "$rc" "$ticks" >>"$OUT/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "$name" "$t" "$rep" "$json" "$rc" "$ticks" "$iowq" >>"$OUT/runs.tsv"
   # keep the next run clean of this run's dirty page cache (buffered furing writes)
   sync "$img" 2>/dev/null || true
   LAST_RC=$rc
+}
+
+readonly_target() { contains "$1" "${READONLY_TARGETS[@]}"; }
+is_write_job() { [[ $(cut -d: -f2 <<<"$1") == *write* || $(cut -d: -f2 <<<"$1") == *rw* ]]; }
+
+task_ns() {   # "TID COMM ns" of every thread of PID (on-CPU time from schedstat)
+  local f
+  for f in /proc/"$1"/task/*/schedstat; do
+    [[ -r $f ]] || continue
+    local tid=${f%/schedstat}; tid=${tid##*/}
+    printf '%s %s %s\n' "$tid" "$(cat "/proc/$1/task/$tid/comm" 2>/dev/null | tr -d ' ' || echo '?')" \
+      "$(cut -d' ' -f1 "$f" 2>/dev/null || echo 0)"
+  done
+}
+measure_idle() {   # measure_idle: CPU of every running daemon over IDLE_S idle seconds -> IDLE_US_S
+  local t
+  declare -A before=()
+  sleep 1   # let a worker's last spin end
+  for t in "${!DPID[@]}"; do before[$t]=$(task_ns "${DPID[$t]}"); done
+  sleep "$IDLE_S"
+  for t in "${!DPID[@]}"; do
+    # threads present at both samples only (an io-wq worker may exit in between);
+    # "ALL/IOWQ": all threads, and the part of io_uring's io-wq workers (iou-wrk-*),
+    # whose last worker per ring wakes at its idle timeout
+    IDLE_US_S[$t]=$(awk -v s="$IDLE_S" 'NR == FNR { b[$1] = $3; next }
+                    ($1 in b) { d += $3 - b[$1]; if ($2 ~ /^iou-wrk/) w += $3 - b[$1] }
+                    END { printf "%.1f/%.1f", d / 1000 / s, w / 1000 / s }' \
+                    <(printf '%s\n' "${before[$t]}") <(task_ns "${DPID[$t]}"))
+  done
 }
 
 quick_val() {   # one-line result for progress output
@@ -1032,6 +1220,7 @@ for tag in "${IMAGES[@]}"; do
         [[ $dio == 1 ]] || note "$tag: $dev direct I/O is not active (dio=$dio)"
         ;;
       *)
+        ((RESTART)) && continue   # started for each fio run below
         start_daemon "$t" "$img" "$tag"
         daemon_file "$t" "$img" ;;
     esac
@@ -1049,9 +1238,20 @@ for tag in "${IMAGES[@]}"; do
           start_daemon "$t" "$img" "$tag"
           daemon_file "$t" "$img"
         fi
+        if readonly_target "$t" && is_write_job "$spec"; then
+          printf '%s\t%s\t%s\t%s\t-\tna\t-\t-\t-\n' "$tag" "$name" "$t" "$rep" >>"$OUT/runs.tsv"
+          printf '  %-20s %-18s r%d ... n/a (read-only target)\n' "$name" "$t" "$rep"
+          continue
+        fi
+        if ((RESTART)) && [[ $t != direct && $t != loop ]]; then
+          start_daemon "$t" "$img" "$tag" >/dev/null
+          daemon_file "$t" "$img"
+        fi
         printf '  %-20s %-18s r%d ... ' "$name" "$t" "$rep"
+        if ((DROP_CACHES)); then sync; echo 3 >/proc/sys/vm/drop_caches; fi
         run_fio "$tag" "$spec" "$t" "${FILE[$t]}" "$rep" "$img"
         rc=$LAST_RC
+        if ((RESTART)) && [[ -n ${DPID[$t]:-} ]]; then stop_daemon "$t" "$tag" >/dev/null; fi
         if [[ $rc == 0 ]]; then
           quick_val "$OUT/fio/$tag/$name.$t.r$rep.json" "$bs"
         else
@@ -1060,13 +1260,17 @@ for tag in "${IMAGES[@]}"; do
       done
     done
   done
+  if ((${#DPID[@]})); then
+    say "  measuring the daemons' CPU while idle (${IDLE_S} s)"
+    measure_idle
+  fi
   for t in "${TARGETS[@]}"; do
     case $t in
       direct) ;;
       loop)
         losetup -d "${FILE[$t]}" || say "WARNING: losetup -d ${FILE[$t]} failed"
         tmp=(); for d in "${LOOPDEVS[@]}"; do [[ $d != "${FILE[$t]}" ]] && tmp+=("$d"); done; LOOPDEVS=("${tmp[@]}") ;;
-      *) stop_daemon "$t" "$tag" ;;
+      *) if [[ -n ${DPID[$t]:-} ]]; then stop_daemon "$t" "$tag"; fi ;;
     esac
   done
   rm -f "$img"
@@ -1076,11 +1280,12 @@ done
 
 T_END=$(date +%s)
 printf 'wall_time_s\t%s\n' "$((T_END - T_START))" >>"$OUT/meta.tsv"
+printf 'load_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.tsv"
 say ""
 make_report "$OUT" | tee "$OUT/report.txt"
 render_chart "$OUT"
 say "wall time: $((T_END - T_START)) s; results in $OUT (results.md, results.tsv, report.txt, fio/*.json)"
-if awk -F'\t' 'NR > 1 && $6 != 0 { bad = 1 } END { exit !bad }' "$OUT/runs.tsv"; then
+if awk -F'\t' 'NR > 1 && $6 != 0 && $6 != "na" { bad = 1 } END { exit !bad }' "$OUT/runs.tsv"; then
   say "some fio runs FAILED (see above)"
   exit 1
 fi
