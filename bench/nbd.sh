@@ -18,6 +18,8 @@
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
@@ -42,12 +44,6 @@ START_TIMEOUT=10
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
 ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 
-say()  { printf '%s\n' "$*"; }
-note() {
-  printf 'NOTE: %s\n' "$*"
-  if [[ -n $OUT && -d $OUT ]]; then printf '%s\n' "$*" >>"$OUT/notes.txt"; fi
-}
-die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat <<EOF
@@ -101,7 +97,6 @@ fi
 [[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "--repeat wants an integer >= 1, got '$REPEAT'"
 [[ $(id -u) == 0 ]] || die "run as root (FUSE mounts, apt-get, enable_uring)"
 
-contains() { local x=$1; shift; local y; for y; do [[ $x == "$y" ]] && return 0; done; return 1; }
 pick() {   # pick ARG ALL... -> the chosen names (all when ARG is empty), checked
   local arg=$1; shift
   local -a all=("$@") out=()
@@ -138,32 +133,6 @@ declare -A DFILE=()     # target -> file fio opens
 SERVER_PID=""
 FIO_PID=""
 
-mount_fstype() {   # the fstype mounted at $1 (empty if none)
-  awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' /proc/self/mountinfo
-}
-proc_alive() {     # running and not a zombie
-  local st
-  [[ -r /proc/$1/stat ]] || return 1
-  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  st=${st##*) }
-  [[ ${st%% *} != Z ]]
-}
-stop_pid() {   # SIGTERM, up to 10 s, SIGKILL; reap
-  local pid=$1 i
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do proc_alive "$pid" || break; sleep 0.1; done
-  proc_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-force_umount() {
-  local m=$1 i
-  for ((i = 0; i < 4; i++)); do
-    [[ -n $(mount_fstype "$m") ]] || return 0
-    umount "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    sleep 0.2
-  done
-}
 stop_daemons() {
   local t
   for t in "${!DPID[@]}"; do
@@ -194,11 +163,6 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------
 # Tools: Debian packages; a missing peer is skipped with a note
 # ---------------------------------------------------------------------------
-APT_UPDATED=0
-apt_install() {
-  if ((!APT_UPDATED)); then apt-get update -qq >>"$OUT/apt.log" 2>&1 || true; APT_UPDATED=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1
-}
 need_cmd() { command -v "$1" >/dev/null || apt_install "$2" >/dev/null 2>&1 || true; command -v "$1" >/dev/null; }
 
 need_cmd fio fio || die "fio missing and could not be installed (see $OUT/apt.log)"

@@ -14,6 +14,8 @@
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
@@ -44,12 +46,6 @@ DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
 LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
 LIBFUSE_HP=$LIBFUSE_DIR/example/passthrough_hp
 
-say()  { printf '%s\n' "$*"; }
-note() {
-  printf 'NOTE: %s\n' "$*"
-  if [[ -n $OUT && -d $OUT ]]; then printf 'NOTE: %s\n' "$*" >>"$OUT/notes.txt"; fi
-}
-die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat <<EOF
@@ -261,7 +257,6 @@ fi
 # Setup
 # ---------------------------------------------------------------------------
 ((EUID == 0)) || die "must run as root (mounts, /sys/module/fuse, kernel passthrough)"
-contains() { local x=$1; shift; local y; for y; do [[ $x == "$y" ]] && return 0; done; return 1; }
 remove_target() {
   local -a keep=(); local t
   for t in "${TARGETS[@]}"; do contains "$t" "$@" || keep+=("$t"); done
@@ -335,17 +330,6 @@ SRCDIRS=()
 FIO_PID=""
 CLEANED=0
 
-mount_fstype() { awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' /proc/self/mountinfo; }
-proc_alive() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; [[ ${st%% *} != Z ]]; }
-stop_pid() {
-  local pid=$1 i
-  proc_alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do proc_alive "$pid" || break; sleep 0.1; done
-  if proc_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
-  wait "$pid" 2>/dev/null || true
-}
-force_umount() { [[ -n $(mount_fstype "$1") ]] || return 0; umount "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true; }
 cleanup() {
   local rc=$? t d
   ((CLEANED)) && return 0

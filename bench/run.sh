@@ -11,6 +11,8 @@
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
@@ -54,13 +56,6 @@ DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
 # make one); the libfuse-* targets are skipped when passthrough_hp is not in it.
 LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
 LIBFUSE_HP=$LIBFUSE_DIR/example/passthrough_hp
-
-say()  { printf '%s\n' "$*"; }
-note() {
-  printf 'NOTE: %s\n' "$*"
-  if [[ -n $OUT && -d $OUT ]]; then printf 'NOTE: %s\n' "$*" >>"$OUT/notes.txt"; fi
-}
-die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat <<EOF
@@ -585,7 +580,6 @@ fi
 # ---------------------------------------------------------------------------
 ((EUID == 0)) || die "must run as root (losetup, mount, /sys/module/fuse)"
 
-contains() { local x=$1; shift; local y; for y; do [[ $x == "$y" ]] && return 0; done; return 1; }
 remove_target() {   # remove_target NAME...: drop exact matches from TARGETS
   local -a keep=()
   local t
@@ -639,19 +633,6 @@ say "furing bench: output in $OUT"
 T_START=$(date +%s)
 
 # --- dependencies ------------------------------------------------------------
-APT_UPDATED=0
-apt_install() {
-  say "installing Debian packages: $*"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "$@" >"$OUT/apt.log" 2>&1; then
-    if ((!APT_UPDATED)); then
-      APT_UPDATED=1
-      apt-get update >>"$OUT/apt.log" 2>&1 || true
-      apt-get install -y --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1 && return 0
-    fi
-    return 1
-  fi
-}
 need_cmd() {   # need_cmd CMD PACKAGE -> 0 if the command is (now) available
   command -v "$1" >/dev/null 2>&1 && return 0
   command -v apt-get >/dev/null 2>&1 || return 1
@@ -770,34 +751,6 @@ SAMPLER_PID=""
 FIO_PID=""
 CLEANED=0
 
-mount_fstype() {   # print the fstype mounted at $1 (empty if none)
-  awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' /proc/self/mountinfo
-}
-proc_alive() {     # running and not a zombie
-  local st
-  [[ -r /proc/$1/stat ]] || return 1
-  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  st=${st##*) }
-  [[ ${st%% *} != Z ]]
-}
-stop_pid() {       # SIGTERM, wait up to 10 s, then SIGKILL; reap
-  local pid=$1 i
-  proc_alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do proc_alive "$pid" || break; sleep 0.1; done
-  if proc_alive "$pid"; then
-    say "WARNING: pid $pid ignored SIGTERM for 10 s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.2
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-force_umount() {
-  local m=$1
-  [[ -n $(mount_fstype "$m") ]] || return 0
-  say "WARNING: $m still mounted, unmounting"
-  umount "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?

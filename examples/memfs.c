@@ -544,7 +544,9 @@ static void memfs_link(struct furing_req *req, uint64_t ino, uint64_t newparent,
 	reply_entry_or_err(req, err, &e);
 }
 
-static void memfs_unlink(struct furing_req *req, uint64_t parent, const char *name)
+/* unlink and rmdir: the name goes; the node stays while the kernel or an
+ * open file still holds it. */
+static void remove_name(struct furing_req *req, uint64_t parent, const char *name, bool want_dir)
 {
 	struct memfs *fs = fs_of(req);
 	struct node *dir;
@@ -554,39 +556,31 @@ static void memfs_unlink(struct furing_req *req, uint64_t parent, const char *na
 	struct dentry **slot = err ? NULL : dir_slot(dir, name);
 	if (!err && !*slot)
 		err = ENOENT;
-	else if (!err && S_ISDIR((*slot)->node->st.st_mode))
+	else if (!err && !want_dir && S_ISDIR((*slot)->node->st.st_mode))
 		err = EISDIR;
+	else if (!err && want_dir && !S_ISDIR((*slot)->node->st.st_mode))
+		err = ENOTDIR;
+	else if (!err && want_dir && (*slot)->node->entries)
+		err = ENOTEMPTY;
 	if (!err) {
 		struct node *n = (*slot)->node;
 		dir_unlink(dir, slot);
-		node_put(fs, n); /* stays while the kernel or an open file holds it */
+		if (want_dir)
+			n->st.st_nlink = 0; /* its "." goes with its name */
+		node_put(fs, n);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	furing_reply_err(req, err);
 }
 
+static void memfs_unlink(struct furing_req *req, uint64_t parent, const char *name)
+{
+	remove_name(req, parent, name, false);
+}
+
 static void memfs_rmdir(struct furing_req *req, uint64_t parent, const char *name)
 {
-	struct memfs *fs = fs_of(req);
-	struct node *dir;
-
-	pthread_mutex_lock(&fs->lock);
-	int err = dir_get(fs, parent, name, &dir);
-	struct dentry **slot = err ? NULL : dir_slot(dir, name);
-	if (!err && !*slot)
-		err = ENOENT;
-	else if (!err && !S_ISDIR((*slot)->node->st.st_mode))
-		err = ENOTDIR;
-	else if (!err && (*slot)->node->entries)
-		err = ENOTEMPTY;
-	if (!err) {
-		struct node *n = (*slot)->node;
-		dir_unlink(dir, slot);
-		n->st.st_nlink = 0; /* its "." goes with its name */
-		node_put(fs, n);
-	}
-	pthread_mutex_unlock(&fs->lock);
-	furing_reply_err(req, err);
+	remove_name(req, parent, name, true);
 }
 
 /* RENAME_EXCHANGE: each name now names the other node. */

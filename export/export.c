@@ -299,18 +299,9 @@ static void export_setattr(struct furing_req *req, uint64_t ino, const struct fu
 
 	if (a->valid & FURING_SET_SIZE)
 		err = resize(e, a->size);
-	if (!err && (a->valid & (FURING_SET_ATIME | FURING_SET_MTIME | FURING_SET_ATIME_NOW | FURING_SET_MTIME_NOW))) {
-		struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
-		if (a->valid & FURING_SET_ATIME_NOW)
-			ts[0].tv_nsec = UTIME_NOW;
-		else if (a->valid & FURING_SET_ATIME)
-			ts[0] = a->atime;
-		if (a->valid & FURING_SET_MTIME_NOW)
-			ts[1].tv_nsec = UTIME_NOW;
-		else if (a->valid & FURING_SET_MTIME)
-			ts[1] = a->mtime;
+	struct timespec ts[2];
+	if (!err && furing_setattr_times(a, ts))
 		err = e->be->ops->set_times(e->be, ts);
-	}
 	if (!err && (a->valid & (FURING_SET_MODE | FURING_SET_UID | FURING_SET_GID))) {
 		/* Ownership and mode belong to the exported file, not the image:
 		 * kept in memory, as QEMU's export does. The kernel has already

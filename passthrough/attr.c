@@ -92,21 +92,6 @@ void pt_statx(struct furing_req *req, uint64_t ino, int flags, uint32_t mask, co
 /* ---- SETATTR: mode, owner, size, times, in that order; then the new
  * attributes. The kernel has checked the caller may (default_permissions). */
 
-static int set_times(struct pt_inode *in, const struct furing_setattr *a)
-{
-	struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
-
-	if (a->valid & FURING_SET_ATIME_NOW)
-		ts[0].tv_nsec = UTIME_NOW;
-	else if (a->valid & FURING_SET_ATIME)
-		ts[0] = a->atime;
-	if (a->valid & FURING_SET_MTIME_NOW)
-		ts[1].tv_nsec = UTIME_NOW;
-	else if (a->valid & FURING_SET_MTIME)
-		ts[1] = a->mtime;
-	return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? -errno : 0;
-}
-
 static void setattr_finish(struct furing_req *req, int res)
 {
 	struct attr_state *st = PT_SCRATCH(req, struct attr_state);
@@ -116,8 +101,9 @@ static void setattr_finish(struct furing_req *req, int res)
 	 * chown clears the bits itself). */
 	if (res >= 0 && (a->valid & FURING_SET_KILL_SUIDGID) && (a->valid & FURING_SET_SIZE))
 		res = pt_kill_suidgid(st->in->fd);
-	if (res >= 0 && (a->valid & (FURING_SET_ATIME | FURING_SET_MTIME | FURING_SET_ATIME_NOW | FURING_SET_MTIME_NOW)))
-		res = set_times(st->in, a);
+	struct timespec ts[2];
+	if (res >= 0 && furing_setattr_times(a, ts) && utimensat(st->in->fd, "", ts, AT_EMPTY_PATH) < 0)
+		res = -errno;
 	if (res < 0) {
 		pt_put(pt_fs_of(req), st->in);
 		furing_reply_err(req, -res);

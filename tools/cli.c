@@ -62,7 +62,23 @@ uint32_t parse_bytes(const char *opt, const char *v)
 	return (uint32_t)(n << shift);
 }
 
-int write_pidfile(const char *path)
+int parse_choice(const char *opt, const char *v, const char *const names[])
+{
+	char list[256] = "";
+	size_t n = 0;
+
+	for (int i = 0; names[i]; i++) {
+		if (!strcmp(v, names[i]))
+			return i;
+		n += (size_t)snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0, "%s%s",
+				      i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+		if (n >= sizeof(list))
+			n = sizeof(list) - 1;
+	}
+	die(EXIT_USAGE, "%s must be %s, not '%s'", opt, list, v);
+}
+
+static int write_pidfile(const char *path)
 {
 	/* The mode is explicit: passthrough runs with umask 0. */
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -79,7 +95,7 @@ int write_pidfile(const char *path)
 
 /* Forks; the parent waits until the child reports the mount serving (one
  * byte on the pipe) and exits 0, or exits 1 if the child fails first. */
-int daemonize_start(void)
+static int daemonize_start(void)
 {
 	int p[2];
 
@@ -102,7 +118,7 @@ int daemonize_start(void)
 	return p[1];
 }
 
-void daemonize_ready(int fd)
+static void daemonize_ready(int fd)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
@@ -121,7 +137,7 @@ void daemonize_ready(int fd)
 
 /* The library names its own settings; on the command line they are
  * options. */
-void print_start_error(const struct furing_config *cfg, const char *err)
+static void print_start_error(const struct furing_config *cfg, const char *err)
 {
 	static const char lib_on[] = "io_uring = FURING_IO_URING_ON: ";
 
@@ -129,4 +145,142 @@ void print_start_error(const struct furing_config *cfg, const char *err)
 		fprintf(stderr, "furing: --io-uring=on: %s\n", err + sizeof(lib_on) - 1);
 	else
 		fprintf(stderr, "furing: %s\n", err);
+}
+
+void cli_session_init(struct cli_session *cs, const char *command)
+{
+	memset(cs, 0, sizeof(*cs));
+	cs->command = command;
+	cs->ready_fd = -1;
+	/* Our own messages for getopt's complaints, and a fresh scan. */
+	opterr = 0;
+	optind = 1;
+	/* valgrind does not see a waiting io_uring_enter as blocking: the
+	 * valgrind test asks the loop to wait in poll(2) instead. */
+	const char *wait = getenv("FURING_LOOP_WAIT");
+	cs->cfg.wait_with_poll = wait && !strcmp(wait, "poll");
+}
+
+void cli_shared_option(struct cli_session *cs, int o, char **argv)
+{
+	static const char *const io_uring_modes[] = {"auto", "on", "off", NULL};
+	static const enum furing_io_uring_mode io_uring_values[] = {FURING_IO_URING_AUTO, FURING_IO_URING_ON,
+								    FURING_IO_URING_OFF};
+	struct furing_config *cfg = &cs->cfg;
+
+	switch (o) {
+	case CLI_OPT_ALLOW_OTHER:
+		cfg->allow_other = true;
+		break;
+	case CLI_OPT_IO_URING:
+		cfg->io_uring = io_uring_values[parse_choice("--io-uring", optarg, io_uring_modes)];
+		break;
+	case CLI_OPT_THREADS:
+		cfg->threads = (unsigned int)parse_count("--threads", optarg, 1, 1024);
+		break;
+	case CLI_OPT_QUEUE_DEPTH:
+		cfg->queue_depth = (unsigned int)parse_count("--queue-depth", optarg, 1, 4096);
+		break;
+	case CLI_OPT_PAYLOAD_SIZE:
+		cfg->payload_size = parse_bytes("--payload-size", optarg);
+		break;
+	case CLI_OPT_BUSY_POLL:
+		cfg->busy_poll_us = (uint32_t)parse_count("--busy-poll", optarg, 0, 1000000);
+		cfg->busy_poll_off = cfg->busy_poll_us == 0;
+		break;
+	case CLI_OPT_PIN:
+		cfg->pin = FURING_PIN_ON;
+		break;
+	case CLI_OPT_NO_PIN:
+		cfg->pin = FURING_PIN_OFF;
+		break;
+	case CLI_OPT_DAEMONIZE:
+		cs->daemonize = true;
+		break;
+	case CLI_OPT_PIDFILE:
+		cs->pidfile = optarg;
+		break;
+	case CLI_OPT_DEBUG:
+		cfg->debug = true;
+		break;
+	case 'V':
+		printf("furing %s\n", furing_version());
+		exit(0);
+	case ':':
+		die(EXIT_USAGE, "option %s needs a value (see furing %s --help)", argv[optind - 1], cs->command);
+	default:
+		die(EXIT_USAGE, "unknown option %s (see furing %s --help)", argv[optind - 1], cs->command);
+	}
+}
+
+void cli_daemonize(struct cli_session *cs)
+{
+	if (cs->daemonize)
+		cs->ready_fd = daemonize_start();
+}
+
+struct furing_session *cli_session_start(struct cli_session *cs, const struct furing_ops *ops, size_t ops_size,
+					 void *fs, const char *mountpoint, const char *init_error)
+{
+	char err[512];
+	struct furing_session *s = furing_session_new(ops, ops_size, &cs->cfg, sizeof(cs->cfg), fs, err, sizeof(err));
+
+	if (!s) {
+		fprintf(stderr, "furing: %s\n", err);
+		return NULL;
+	}
+	int ret = furing_session_handle_signals(s);
+	if (ret < 0) {
+		fprintf(stderr, "furing: cannot install signal handlers: %s\n", strerror(-ret));
+		furing_session_destroy(s);
+		return NULL;
+	}
+	if (furing_session_start(s, mountpoint, err, sizeof(err)) < 0) {
+		if (init_error && init_error[0])
+			fprintf(stderr, "furing: %s\n", init_error);
+		else
+			print_start_error(&cs->cfg, err);
+		furing_session_destroy(s);
+		return NULL;
+	}
+	if (cs->pidfile) {
+		if (write_pidfile(cs->pidfile) < 0) {
+			cli_session_abort(cs, s);
+			return NULL;
+		}
+		cs->pidfile_written = true;
+	}
+	return s;
+}
+
+static void remove_pidfile(struct cli_session *cs)
+{
+	if (cs->pidfile_written)
+		unlink(cs->pidfile);
+	cs->pidfile_written = false;
+}
+
+int cli_session_serve(struct cli_session *cs, struct furing_session *s)
+{
+	if (cs->ready_fd >= 0) {
+		daemonize_ready(cs->ready_fd);
+		cs->ready_fd = -1;
+	}
+	int code = furing_session_wait(s) < 0 ? EXIT_RUNTIME : 0;
+	char line[4096];
+	furing_session_stats_line(s, line, sizeof(line));
+	fprintf(stderr, "furing: summary %s\n", line);
+	furing_session_destroy(s);
+	/* After a failure the pidfile stays, to tell which process it was. */
+	if (code == 0)
+		remove_pidfile(cs);
+	return code;
+}
+
+void cli_session_abort(struct cli_session *cs, struct furing_session *s)
+{
+	furing_session_stop(s);
+	furing_session_wait(s);
+	furing_session_destroy(s);
+	remove_pidfile(cs);
 }

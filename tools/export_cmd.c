@@ -79,9 +79,7 @@ static const char export_help[] =
 
 struct cli {
 	struct export_opts ex;
-	struct furing_config cfg;
-	bool daemonize;
-	const char *pidfile;
+	struct cli_session session;
 	const char *image;
 	const char *mountpoint;
 };
@@ -89,22 +87,11 @@ struct cli {
 enum {
 	OPT_WRITABLE = 256,
 	OPT_GROWABLE,
-	OPT_ALLOW_OTHER,
 	OPT_BACKEND_DIRECT,
 	OPT_WRITETHROUGH,
 	OPT_CACHE,
 	OPT_KERNEL_PASSTHROUGH,
 	OPT_BACKEND_IO,
-	OPT_IO_URING,
-	OPT_THREADS,
-	OPT_QUEUE_DEPTH,
-	OPT_PAYLOAD_SIZE,
-	OPT_BUSY_POLL,
-	OPT_PIN,
-	OPT_NO_PIN,
-	OPT_DAEMONIZE,
-	OPT_PIDFILE,
-	OPT_DEBUG,
 	OPT_FORMAT,
 	OPT_TIMEOUT,
 };
@@ -132,33 +119,27 @@ static void parse_export(int argc, char **argv, struct cli *c)
 	static const struct option opts[] = {
 		{"writable", no_argument, NULL, OPT_WRITABLE},
 		{"growable", no_argument, NULL, OPT_GROWABLE},
-		{"allow-other", no_argument, NULL, OPT_ALLOW_OTHER},
 		{"backend-direct", no_argument, NULL, OPT_BACKEND_DIRECT},
 		{"writethrough", no_argument, NULL, OPT_WRITETHROUGH},
 		{"cache", required_argument, NULL, OPT_CACHE},
 		{"kernel-passthrough", required_argument, NULL, OPT_KERNEL_PASSTHROUGH},
 		{"backend-io", required_argument, NULL, OPT_BACKEND_IO},
-		{"io-uring", required_argument, NULL, OPT_IO_URING},
-		{"threads", required_argument, NULL, OPT_THREADS},
-		{"queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH},
-		{"payload-size", required_argument, NULL, OPT_PAYLOAD_SIZE},
-		{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
-		{"pin", no_argument, NULL, OPT_PIN},
-		{"no-pin", no_argument, NULL, OPT_NO_PIN},
-		{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
-		{"pidfile", required_argument, NULL, OPT_PIDFILE},
-		{"debug", no_argument, NULL, OPT_DEBUG},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		CLI_SHARED_OPTIONS,
 	};
+	/* Each choice list in the order of the enum it picks from. */
+	static const char *const kpt_modes[] = {"auto", "on", "off", NULL};
+	static const char *const cache_modes[] = {"none", "kernel", NULL};
+	static const char *const io_modes[] = {"auto", "ring", "inline", NULL};
+	_Static_assert(EXPORT_KPT_AUTO == 0 && EXPORT_KPT_ON == 1 && EXPORT_KPT_OFF == 2, "kpt_modes");
+	_Static_assert(EXPORT_CACHE_NONE == 0 && EXPORT_CACHE_KERNEL == 1, "cache_modes");
+	_Static_assert(EXPORT_IO_AUTO == 0 && EXPORT_IO_RING == 1 && EXPORT_IO_INLINE == 2, "io_modes");
+	struct furing_config *cfg = &c->session.cfg;
 	int o;
 
+	cli_session_init(&c->session, "export");
 	c->ex.nbd_timeout_s = EXPORT_NBD_TIMEOUT_DEFAULT;
-	opterr = 0;
-	optind = 1;
 	while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_WRITABLE:
@@ -167,9 +148,6 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		case OPT_GROWABLE:
 			c->ex.growable = true;
 			break;
-		case OPT_ALLOW_OTHER:
-			c->cfg.allow_other = true;
-			break;
 		case OPT_BACKEND_DIRECT:
 			c->ex.backend_direct = true;
 			break;
@@ -177,70 +155,13 @@ static void parse_export(int argc, char **argv, struct cli *c)
 			c->ex.writethrough = true;
 			break;
 		case OPT_KERNEL_PASSTHROUGH:
-			if (!strcmp(optarg, "auto"))
-				c->ex.kernel_passthrough = EXPORT_KPT_AUTO;
-			else if (!strcmp(optarg, "on"))
-				c->ex.kernel_passthrough = EXPORT_KPT_ON;
-			else if (!strcmp(optarg, "off"))
-				c->ex.kernel_passthrough = EXPORT_KPT_OFF;
-			else
-				die(EXIT_USAGE, "--kernel-passthrough must be auto, on or off, not '%s'", optarg);
+			c->ex.kernel_passthrough = parse_choice("--kernel-passthrough", optarg, kpt_modes);
 			break;
 		case OPT_CACHE:
-			if (!strcmp(optarg, "none"))
-				c->ex.cache = EXPORT_CACHE_NONE;
-			else if (!strcmp(optarg, "kernel"))
-				c->ex.cache = EXPORT_CACHE_KERNEL;
-			else
-				die(EXIT_USAGE, "--cache must be none or kernel, not '%s'", optarg);
+			c->ex.cache = parse_choice("--cache", optarg, cache_modes);
 			break;
 		case OPT_BACKEND_IO:
-			if (!strcmp(optarg, "auto"))
-				c->ex.backend_io = EXPORT_IO_AUTO;
-			else if (!strcmp(optarg, "ring"))
-				c->ex.backend_io = EXPORT_IO_RING;
-			else if (!strcmp(optarg, "inline"))
-				c->ex.backend_io = EXPORT_IO_INLINE;
-			else
-				die(EXIT_USAGE, "--backend-io must be auto, ring or inline, not '%s'", optarg);
-			break;
-		case OPT_IO_URING:
-			if (!strcmp(optarg, "auto"))
-				c->cfg.io_uring = FURING_IO_URING_AUTO;
-			else if (!strcmp(optarg, "on"))
-				c->cfg.io_uring = FURING_IO_URING_ON;
-			else if (!strcmp(optarg, "off"))
-				c->cfg.io_uring = FURING_IO_URING_OFF;
-			else
-				die(EXIT_USAGE, "--io-uring must be auto, on or off, not '%s'", optarg);
-			break;
-		case OPT_THREADS:
-			c->cfg.threads = (unsigned int)parse_count("--threads", optarg, 1, 1024);
-			break;
-		case OPT_QUEUE_DEPTH:
-			c->cfg.queue_depth = (unsigned int)parse_count("--queue-depth", optarg, 1, 4096);
-			break;
-		case OPT_PAYLOAD_SIZE:
-			c->cfg.payload_size = parse_bytes("--payload-size", optarg);
-			break;
-		case OPT_BUSY_POLL:
-			c->cfg.busy_poll_us = (uint32_t)parse_count("--busy-poll", optarg, 0, 1000000);
-			c->cfg.busy_poll_off = c->cfg.busy_poll_us == 0;
-			break;
-		case OPT_PIN:
-			c->cfg.pin = FURING_PIN_ON;
-			break;
-		case OPT_NO_PIN:
-			c->cfg.pin = FURING_PIN_OFF;
-			break;
-		case OPT_DAEMONIZE:
-			c->daemonize = true;
-			break;
-		case OPT_PIDFILE:
-			c->pidfile = optarg;
-			break;
-		case OPT_DEBUG:
-			c->cfg.debug = true;
+			c->ex.backend_io = parse_choice("--backend-io", optarg, io_modes);
 			break;
 		case OPT_FORMAT:
 			if (!*optarg || optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789_-")])
@@ -253,13 +174,8 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		case 'h':
 			fputs(export_help, stdout);
 			exit(0);
-		case 'V':
-			printf("furing %s\n", furing_version());
-			exit(0);
-		case ':':
-			die(EXIT_USAGE, "option %s needs a value (see furing export --help)", argv[optind - 1]);
 		default:
-			die(EXIT_USAGE, "unknown option %s (see furing export --help)", argv[optind - 1]);
+			cli_shared_option(&c->session, o, argv);
 		}
 	}
 	if (argc - optind != 2)
@@ -272,13 +188,9 @@ static void parse_export(int argc, char **argv, struct cli *c)
 		die(EXIT_USAGE, "--writethrough needs --writable");
 	check_nbd_options(c);
 	c->ex.image = c->image;
-	c->cfg.read_only = !c->ex.writable;
+	cfg->read_only = !c->ex.writable;
 	/* The export's owner and mode are what the kernel checks against. */
-	c->cfg.default_permissions = true;
-	/* valgrind does not see a waiting io_uring_enter as blocking: the
-	 * valgrind test asks the loop to wait in poll(2) instead. */
-	const char *wait = getenv("FURING_LOOP_WAIT");
-	c->cfg.wait_with_poll = wait && !strcmp(wait, "poll");
+	cfg->default_permissions = true;
 }
 
 /* An existing regular file, or a new one we remove at exit. */
@@ -305,6 +217,7 @@ static bool prepare_mountpoint(const char *path)
 int cmd_export(int argc, char **argv)
 {
 	struct cli c;
+	struct furing_config *cfg = &c.session.cfg;
 	char err[512];
 
 	memset(&c, 0, sizeof(c));
@@ -312,9 +225,9 @@ int cmd_export(int argc, char **argv)
 
 	/* Before the export opens: a qemu-nbd it starts must be the serving
 	 * process's child, and its connections the serving process's. */
-	int ready_fd = c.daemonize ? daemonize_start() : -1;
+	cli_daemonize(&c.session);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	c.ex.workers = c.cfg.threads ? c.cfg.threads : cpus > 0 ? (unsigned int)cpus : 1;
+	c.ex.workers = cfg->threads ? cfg->threads : cpus > 0 ? (unsigned int)cpus : 1;
 	struct export *e = export_open(&c.ex, err, sizeof(err));
 	if (!e)
 		die(EXIT_RUNTIME, "%s", err);
@@ -326,50 +239,28 @@ int cmd_export(int argc, char **argv)
 	clear_dead_mount(c.mountpoint);
 	unsigned int max_workers = export_max_workers(e);
 	if (max_workers && c.ex.workers > max_workers) {
-		if (c.cfg.threads)
+		if (cfg->threads)
 			fprintf(stderr, "furing: note: %s allows %u connection%s: %u worker thread%s, not --threads %u\n",
 				c.image, max_workers, max_workers == 1 ? "" : "s", max_workers, max_workers == 1 ? "" : "s",
-				c.cfg.threads);
-		c.cfg.threads = max_workers;
+				cfg->threads);
+		cfg->threads = max_workers;
 	}
 	bool created = prepare_mountpoint(c.mountpoint);
 	char *mnt_abs = realpath(c.mountpoint, NULL);
-	c.cfg.root_mode = export_root_mode(e);
+	cfg->root_mode = export_root_mode(e);
 	/* The source shown in /proc/mounts; a comma would end the mount option. */
-	c.cfg.fsname = strpbrk(c.image, ", \t\n") ? "furing-nbd" : c.image;
+	cfg->fsname = strpbrk(c.image, ", \t\n") ? "furing-nbd" : c.image;
 
 	int code = EXIT_RUNTIME;
-	struct furing_session *s =
-		furing_session_new(&export_ops, sizeof(export_ops), &c.cfg, sizeof(c.cfg), e, err, sizeof(err));
-	if (!s) {
-		fprintf(stderr, "furing: %s\n", err);
+	struct furing_session *s = cli_session_start(&c.session, &export_ops, sizeof(export_ops), e, c.mountpoint, NULL);
+	if (!s)
 		goto out;
-	}
-	int ret = furing_session_handle_signals(s);
-	if (ret < 0) {
-		fprintf(stderr, "furing: cannot install signal handlers: %s\n", strerror(-ret));
-		furing_session_destroy(s);
-		goto out;
-	}
-	if (furing_session_start(s, c.mountpoint, err, sizeof(err)) < 0) {
-		print_start_error(&c.cfg, err);
-		furing_session_destroy(s);
-		goto out;
-	}
-	if (c.pidfile && write_pidfile(c.pidfile) < 0) {
-		furing_session_stop(s);
-		furing_session_wait(s);
-		furing_session_destroy(s);
-		goto out;
-	}
 	bool kpt = export_passthrough_active(e, s);
 	if (!kpt && !no_kpt) {
 		no_kpt = "the kernel did not offer FUSE passthrough (CONFIG_FUSE_PASSTHROUGH)";
 		if (c.ex.kernel_passthrough == EXPORT_KPT_ON) {
 			fprintf(stderr, "furing: --kernel-passthrough=on: %s\n", no_kpt);
-			furing_session_stop(s);
-			furing_session_wait(s);
-			furing_session_destroy(s);
+			cli_session_abort(&c.session, s);
 			goto out;
 		}
 	}
@@ -384,18 +275,8 @@ int cmd_export(int argc, char **argv)
 		(unsigned long long)export_size(e), c.ex.writable ? (c.ex.growable ? "writable, growable" : "writable")
 								  : "read-only",
 		how ? ", " : "", how ? how : "", reads, mnt_abs ? mnt_abs : c.mountpoint);
-	if (ready_fd >= 0) {
-		daemonize_ready(ready_fd);
-		ready_fd = -1;
-	}
-	code = furing_session_wait(s) < 0 ? EXIT_RUNTIME : 0;
-	char line[4096];
-	furing_session_stats_line(s, line, sizeof(line));
-	fprintf(stderr, "furing: summary %s\n", line);
-	furing_session_destroy(s);
+	code = cli_session_serve(&c.session, s);
 out:
-	if (c.pidfile && code == 0)
-		unlink(c.pidfile);
 	if (created && mnt_abs)
 		unlink(mnt_abs);
 	free(mnt_abs);

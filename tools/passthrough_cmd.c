@@ -89,9 +89,7 @@ static const char passthrough_help[] =
 
 struct cli {
 	struct pt_opts pt;
-	struct furing_config cfg;
-	bool daemonize;
-	const char *pidfile;
+	struct cli_session session;
 	const char *mountpoint;
 };
 
@@ -99,17 +97,6 @@ enum {
 	OPT_CACHE = 256,
 	OPT_KERNEL_PASSTHROUGH,
 	OPT_BACKEND_IO,
-	OPT_ALLOW_OTHER,
-	OPT_IO_URING,
-	OPT_THREADS,
-	OPT_QUEUE_DEPTH,
-	OPT_PAYLOAD_SIZE,
-	OPT_BUSY_POLL,
-	OPT_PIN,
-	OPT_NO_PIN,
-	OPT_DAEMONIZE,
-	OPT_PIDFILE,
-	OPT_DEBUG,
 };
 
 static void parse(int argc, char **argv, struct cli *c)
@@ -118,101 +105,32 @@ static void parse(int argc, char **argv, struct cli *c)
 		{"cache", required_argument, NULL, OPT_CACHE},
 		{"kernel-passthrough", no_argument, NULL, OPT_KERNEL_PASSTHROUGH},
 		{"backend-io", required_argument, NULL, OPT_BACKEND_IO},
-		{"allow-other", no_argument, NULL, OPT_ALLOW_OTHER},
-		{"io-uring", required_argument, NULL, OPT_IO_URING},
-		{"threads", required_argument, NULL, OPT_THREADS},
-		{"queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH},
-		{"payload-size", required_argument, NULL, OPT_PAYLOAD_SIZE},
-		{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
-		{"pin", no_argument, NULL, OPT_PIN},
-		{"no-pin", no_argument, NULL, OPT_NO_PIN},
-		{"daemonize", no_argument, NULL, OPT_DAEMONIZE},
-		{"pidfile", required_argument, NULL, OPT_PIDFILE},
-		{"debug", no_argument, NULL, OPT_DEBUG},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		CLI_SHARED_OPTIONS,
 	};
+	static const char *const cache_modes[] = {"none", "auto", "always", NULL};
+	static const enum pt_cache cache_values[] = {PT_CACHE_NONE, PT_CACHE_AUTO, PT_CACHE_ALWAYS};
+	/* In the order of enum pt_io. */
+	static const char *const io_modes[] = {"auto", "ring", "inline", NULL};
+	_Static_assert(PT_IO_AUTO == 0 && PT_IO_RING == 1 && PT_IO_INLINE == 2, "io_modes");
 	int o;
 
-	opterr = 0;
-	optind = 1;
+	cli_session_init(&c->session, "passthrough");
 	while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_CACHE:
-			if (!strcmp(optarg, "none"))
-				c->pt.cache = PT_CACHE_NONE;
-			else if (!strcmp(optarg, "auto"))
-				c->pt.cache = PT_CACHE_AUTO;
-			else if (!strcmp(optarg, "always"))
-				c->pt.cache = PT_CACHE_ALWAYS;
-			else
-				die(EXIT_USAGE, "--cache must be none, auto or always, not '%s'", optarg);
+			c->pt.cache = cache_values[parse_choice("--cache", optarg, cache_modes)];
 			break;
 		case OPT_KERNEL_PASSTHROUGH:
 			c->pt.kernel_passthrough = true;
 			break;
 		case OPT_BACKEND_IO:
-			if (!strcmp(optarg, "auto"))
-				c->pt.backend_io = PT_IO_AUTO;
-			else if (!strcmp(optarg, "ring"))
-				c->pt.backend_io = PT_IO_RING;
-			else if (!strcmp(optarg, "inline"))
-				c->pt.backend_io = PT_IO_INLINE;
-			else
-				die(EXIT_USAGE, "--backend-io must be auto, ring or inline, not '%s'", optarg);
-			break;
-		case OPT_ALLOW_OTHER:
-			c->cfg.allow_other = true;
-			break;
-		case OPT_IO_URING:
-			if (!strcmp(optarg, "auto"))
-				c->cfg.io_uring = FURING_IO_URING_AUTO;
-			else if (!strcmp(optarg, "on"))
-				c->cfg.io_uring = FURING_IO_URING_ON;
-			else if (!strcmp(optarg, "off"))
-				c->cfg.io_uring = FURING_IO_URING_OFF;
-			else
-				die(EXIT_USAGE, "--io-uring must be auto, on or off, not '%s'", optarg);
-			break;
-		case OPT_THREADS:
-			c->cfg.threads = (unsigned int)parse_count("--threads", optarg, 1, 1024);
-			break;
-		case OPT_QUEUE_DEPTH:
-			c->cfg.queue_depth = (unsigned int)parse_count("--queue-depth", optarg, 1, 4096);
-			break;
-		case OPT_PAYLOAD_SIZE:
-			c->cfg.payload_size = parse_bytes("--payload-size", optarg);
-			break;
-		case OPT_BUSY_POLL:
-			c->cfg.busy_poll_us = (uint32_t)parse_count("--busy-poll", optarg, 0, 1000000);
-			c->cfg.busy_poll_off = c->cfg.busy_poll_us == 0;
-			break;
-		case OPT_PIN:
-			c->cfg.pin = FURING_PIN_ON;
-			break;
-		case OPT_NO_PIN:
-			c->cfg.pin = FURING_PIN_OFF;
-			break;
-		case OPT_DAEMONIZE:
-			c->daemonize = true;
-			break;
-		case OPT_PIDFILE:
-			c->pidfile = optarg;
-			break;
-		case OPT_DEBUG:
-			c->cfg.debug = true;
+			c->pt.backend_io = parse_choice("--backend-io", optarg, io_modes);
 			break;
 		case 'h':
 			printf(passthrough_help, pt_inline_calls);
 			exit(0);
-		case 'V':
-			printf("furing %s\n", furing_version());
-			exit(0);
-		case ':':
-			die(EXIT_USAGE, "option %s needs a value (see furing passthrough --help)", argv[optind - 1]);
 		default:
-			die(EXIT_USAGE, "unknown option %s (see furing passthrough --help)", argv[optind - 1]);
+			cli_shared_option(&c->session, o, argv);
 		}
 	}
 	if (argc - optind != 2)
@@ -221,9 +139,7 @@ static void parse(int argc, char **argv, struct cli *c)
 	c->mountpoint = argv[optind + 1];
 	/* The kernel checks permissions from the attributes, which are
 	 * SOURCE's (see ident.c for why this and not a check per call). */
-	c->cfg.default_permissions = true;
-	const char *wait = getenv("FURING_LOOP_WAIT");
-	c->cfg.wait_with_poll = wait && !strcmp(wait, "poll");
+	c->session.cfg.default_permissions = true;
 }
 
 /* An existing directory, not below SOURCE: a mount inside the tree it
@@ -267,52 +183,21 @@ int cmd_passthrough(int argc, char **argv)
 	if (!fs)
 		die(EXIT_RUNTIME, "%s", err);
 	char *mnt_abs = check_mountpoint(c.mountpoint, fs->source);
-	c.cfg.root_mode = pt_root_mode(fs);
-	c.cfg.fsname = fs->source;
+	c.session.cfg.root_mode = pt_root_mode(fs);
+	c.session.cfg.fsname = fs->source;
 
-	int ready_fd = c.daemonize ? daemonize_start() : -1;
+	cli_daemonize(&c.session);
 	int code = EXIT_RUNTIME;
-	struct furing_session *s = furing_session_new(&pt_ops, sizeof(pt_ops), &c.cfg, sizeof(c.cfg), fs, err, sizeof(err));
-	if (!s) {
-		fprintf(stderr, "furing: %s\n", err);
-		goto out;
+	struct furing_session *s =
+		cli_session_start(&c.session, &pt_ops, sizeof(pt_ops), fs, c.mountpoint, fs->init_error);
+	if (s) {
+		const struct furing_conn *conn = furing_session_conn(s);
+		fprintf(stderr, "furing: serving %s at %s (cache=%s%s%s, %s)\n", fs->source, mnt_abs,
+			cache_name(c.pt.cache), fs->writeback ? ", writeback" : "",
+			fs->passthrough ? ", kernel passthrough" : "",
+			conn->over_io_uring ? "FUSE-over-io_uring" : "/dev/fuse");
+		code = cli_session_serve(&c.session, s);
 	}
-	int ret = furing_session_handle_signals(s);
-	if (ret < 0) {
-		fprintf(stderr, "furing: cannot install signal handlers: %s\n", strerror(-ret));
-		furing_session_destroy(s);
-		goto out;
-	}
-	if (furing_session_start(s, c.mountpoint, err, sizeof(err)) < 0) {
-		if (fs->init_error[0])
-			fprintf(stderr, "furing: %s\n", fs->init_error);
-		else
-			print_start_error(&c.cfg, err);
-		furing_session_destroy(s);
-		goto out;
-	}
-	if (c.pidfile && write_pidfile(c.pidfile) < 0) {
-		furing_session_stop(s);
-		furing_session_wait(s);
-		furing_session_destroy(s);
-		goto out;
-	}
-	const struct furing_conn *conn = furing_session_conn(s);
-	fprintf(stderr, "furing: serving %s at %s (cache=%s%s%s, %s)\n", fs->source, mnt_abs, cache_name(c.pt.cache),
-		fs->writeback ? ", writeback" : "", fs->passthrough ? ", kernel passthrough" : "",
-		conn->over_io_uring ? "FUSE-over-io_uring" : "/dev/fuse");
-	if (ready_fd >= 0) {
-		daemonize_ready(ready_fd);
-		ready_fd = -1;
-	}
-	code = furing_session_wait(s) < 0 ? EXIT_RUNTIME : 0;
-	char line[4096];
-	furing_session_stats_line(s, line, sizeof(line));
-	fprintf(stderr, "furing: summary %s\n", line);
-	furing_session_destroy(s);
-out:
-	if (c.pidfile && code == 0)
-		unlink(c.pidfile);
 	free(mnt_abs);
 	pt_close(fs);
 	return code;

@@ -125,6 +125,12 @@ struct furing_setattr {
 	struct timespec atime, mtime, ctime;
 };
 
+/* The times a SETATTR sets, as utimensat(2) and futimens(2) take them:
+ * fills @ts[0] (access) and @ts[1] (modification) with the new time,
+ * UTIME_NOW for FURING_SET_*TIME_NOW, or UTIME_OMIT for a time that stays.
+ * Returns false, with both UTIME_OMIT, when @a changes neither time. */
+bool furing_setattr_times(const struct furing_setattr *a, struct timespec ts[2]);
+
 /* BATCH_FORGET entries (layout of the kernel's fuse_forget_one). */
 struct furing_forget {
 	uint64_t ino;

@@ -379,23 +379,35 @@ class Furing:
         return problems
 
 
-def _servers(request, workdir):
-    """Yields launch(argv, mountpoint, transport, ...) -> Furing, which
-    starts a server and waits for its mount; owns the watchdog and the
-    teardown of everything it started."""
-    instances = []
+IO_URING_SYSCTL = "/proc/sys/kernel/io_uring_disabled"
 
-    def launch(argv, mountpoint, transport, image=None, wait=True, env=None, **kw):
-        inst = Furing(argv, image, mountpoint, workdir, transport, env, len(instances), **kw)
-        instances.append(inst)
-        inst.start()
-        if wait:
-            inst.wait_ready()
-        return inst
 
-    # Watchdog: a hung FUSE request is not interruptible by pytest-timeout's
-    # SIGALRM, so shortly before the test's timeout we kill the servers,
-    # which aborts the connection and unblocks the test.
+@pytest.fixture
+def io_uring_sysctl_off():
+    """kernel.io_uring_disabled=2 (nobody may use io_uring) for one test."""
+    if os.geteuid() != 0 or not os.path.exists(IO_URING_SYSCTL):
+        pytest.skip("needs root and kernel.io_uring_disabled")
+    with open(IO_URING_SYSCTL) as f:
+        old = f.read().strip()
+    with open(IO_URING_SYSCTL, "w") as f:
+        f.write("2")
+    try:
+        yield
+    finally:
+        with open(IO_URING_SYSCTL, "w") as f:
+            f.write(old)
+
+
+def supervise(request, instances, factory):
+    """Yields `factory` (which starts servers and appends them to
+    `instances`) with a watchdog and a teardown around the test: a
+    generator fixture does `yield from supervise(...)`.
+
+    Watchdog: a hung FUSE request is not interruptible by pytest-timeout's
+    SIGALRM, so shortly before the test's timeout the servers are killed,
+    which aborts the connection and unblocks the test. Teardown: every
+    server stopped and its mount gone; a server that needed SIGKILL, exited
+    non-zero or left its mount fails the test."""
     limit = _test_timeout(request)
 
     def watchdog():
@@ -411,7 +423,7 @@ def _servers(request, workdir):
     timer.daemon = True
     timer.start()
 
-    yield launch
+    yield factory
 
     timer.cancel()
     problems = []
@@ -425,6 +437,23 @@ def _servers(request, workdir):
         pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
     elif problems:
         print("teardown problems: " + "; ".join(problems))
+
+
+def _servers(request, workdir):
+    """Yields launch(argv, mountpoint, transport, ...) -> Furing, which
+    starts a server and waits for its mount; owns the watchdog and the
+    teardown of everything it started."""
+    instances = []
+
+    def launch(argv, mountpoint, transport, image=None, wait=True, env=None, **kw):
+        inst = Furing(argv, image, mountpoint, workdir, transport, env, len(instances), **kw)
+        instances.append(inst)
+        inst.start()
+        if wait:
+            inst.wait_ready()
+        return inst
+
+    yield from supervise(request, instances, launch)
 
 
 def _transport_argv(transport, transport_args):

@@ -19,12 +19,11 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 
 import pytest
 
 import conftest
-from conftest import Furing, _test_failed, _test_timeout
+from conftest import Furing
 from furing_helpers import TRANSPORT_ARGS
 
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
@@ -82,36 +81,7 @@ def _factory(request, furing_bin, workdir, transport):
             inst.wait_ready()
         return inst
 
-    # A hung request blocks the test inside the kernel, out of reach of
-    # pytest-timeout: kill the servers shortly before the test's timeout.
-    limit = _test_timeout(request)
-
-    def watchdog():
-        for inst in list(instances):
-            if inst.proc is not None and inst.proc.poll() is None:
-                inst.watchdog_fired = True
-                inst.proc.kill()
-                request.node._furing_hung = (
-                    f"HANG: after {limit * 0.8:.0f}s the test was still blocked; the server "
-                    f"{' '.join(inst.argv)} was SIGKILLed. Its stderr:\n{inst.stderr_text()[-2000:]}")
-    timer = threading.Timer(limit * 0.8, watchdog)
-    timer.daemon = True
-    timer.start()
-
-    yield start
-
-    timer.cancel()
-    problems = []
-    for inst in instances:
-        problems += [f"{os.path.basename(inst.mountpoint)}: {p}" for p in inst.cleanup()]
-    if _test_failed(request):
-        for inst in instances:
-            print(f"---- stderr of {' '.join(inst.argv)} (last 4000 chars) ----")
-            print(inst.stderr_text()[-4000:])
-    if problems and not _test_failed(request):
-        pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
-    elif problems:
-        print("teardown problems: " + "; ".join(problems))
+    yield from conftest.supervise(request, instances, start)
 
 
 def user_binary(furing_bin, workdir):

@@ -194,25 +194,6 @@ def test_io_uring_auto_uses_ring_when_available(furing_plain, image, uring_state
     assert r.summary["ring"] > 0, f"auto did not use the ring although it is enabled: {r.summary}"
 
 
-IO_URING_SYSCTL = "/proc/sys/kernel/io_uring_disabled"
-
-
-@pytest.fixture
-def io_uring_sysctl_off():
-    """kernel.io_uring_disabled=2 (nobody may use io_uring) for one test."""
-    if os.geteuid() != 0 or not os.path.exists(IO_URING_SYSCTL):
-        pytest.skip("needs root and kernel.io_uring_disabled")
-    with open(IO_URING_SYSCTL) as f:
-        old = f.read().strip()
-    with open(IO_URING_SYSCTL, "w") as f:
-        f.write("2")
-    try:
-        yield
-    finally:
-        with open(IO_URING_SYSCTL, "w") as f:
-            f.write(old)
-
-
 def test_io_uring_on_refused_when_sysctl_disables_it(cli, paths, io_uring_sysctl_off):
     img, mp = paths
     r = cli(["export", "--io-uring=on", img, mp], mountpoint=mp)

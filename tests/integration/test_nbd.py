@@ -22,7 +22,6 @@ from furing_helpers import (
     wait_for,
 )
 from nbd_servers import Servers, qemu_img, qemu_io, uri_of
-from test_errors import io_uring_sysctl_off  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(40)
 

@@ -245,23 +245,6 @@ def test_unprivileged_daemon(passthrough, workdir, furing_bin, dev_fuse_for_user
 
 # ---- without io_uring at all
 
-IO_URING_SYSCTL = "/proc/sys/kernel/io_uring_disabled"
-
-
-@pytest.fixture
-def io_uring_sysctl_off():
-    if not os.path.exists(IO_URING_SYSCTL):
-        pytest.skip("no kernel.io_uring_disabled")
-    old = open(IO_URING_SYSCTL).read().strip()
-    with open(IO_URING_SYSCTL, "w") as f:
-        f.write("2")
-    try:
-        yield
-    finally:
-        with open(IO_URING_SYSCTL, "w") as f:
-            f.write(old)
-
-
 def test_without_io_uring(passthrough_plain, io_uring_sysctl_off, workdir):
     """Every backend call inline on blocking workers; identity by switching
     the thread's fsuid/fsgid."""

@@ -1,5 +1,6 @@
 /* Unit tests of the answer encoders (lib/proto/encode.c) and of the public
- * directory-listing builder over a buffer (furing_dirbuf_*, lib/reply.c).
+ * directory-listing builder over a buffer (furing_dirbuf_*, lib/reply.c),
+ * and the SETATTR time helper (furing_setattr_times, lib/attr.c).
  *
  * Every builder test writes into a buffer pre-filled with a sentinel byte,
  * so that what an encoder must not touch (past the entry, or anything when
@@ -726,6 +727,43 @@ static void test_dirbuf(void **state)
 	assert_int_equal(d.used, 160);
 }
 
+/* ------------------------------------------------------------------------ */
+/* SETATTR times for utimensat                                               */
+
+static void test_setattr_times(void **state)
+{
+	(void)state;
+	struct furing_setattr a = {.valid = FURING_SET_MODE | FURING_SET_SIZE};
+	struct timespec ts[2] = {{1, 1}, {2, 2}};
+
+	/* neither time: both omitted, and false */
+	assert_false(furing_setattr_times(&a, ts));
+	assert_int_equal(ts[0].tv_nsec, UTIME_OMIT);
+	assert_int_equal(ts[1].tv_nsec, UTIME_OMIT);
+
+	/* touch -a -d: an explicit access time, modification time kept */
+	a.valid = FURING_SET_ATIME;
+	a.atime = (struct timespec){.tv_sec = 1000, .tv_nsec = 5};
+	a.mtime = (struct timespec){.tv_sec = 2000, .tv_nsec = 6};
+	assert_true(furing_setattr_times(&a, ts));
+	assert_int_equal(ts[0].tv_sec, 1000);
+	assert_int_equal(ts[0].tv_nsec, 5);
+	assert_int_equal(ts[1].tv_nsec, UTIME_OMIT);
+
+	/* touch: both now; NOW wins over the explicit value sent along */
+	a.valid = FURING_SET_ATIME | FURING_SET_ATIME_NOW | FURING_SET_MTIME | FURING_SET_MTIME_NOW;
+	assert_true(furing_setattr_times(&a, ts));
+	assert_int_equal(ts[0].tv_nsec, UTIME_NOW);
+	assert_int_equal(ts[1].tv_nsec, UTIME_NOW);
+
+	/* only the modification time, explicit */
+	a.valid = FURING_SET_MTIME;
+	assert_true(furing_setattr_times(&a, ts));
+	assert_int_equal(ts[0].tv_nsec, UTIME_OMIT);
+	assert_int_equal(ts[1].tv_sec, 2000);
+	assert_int_equal(ts[1].tv_nsec, 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -744,6 +782,7 @@ int main(void)
 		cmocka_unit_test(test_direntplus_add),
 		cmocka_unit_test(test_dirbuf_types),
 		cmocka_unit_test(test_dirbuf),
+		cmocka_unit_test(test_setattr_times),
 	};
 	return cmocka_run_group_tests_name("encode", tests, NULL, NULL);
 }

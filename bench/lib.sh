@@ -1,0 +1,60 @@
+# bench/lib.sh - what the bench scripts share: messages, process and mount
+# clean-up, Debian packages. Sourced by run.sh, passthrough.sh and nbd.sh,
+# which set OUT (the results directory, may be empty before it exists).
+
+say()  { printf '%s\n' "$*"; }
+# A note goes to the terminal and to the run's notes.txt once OUT exists.
+note() {
+  printf 'NOTE: %s\n' "$*"
+  if [[ -n ${OUT:-} && -d $OUT ]]; then printf 'NOTE: %s\n' "$*" >>"$OUT/notes.txt"; fi
+}
+die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+contains() { local x=$1; shift; local y; for y; do [[ $x == "$y" ]] && return 0; done; return 1; }
+
+mount_fstype() {   # the fstype mounted at $1 (empty if none)
+  awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' /proc/self/mountinfo
+}
+
+proc_alive() {     # running and not a zombie
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [[ ${st%% *} != Z ]]
+}
+
+stop_pid() {       # SIGTERM, wait up to 10 s, then SIGKILL; reap
+  local pid=$1 i
+  [[ -n $pid ]] || return 0
+  proc_alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do proc_alive "$pid" || break; sleep 0.1; done
+  if proc_alive "$pid"; then
+    say "WARNING: pid $pid ignored SIGTERM for 10 s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# A mount a stopped daemon left behind: unmount it, lazily if it is busy
+# (a FUSE mount whose daemon died answers nothing but a detach).
+force_umount() {
+  local m=$1 i
+  for ((i = 0; i < 4; i++)); do
+    [[ -n $(mount_fstype "$m") ]] || return 0
+    ((i)) || say "WARNING: $m still mounted, unmounting"
+    umount "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    sleep 0.2
+  done
+}
+
+APT_UPDATED=0
+apt_install() {    # Debian packages, with one `apt-get update` if the first try fails
+  say "installing Debian packages: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  if apt-get install -y --no-install-recommends "$@" >>"${OUT:-/tmp}/apt.log" 2>&1; then return 0; fi
+  ((!APT_UPDATED)) || return 1
+  APT_UPDATED=1
+  apt-get update >>"${OUT:-/tmp}/apt.log" 2>&1 || true
+  apt-get install -y --no-install-recommends "$@" >>"${OUT:-/tmp}/apt.log" 2>&1
+}
