@@ -5,19 +5,10 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* Tells the CPU (and a hypervisor watching it) that this is a spin. */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
 
 static uint64_t now_ns(void)
 {
@@ -111,7 +102,11 @@ static bool busy_poll(struct fu_loop *l)
 			__atomic_store_n(&l->spin_hits, l->spin_hits + 1, __ATOMIC_RELAXED);
 			return true;
 		}
-		cpu_relax();
+		/* Spin politely: on a CPU shared with the application (more
+		 * runnable threads than CPUs) a plain spin would take the time the
+		 * next request needs to be made; a yield gives it away and returns
+		 * at once when nobody else wants the CPU. */
+		sched_yield();
 		now = now_ns();
 	} while (now - start < budget);
 	return false;
