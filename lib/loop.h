@@ -23,6 +23,7 @@
 struct fu_loop {
 	struct io_uring ring;
 	unsigned int inflight; /* SQEs handed out whose CQE has not been dispatched */
+	unsigned int io_pending; /* of those, the filesystem's own I/O (furing_req_sqe): no busy polling then */
 	bool ready;
 	bool wait_in_poll; /* wait with poll(2) on the ring fd instead of io_uring_enter */
 	/* Busy polling before sleeping (fu_loop_set_busy_poll): the longest

@@ -285,6 +285,7 @@ static void io_complete(struct furing_event *ev, int res)
 	furing_io_done done = r->io_done;
 
 	r->io_done = NULL;
+	r->w->loop.io_pending--;
 	done(r, res);
 }
 
@@ -293,6 +294,7 @@ struct io_uring_sqe *furing_req_sqe(struct furing_req *r, furing_io_done done)
 	if (r->w->s->blocking)
 		return NULL;
 	r->io_done = done;
+	r->w->loop.io_pending++;
 	return fu_loop_sqe(&r->w->loop, &r->io_ev);
 }
 
