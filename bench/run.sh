@@ -299,6 +299,17 @@ tsv = ['\t'.join(['image', 'job', 'target', 'unit', 'value', 'ratio_direct', 'io
                   'peak_rss_kib', 'status'])]
 chart = {}
 
+def job_rows(image, ts, key, fmt):
+    """One row per job: fmt(result) per target, 'n/a' where not run, '-' where failed or without @key."""
+    rows = []
+    for j in jobs:
+        row = [j]
+        for t in ts:
+            r = res.get((image, j, t))
+            row.append('n/a' if r and r.get('na') else '-' if not r or r['fail'] or r.get(key) is None else fmt(r))
+        rows.append(row)
+    return rows
+
 for image in images_order:
     targets = [t for t in targets_order if any((image, j, t) in res for j in jobs_order)]
     jobs = [j for j in jobs_order if any((image, j, t) in res for t in targets)]
@@ -384,14 +395,7 @@ for image in images_order:
     dts = [t for t in targets if DAEMON(t)]
     if dts:
         hdr = ['job: daemon CPU us/IO'] + dts
-        rows = []
-        for j in jobs:
-            row = [j]
-            for t in dts:
-                r = res.get((image, j, t))
-                row.append('n/a' if r and r.get('na') else
-                           '-' if not r or r['fail'] or r.get('cpu_us_io') is None else '%.2f' % r['cpu_us_io'])
-            rows.append(row)
+        rows = job_rows(image, dts, 'cpu_us_io', lambda r: '%.2f' % r['cpu_us_io'])
         rows.append(['peak RSS (VmHWM) MiB'] + ['%.1f' % (rss[(image, t)] / 1024) if (image, t) in rss else '-' for t in dts])
         if any((image, t) in idle for t in dts):
             rows.append(['idle CPU us/s, all/io-wq (%s s)' % meta.get('idle_s', '?')] +
@@ -406,14 +410,7 @@ for image in images_order:
     wts = [t for t in dts if any(res.get((image, j, t), {}).get('iowq_n') for j in jobs)]
     if wts:
         hdr = ['job: io-wq us/IO (threads)'] + wts
-        rows = []
-        for j in jobs:
-            row = [j]
-            for t in wts:
-                r = res.get((image, j, t))
-                row.append('n/a' if r and r.get('na') else '-' if not r or r['fail'] or r.get('iowq_n') is None
-                           else '%.2f (%d)' % (r['iowq_us_io'], r['iowq_n']))
-            rows.append(row)
+        rows = job_rows(image, wts, 'iowq_n', lambda r: '%.2f (%d)' % (r['iowq_us_io'], r['iowq_n']))
         expl = ('io_uring io-wq workers of the daemon (iou-wrk-* threads): their CPU time per I/O (per MiB for 1M jobs; '
                 'part of the daemon CPU above) and how many there were at fio\'s exit')
         text.append(expl); text.append(table(hdr, rows)); text.append('')
