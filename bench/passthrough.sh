@@ -19,8 +19,8 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
-ALL_TARGETS=(direct furing-legacy furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-ring furing-kpt
-             libfuse-legacy libfuse-uring libfuse-passthrough)
+ALL_TARGETS=(direct furing-legacy furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-float furing-uring-ring
+             furing-kpt libfuse-legacy libfuse-uring libfuse-passthrough)
 ALL_SOURCES=(tmpfs disk)
 # name:kind:rw:bs:iodepth:numjobs   (kind fio: libaio, direct=1; kind meta: metabench)
 ALL_JOBS=(
@@ -175,6 +175,7 @@ PAIRS = [('furing-uring', 'libfuse-uring', 'uring/lf-uring'), ('furing-uring', '
          ('furing-legacy', 'libfuse-legacy', 'legacy/lf-legacy'), ('furing-uring', 'furing-uring-ring', 'uring/uring-ring'),
          ('furing-uring', 'furing-legacy', 'uring/legacy'), ('furing-uring', 'furing-uring-nopoll', 'uring/nopoll'),
          ('furing-uring-nopoll', 'libfuse-uring', 'nopoll/lf-uring'), ('furing-uring-pin', 'libfuse-uring', 'uring-pin/lf-uring'),
+         ('furing-uring-float', 'libfuse-uring', 'uring-float/lf-uring'),
          ('furing-uring-always', 'libfuse-uring', 'uring-always/lf-uring'), ('furing-kpt', 'direct', 'kpt/direct'),
          ('libfuse-passthrough', 'direct', 'lf-pt/direct'), ('furing-kpt', 'libfuse-passthrough', 'kpt/lf-pt')]
 text, mdl = [], ['# furing passthrough benchmark\n', '```\n' + '\n'.join('%s: %s' % kv for kv in meta.items()) + '\n```\n']
@@ -319,7 +320,7 @@ if [[ -w $ENABLE_URING_PARAM ]]; then
   echo Y >"$ENABLE_URING_PARAM"
 else
   note "$ENABLE_URING_PARAM not writable: io_uring targets skipped"
-  remove_target furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-ring furing-kpt libfuse-uring
+  remove_target furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-float furing-uring-ring furing-kpt libfuse-uring
 fi
 ((${#TARGETS[@]})) || die "no targets left"
 
@@ -361,6 +362,7 @@ daemon_cmd() {   # daemon_cmd TARGET SRC MNT
     furing-uring-nopoll) echo $f --io-uring=on --busy-poll=0 "$2" "$3" ;;
     furing-uring-always) echo $f --io-uring=on --cache=always "$2" "$3" ;;
     furing-uring-pin)    echo $f --io-uring=on --pin "$2" "$3" ;;
+    furing-uring-float)  echo $f --io-uring=on --pin=off "$2" "$3" ;;
     furing-uring-ring)   echo $f --io-uring=on --backend-io=ring "$2" "$3" ;;
     furing-kpt)          echo $f --io-uring=on --kernel-passthrough "$2" "$3" ;;
     libfuse-legacy)      echo $lf --nopassthrough "$2" "$3" ;;

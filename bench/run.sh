@@ -16,7 +16,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
-ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-nopoll furing-uring-pin furing-legacy-bd
+ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-nopoll furing-uring-pin furing-uring-float furing-legacy-bd
              furing-uring-bd furing-uring-kpt libfuse-legacy libfuse-uring libfuse-passthrough)
 # Also accepted by --targets, never run by default: furing-uring-bpN (furing-uring
 # with --busy-poll=N, for a sweep of the busy-poll limit in one interleaved run).
@@ -280,6 +280,7 @@ PAIRS = [('furing-uring', 'furing-legacy', 'uring/legacy'),
          ('furing-uring', 'loop', 'uring/loop'),
          ('furing-uring-pin', 'qemu', 'uring-pin/qemu'),
          ('furing-uring-pin', 'loop', 'uring-pin/loop'),
+         ('furing-uring', 'furing-uring-float', 'uring/float'),
          ('furing-uring-bd', 'furing-legacy-bd', 'uring-bd/legacy-bd'),
          ('furing-uring-bd', 'qemu', 'uring-bd/qemu'),
          ('furing-uring-bd', 'loop', 'uring-bd/loop'),
@@ -798,6 +799,7 @@ furing_args() {  # furing_args TARGET
     furing-legacy)    echo --io-uring=off --writable ;;
     furing-uring)     echo --io-uring=on --writable ;;
     furing-uring-pin) echo --io-uring=on --writable --pin ;;
+    furing-uring-float) echo --io-uring=on --writable --pin=off ;;
     furing-legacy-bd) echo --io-uring=off --writable --backend-direct ;;
     furing-uring-bd)  echo --io-uring=on --writable --backend-direct ;;
     furing-uring-nopoll) echo --io-uring=on --writable --busy-poll=0 ;;

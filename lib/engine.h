@@ -28,6 +28,7 @@
 
 #include "furing/furing.h"
 #include "loop.h"
+#include "placement.h"
 #include "proto/decode.h"
 #include "proto/init.h"
 #include "stats.h"
@@ -152,6 +153,8 @@ struct fu_worker {
 	pthread_mutex_t foreign_lock;
 	struct furing_req *foreign; /* answered on other threads, waiting to be recycled */
 	struct fu_stats stats;
+	bool served;              /* a request arrived during this loop turn */
+	struct fu_placement place;
 };
 
 /* The worker whose thread is running, or NULL on any other thread. */

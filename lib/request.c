@@ -222,6 +222,7 @@ void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err
 	uint32_t op = r->msg.opcode < FUSE_OPCODE_MAX ? r->msg.opcode : FUSE_OPCODE_MAX;
 
 	FU_STAT_ADD(r->w->stats.ops[r->kind][op], 1);
+	r->w->served = true;
 	atomic_store_explicit(&r->answered, false, memory_order_relaxed);
 	r->ans_err = 0;
 	r->ans_bytes = 0;

@@ -50,7 +50,7 @@ static void put_ops(struct line *l, const char *key, const uint64_t *ops)
 void fu_stats_line(struct fu_session *s, char *buf, size_t len)
 {
 	uint64_t ops[2][FUSE_OPCODE_MAX + 1];
-	uint64_t total[2] = {0, 0}, errors = 0, rd = 0, wr = 0, spins = 0, hits = 0;
+	uint64_t total[2] = {0, 0}, errors = 0, rd = 0, wr = 0, spins = 0, hits = 0, moves = 0;
 	struct line l = {buf, len, 0};
 
 	memset(ops, 0, sizeof(ops));
@@ -67,6 +67,7 @@ void fu_stats_line(struct fu_session *s, char *buf, size_t len)
 		errors += FU_STAT_GET(st->errors);
 		spins += FU_STAT_GET(s->workers[i].loop.spins);
 		hits += FU_STAT_GET(s->workers[i].loop.spin_hits);
+		moves += FU_STAT_GET(s->workers[i].place.changes);
 		rd += FU_STAT_GET(st->bytes_read);
 		wr += FU_STAT_GET(st->bytes_written);
 	}
@@ -82,7 +83,8 @@ void fu_stats_line(struct fu_session *s, char *buf, size_t len)
 					n += ring_queue_served(s->workers[i].queues[k]);
 		put(&l, " q%u=%llu", q, (unsigned long long)n);
 	}
-	put(&l, " busy_polls=%llu busy_poll_hits=%llu", (unsigned long long)spins, (unsigned long long)hits);
+	put(&l, " busy_polls=%llu busy_poll_hits=%llu placement_changes=%llu", (unsigned long long)spins,
+	    (unsigned long long)hits, (unsigned long long)moves);
 	put_ops(&l, "dev_ops", ops[FU_DEV]);
 	put_ops(&l, "ring_ops", ops[FU_RING]);
 }

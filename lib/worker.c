@@ -169,6 +169,7 @@ void *fu_worker_main(void *arg)
 	if (ret < 0)
 		fu_session_fail(s, "worker %u: submitting to io_uring failed: %s", w->idx, strerror(-ret));
 	fu_session_worker_armed(s);
+	fu_placement_init(w);
 
 	while (!w->stop_now && worker_live(w) > 0) {
 		ret = fu_loop_turn(&w->loop, true);
@@ -176,6 +177,9 @@ void *fu_worker_main(void *arg)
 			fu_session_fail(s, "worker %u: io_uring wait failed: %s", w->idx, strerror(-ret));
 			break;
 		}
+		if (w->served && w->place.active)
+			fu_placement_served(w);
+		w->served = false;
 	}
 	if (s->ops.worker_stop)
 		s->ops.worker_stop(s->fs, (struct furing_worker *)w);

@@ -159,6 +159,10 @@ void cli_session_init(struct cli_session *cs, const char *command)
 	 * valgrind test asks the loop to wait in poll(2) instead. */
 	const char *wait = getenv("FURING_LOOP_WAIT");
 	cs->cfg.wait_with_poll = wait && !strcmp(wait, "poll");
+	/* Placement follows the load by default (see --help and
+	 * bench/README.md): bound while callers keep every queue busy, free
+	 * while one stream runs alone. */
+	cs->cfg.pin = FURING_PIN_AUTO;
 }
 
 void cli_shared_option(struct cli_session *cs, int o, char **argv)
@@ -166,6 +170,8 @@ void cli_shared_option(struct cli_session *cs, int o, char **argv)
 	static const char *const io_uring_modes[] = {"auto", "on", "off", NULL};
 	static const enum furing_io_uring_mode io_uring_values[] = {FURING_IO_URING_AUTO, FURING_IO_URING_ON,
 								    FURING_IO_URING_OFF};
+	static const char *const pin_modes[] = {"auto", "on", "off", NULL};
+	static const enum furing_pin pin_values[] = {FURING_PIN_AUTO, FURING_PIN_ON, FURING_PIN_OFF};
 	struct furing_config *cfg = &cs->cfg;
 
 	switch (o) {
@@ -189,7 +195,7 @@ void cli_shared_option(struct cli_session *cs, int o, char **argv)
 		cfg->busy_poll_off = cfg->busy_poll_us == 0;
 		break;
 	case CLI_OPT_PIN:
-		cfg->pin = FURING_PIN_ON;
+		cfg->pin = optarg ? pin_values[parse_choice("--pin", optarg, pin_modes)] : FURING_PIN_ON;
 		break;
 	case CLI_OPT_NO_PIN:
 		cfg->pin = FURING_PIN_OFF;

@@ -47,7 +47,7 @@ enum {
 		{"threads", required_argument, NULL, CLI_OPT_THREADS},                                         \
 		{"queue-depth", required_argument, NULL, CLI_OPT_QUEUE_DEPTH},                                 \
 		{"payload-size", required_argument, NULL, CLI_OPT_PAYLOAD_SIZE},                               \
-		{"busy-poll", required_argument, NULL, CLI_OPT_BUSY_POLL}, {"pin", no_argument, NULL, CLI_OPT_PIN}, \
+		{"busy-poll", required_argument, NULL, CLI_OPT_BUSY_POLL}, {"pin", optional_argument, NULL, CLI_OPT_PIN}, \
 		{"no-pin", no_argument, NULL, CLI_OPT_NO_PIN}, {"daemonize", no_argument, NULL, CLI_OPT_DAEMONIZE}, \
 		{"pidfile", required_argument, NULL, CLI_OPT_PIDFILE}, {"debug", no_argument, NULL, CLI_OPT_DEBUG}, \
 		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, { NULL, 0, NULL, 0 }

@@ -1,0 +1,95 @@
+/* See placement.h. */
+#include "placement.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+/* A worker that served a request within this long counts as busy. Long
+ * enough to bridge a caller's pause between two requests, short enough that
+ * a caller moving to another CPU leaves its old queue idle quickly. */
+#define BUSY_WINDOW_NS (500 * 1000ull)
+/* How often a serving worker looks at the others. */
+#define LOOK_EVERY_NS (1 * 1000000ull)
+/* How long a conclusion must hold before the thread moves: several callers
+ * must keep several queues busy (a caller migrating between CPUs makes two
+ * queues look busy for one window), and one stream must be alone for a
+ * while before the worker leaves its CPU. */
+#define BIND_AFTER_NS (10 * 1000000ull)
+#define UNBIND_AFTER_NS (20 * 1000000ull)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void fu_placement_init(struct fu_worker *w)
+{
+	struct fu_placement *p = &w->place;
+	cpu_set_t both;
+
+	p->active = false;
+	if (w->s->cfg.pin != FURING_PIN_AUTO || !w->s->over_ring || w->s->nworkers < 2 || w->nqueues == 0)
+		return;
+	if (sched_getaffinity(0, sizeof(p->start), &p->start) < 0)
+		return;
+	CPU_ZERO(&p->home);
+	for (unsigned int i = 0; i < w->nqueues; i++)
+		CPU_SET(ring_queue_qid(w->queues[i]), &p->home);
+	/* The CPUs the process was given (taskset, cpuset) stay the limit:
+	 * a worker whose queues lie outside them is not moved there. */
+	CPU_AND(&both, &p->home, &p->start);
+	if (CPU_COUNT(&both) == 0 || CPU_EQUAL(&both, &p->start))
+		return;
+	p->home = both;
+	p->active = true;
+}
+
+static bool others_busy(const struct fu_worker *w, uint64_t now)
+{
+	const struct fu_session *s = w->s;
+
+	for (unsigned int i = 0; i < s->nworkers; i++) {
+		const struct fu_worker *o = &s->workers[i];
+		if (o == w)
+			continue;
+		uint64_t t = atomic_load_explicit(&o->place.busy_ns, memory_order_relaxed);
+		/* (t may be a hair later than our own clock read.) */
+		if (t && t + BUSY_WINDOW_NS > now)
+			return true;
+	}
+	return false;
+}
+
+void fu_placement_served(struct fu_worker *w)
+{
+	struct fu_placement *p = &w->place;
+	uint64_t now = now_ns();
+
+	atomic_store_explicit(&p->busy_ns, now, memory_order_relaxed);
+	if (now < p->next_look_ns)
+		return;
+	p->next_look_ns = now + LOOK_EVERY_NS;
+
+	bool want = others_busy(w, now);
+	if (want != p->want_bound) {
+		p->want_bound = want;
+		p->want_since = now;
+	}
+	if (want == p->bound || now - p->want_since < (want ? BIND_AFTER_NS : UNBIND_AFTER_NS))
+		return;
+	const cpu_set_t *set = want ? &p->home : &p->start;
+	if (sched_setaffinity(0, sizeof(*set), set) < 0) {
+		/* Someone changed the process's CPUs under us: stop trying. */
+		fu_log(w->s, FURING_LOG_WARNING, "worker %u: cannot change its CPUs (placement stays as it is): %s", w->idx,
+		       strerror(errno));
+		p->active = false;
+		return;
+	}
+	p->bound = want;
+	__atomic_store_n(&p->changes, p->changes + 1, __ATOMIC_RELAXED);
+}
