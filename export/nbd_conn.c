@@ -3,10 +3,12 @@
  * The socket: libnbd says which way it wants to move data next
  * (nbd_aio_get_direction); we keep at most one POLLIN and one POLLOUT poll
  * armed on the worker's ring for it, and on each tell libnbd
- * (nbd_aio_notify_read/write), which reads every reply that has arrived and
- * runs their completions. Commands are sent by libnbd at once when the
- * socket takes them; when it does not, the direction includes WRITE and the
- * POLLOUT poll finishes the job. Many commands are in flight at a time.
+ * (nbd_aio_notify_read/write). libnbd reads one reply per notification, so
+ * a readable socket is read on while it holds more (read_on), and the
+ * requests those replies finish are answered together. Commands are sent
+ * by libnbd at once when the socket takes them; when it does not, the
+ * direction includes WRITE and the POLLOUT poll finishes the job. Many
+ * commands are in flight at a time.
  *
  * The tick: a 1 s timeout on the ring. It notices a server that stopped
  * answering (no completion for timeout_s while commands are in flight: the
@@ -342,6 +344,7 @@ static void drop_handle(struct nbd_conn *c)
 	nbd_close(c->h);
 	c->h = NULL;
 	c->fd = -1;
+	c->read_on = false; /* until the next handle says what its replies are */
 	c->state = CONN_DOWN;
 }
 
