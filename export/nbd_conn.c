@@ -3,10 +3,12 @@
  * The socket: libnbd says which way it wants to move data next
  * (nbd_aio_get_direction); we keep at most one POLLIN and one POLLOUT poll
  * armed on the worker's ring for it, and on each tell libnbd
- * (nbd_aio_notify_read/write), which reads every reply that has arrived and
- * runs their completions. Commands are sent by libnbd at once when the
- * socket takes them; when it does not, the direction includes WRITE and the
- * POLLOUT poll finishes the job. Many commands are in flight at a time.
+ * (nbd_aio_notify_read/write). libnbd reads one reply per notification, so
+ * a readable socket is read on while it holds more (read_on), and the
+ * requests those replies finish are answered together. Commands are sent
+ * by libnbd at once when the socket takes them; when it does not, the
+ * direction includes WRITE and the POLLOUT poll finishes the job. Many
+ * commands are in flight at a time.
  *
  * The tick: a 1 s timeout on the ring. It notices a server that stopped
  * answering (no completion for timeout_s while commands are in flight: the
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +60,8 @@ struct nbd_conn {
 	struct furing_event in_ev, out_ev, tick_ev;
 	bool in_armed, out_armed, tick_armed;
 
+	bool read_on;           /* readable() may read several replies (simple replies, no TLS) */
+	uint64_t reply_bytes;   /* wire bytes of the replies completed, for read_on */
 	unsigned int inflight;  /* commands sent, not yet completed */
 	uint64_t completions;   /* progress, for the stall check */
 	uint64_t completions_at_tick;
@@ -146,6 +151,14 @@ static void read_caps(struct nbd_handle *h, struct nbd_conn_caps *caps)
 	caps->max_payload = max > 0 && max < LIBNBD_PAYLOAD_CAP ? (uint32_t)max : LIBNBD_PAYLOAD_CAP;
 }
 
+/* Replies whose size on the socket we know (read_on): simple replies, and
+ * no TLS (whose records are neither the replies' size nor all on the
+ * socket: gnutls may hold some). */
+static bool simple_plain(struct nbd_handle *h)
+{
+	return nbd_get_structured_replies_negotiated(h) == 0 && nbd_get_tls_negotiated(h) == 0;
+}
+
 /* Runs @h until it is ready, dead, or @timeout_s passed (blocking). */
 static int connect_blocking(struct nbd_handle *h, const char *uri, unsigned int timeout_s, char *err, size_t errlen)
 {
@@ -202,6 +215,7 @@ struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, enum nbd_slo
 	}
 	read_caps(c->h, &c->caps);
 	c->fd = nbd_aio_get_fd(c->h);
+	c->read_on = simple_plain(c->h);
 	c->state = CONN_READY;
 	return c;
 }
@@ -266,7 +280,10 @@ static int command_completed(void *user_data, int *error)
 	if (closing_conn) /* the session is over: nobody to answer */
 		return 1;
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
+	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
 
+	/* A simple reply: its header, and a successful read's data. */
+	wc->conn[cmd->slot]->reply_bytes += 16 + (cmd->op == NBD_OP_READ && !*error ? (uint32_t)cmd->res : 0);
 	cmd->completed++;
 	if (*error && !cmd->err) {
 		cmd->err = *error;
@@ -327,6 +344,7 @@ static void drop_handle(struct nbd_conn *c)
 	nbd_close(c->h);
 	c->h = NULL;
 	c->fd = -1;
+	c->read_on = false; /* until the next handle says what its replies are */
 	c->state = CONN_DOWN;
 }
 
@@ -357,6 +375,7 @@ static void conn_reconnected(struct nbd_conn *c)
 	}
 	c->caps = caps;
 	c->fd = nbd_aio_get_fd(c->h);
+	c->read_on = simple_plain(c->h);
 	c->state = CONN_READY;
 	c->down = false;
 	if (atomic_fetch_sub(&conns_down, 1) == 1)
@@ -425,14 +444,56 @@ static void arm(struct nbd_conn *c)
 		c->out_armed = true;
 }
 
+/* Bytes the socket holds for us to read. */
+static uint64_t socket_bytes(int fd)
+{
+	int n = 0;
+	return ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? (uint64_t)n : 0;
+}
+
+/* libnbd reads one reply per nbd_aio_notify_read and then returns to
+ * READY; re-arming the poll to learn that the next one is there costs a
+ * loop turn (an io_uring_enter) per reply, and answers leave one by one.
+ * So after the first reply, read on while the socket holds more. Only when
+ * it does: a notification on an empty socket leaves libnbd waiting in
+ * REPLY.START, where a write whose payload is half sent stays half sent
+ * (the server may be waiting for it: a deadlock) and new commands are not
+ * sent. What the socket holds is counted down by the size of each reply
+ * libnbd completed (a simple reply: 16 bytes, and a read's data); that is
+ * at least what libnbd took from it (a reply begun earlier counts whole),
+ * so the estimate never says "more" when there is none. */
+static void read_on(struct nbd_conn *c)
+{
+	uint64_t left = 0;
+
+	for (unsigned int n = c->inflight; n > 0 && c->h; n--) {
+		if (left <= c->reply_bytes) {
+			left = socket_bytes(c->fd); /* what is there now, after what we took */
+			if (left == 0)
+				return;
+		} else {
+			left -= c->reply_bytes;
+		}
+		uint64_t before = c->completions;
+		c->reply_bytes = 0;
+		if (!(nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ) || nbd_aio_notify_read(c->h) < 0 ||
+		    c->completions == before)
+			return;
+	}
+}
+
 static void readable(struct furing_event *ev, int res)
 {
 	struct nbd_conn *c = container_of(ev, struct nbd_conn, in_ev);
 
 	c->in_armed = false;
 	/* libnbd's rule: check the direction again before notifying. */
-	if (res > 0 && c->h && (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ))
-		nbd_aio_notify_read(c->h);
+	if (res > 0 && c->h && (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ)) {
+		uint64_t before = c->completions;
+		c->reply_bytes = 0;
+		if (nbd_aio_notify_read(c->h) == 0 && c->read_on && c->completions != before)
+			read_on(c);
+	}
 	settle(c);
 }
 
