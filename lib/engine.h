@@ -153,7 +153,8 @@ struct fu_worker {
 	pthread_mutex_t foreign_lock;
 	struct furing_req *foreign; /* answered on other threads, waiting to be recycled */
 	struct fu_stats stats;
-	bool served;              /* a request arrived during this loop turn */
+	bool served;              /* a request arrived during this loop turn ... */
+	uint32_t served_pid;      /* ... the last one from this caller thread */
 	struct fu_placement place;
 };
 

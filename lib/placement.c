@@ -49,7 +49,8 @@ void fu_placement_init(struct fu_worker *w)
 	p->active = true;
 }
 
-static bool others_busy(const struct fu_worker *w, uint64_t now)
+/* Did another worker serve another caller just now? */
+static bool others_busy(const struct fu_worker *w, uint64_t now, uint32_t pid)
 {
 	const struct fu_session *s = w->s;
 
@@ -59,23 +60,25 @@ static bool others_busy(const struct fu_worker *w, uint64_t now)
 			continue;
 		uint64_t t = atomic_load_explicit(&o->place.busy_ns, memory_order_relaxed);
 		/* (t may be a hair later than our own clock read.) */
-		if (t && t + BUSY_WINDOW_NS > now)
+		if (t && t + BUSY_WINDOW_NS > now &&
+		    atomic_load_explicit(&o->place.busy_pid, memory_order_relaxed) != pid)
 			return true;
 	}
 	return false;
 }
 
-void fu_placement_served(struct fu_worker *w)
+void fu_placement_served(struct fu_worker *w, uint32_t pid)
 {
 	struct fu_placement *p = &w->place;
 	uint64_t now = now_ns();
 
+	atomic_store_explicit(&p->busy_pid, pid, memory_order_relaxed);
 	atomic_store_explicit(&p->busy_ns, now, memory_order_relaxed);
 	if (now < p->next_look_ns)
 		return;
 	p->next_look_ns = now + LOOK_EVERY_NS;
 
-	bool want = others_busy(w, now);
+	bool want = others_busy(w, now, pid);
 	if (want != p->want_bound) {
 		p->want_bound = want;
 		p->want_since = now;

@@ -15,11 +15,15 @@
  *     floating, the scheduler keeps moving workers and callers across CPUs
  *     (create/stat/unlink from 4 threads on 2 CPUs: 1.4x when bound).
  *
- * So a worker notes when it last served a request; every few milliseconds
- * while it serves, it looks at how many workers were busy recently: more
- * than one for a while, it binds itself to its queues' CPUs; only itself for
- * a while, it goes back to the CPUs it started with. Changes are rare (at
- * most one per dwell time), each one sched_setaffinity call. */
+ * So a worker notes when it last served a request and whose (the caller's
+ * thread id, which FUSE sends with every request); every millisecond while
+ * it serves, it looks whether another worker served another caller just
+ * now: yes for a while, it binds itself to its queues' CPUs; no for a while,
+ * it goes back to the CPUs it started with. The caller counts, not just the
+ * queue: one stream whose thread the scheduler moves between CPUs keeps two
+ * queues busy too (and more so once the workers are bound, which pushes it
+ * off their CPUs), but it is one caller. Changes are rare (at most one per
+ * dwell time), each one sched_setaffinity call. */
 #ifndef FURING_PLACEMENT_H
 #define FURING_PLACEMENT_H
 
@@ -36,7 +40,8 @@ struct fu_placement {
 	bool want_bound;       /* what the last look concluded ... */
 	uint64_t want_since;   /* ... and since when it has concluded so */
 	uint64_t next_look_ns;
-	_Atomic uint64_t busy_ns; /* when this worker last served a request (others read it) */
+	_Atomic uint64_t busy_ns; /* when this worker last served a request ... */
+	_Atomic uint32_t busy_pid; /* ... and for which caller thread (others read both) */
 	cpu_set_t home;        /* the CPUs of this worker's queues */
 	cpu_set_t start;       /* the affinity the thread started with */
 	uint64_t changes;      /* affinity changes, for the stats line */
@@ -45,7 +50,8 @@ struct fu_placement {
 /* On the worker's thread, once its queues are known: records the thread's
  * affinity and makes placement active. */
 void fu_placement_init(struct fu_worker *w);
-/* After a loop turn that served at least one request. */
-void fu_placement_served(struct fu_worker *w);
+/* After a loop turn that served at least one request, the last one from
+ * caller thread @pid. */
+void fu_placement_served(struct fu_worker *w, uint32_t pid);
 
 #endif

@@ -223,6 +223,7 @@ void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err
 
 	FU_STAT_ADD(r->w->stats.ops[r->kind][op], 1);
 	r->w->served = true;
+	r->w->served_pid = r->msg.pid;
 	atomic_store_explicit(&r->answered, false, memory_order_relaxed);
 	r->ans_err = 0;
 	r->ans_bytes = 0;

@@ -178,7 +178,7 @@ void *fu_worker_main(void *arg)
 			break;
 		}
 		if (w->served && w->place.active)
-			fu_placement_served(w);
+			fu_placement_served(w, w->served_pid);
 		w->served = false;
 	}
 	if (s->ops.worker_stop)
