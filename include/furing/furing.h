@@ -627,10 +627,11 @@ enum furing_io_uring_mode {
 enum furing_pin {
 	FURING_PIN_OFF = 0, /* the scheduler places workers */
 	FURING_PIN_ON,      /* ring: each worker on the CPUs of its queues; /dev/fuse: worker i on CPU i */
-	/* ring: a worker stays on its queues' CPUs while several queues are
-	 * busy (callers on every CPU) and may run anywhere while it serves one
-	 * stream alone (then it can spin on a CPU the caller does not need);
-	 * decided every few milliseconds from what the workers serve.
+	/* ring: a worker stays on its queues' CPUs while other workers serve
+	 * other callers (callers on every CPU) and may run anywhere while it
+	 * serves one caller alone (then it can spin on a CPU the caller does
+	 * not need); decided every few milliseconds from what the workers
+	 * serve (the caller's thread id of each request).
 	 * /dev/fuse: as FURING_PIN_OFF. */
 	FURING_PIN_AUTO,
 };
