@@ -52,6 +52,15 @@ enum {
 		{"pidfile", required_argument, NULL, CLI_OPT_PIDFILE}, {"debug", no_argument, NULL, CLI_OPT_DEBUG}, \
 		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, { NULL, 0, NULL, 0 }
 
+/* The --help lines of --pin, the same for every command. */
+#define CLI_HELP_PIN                                                                                 \
+	"  --pin[=auto|on|off]   where workers run (ring). on: each on the CPUs of its queues\n"       \
+	"                        (/dev/fuse: one worker per CPU); off: where the scheduler puts\n"     \
+	"                        them; auto (default): on its queues' CPUs while other callers\n"      \
+	"                        keep other queues busy (callers on every CPU), anywhere while\n"      \
+	"                        one caller runs alone; re-decided every few ms. --pin = on,\n"        \
+	"                        --no-pin = off\n"
+
 /* What the shared options set, and the session they run. */
 struct cli_session {
 	const char *command; /* "export": named in usage errors */

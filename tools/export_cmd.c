@@ -62,12 +62,7 @@ static const char export_help[] =
 	"  --busy-poll=US        before sleeping, a worker spins up to US microseconds for its\n"
 	"                        next request while recent requests came that fast (default 50;\n"
 	"                        0 turns it off): one request at a time skips a CPU wake-up\n"
-	"  --pin[=auto|on|off]   where workers run (ring). on: each on the CPUs of its queues\n"
-	"                        (/dev/fuse: one worker per CPU); off: where the scheduler puts\n"
-	"                        them; auto (default): on its queues' CPUs while other callers\n"
-	"                        keep other queues busy (callers on every CPU), anywhere while\n"
-	"                        one caller runs alone; re-decided every few ms. --pin = on,\n"
-	"                        --no-pin = off\n"
+	CLI_HELP_PIN
 	"\n"
 	"Process:\n"
 	"  --daemonize           run in the background; return once the mount serves requests\n"
