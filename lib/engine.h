@@ -166,6 +166,8 @@ void *fu_worker_main(void *arg);
 /* Wakes the worker's loop (its ctl eventfd). Any thread. */
 void fu_worker_wake(struct fu_worker *w);
 void fu_worker_free(struct fu_worker *w, bool forced);
+/* The CPUs of the ring queues the worker serves (a queue's id is its CPU). */
+void fu_worker_queue_cpus(const struct fu_worker *w, cpu_set_t *set);
 
 /* Points an SQE at the worker's /dev/fuse fd, as a fixed file when it is
  * registered (saves a file lookup per command). */

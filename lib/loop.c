@@ -8,14 +8,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int fu_loop_init(struct fu_loop *l, unsigned int entries, unsigned int cq_entries, unsigned int flags,
 		 bool wait_in_poll)
@@ -103,7 +95,7 @@ static bool busy_poll(struct fu_loop *l)
 	if (l->io_pending)
 		return false;
 	__atomic_store_n(&l->spins, l->spins + 1, __ATOMIC_RELAXED); /* read by the stats line */
-	uint64_t start = now_ns(), now = start;
+	uint64_t start = fu_now_ns(), now = start;
 	do {
 		if (collect(l)) {
 			__atomic_store_n(&l->spin_hits, l->spin_hits + 1, __ATOMIC_RELAXED);
@@ -114,7 +106,7 @@ static bool busy_poll(struct fu_loop *l)
 		 * next request needs to be made; a yield gives it away and returns
 		 * at once when nobody else wants the CPU. */
 		sched_yield();
-		now = now_ns();
+		now = fu_now_ns();
 	} while (now - start < budget);
 	return false;
 }
@@ -147,10 +139,10 @@ int fu_loop_turn(struct fu_loop *l, bool wait)
 	} else if (l->poll_max_ns && !l->wait_in_poll) {
 		ret = io_uring_submit(&l->ring);
 		if (ret >= 0 && !collect(l)) {
-			uint64_t start = now_ns();
+			uint64_t start = fu_now_ns();
 			if (!busy_poll(l))
 				ret = io_uring_submit_and_wait(&l->ring, 1);
-			note_wait(l, now_ns() - start);
+			note_wait(l, fu_now_ns() - start);
 		} else {
 			note_wait(l, 0); /* busy: the next completion was already there */
 		}

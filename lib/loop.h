@@ -14,8 +14,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "furing/furing.h"
+
+/* CLOCK_MONOTONIC in nanoseconds: what the loop's busy polling and the
+ * workers' placement measure their intervals with. */
+static inline uint64_t fu_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* A completion's user_data is a struct furing_event (the public type: the
  * filesystem's worker events go through the same dispatch). */

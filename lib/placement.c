@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine.h"
 
@@ -13,19 +12,12 @@
 #define BUSY_WINDOW_NS (500 * 1000ull)
 /* How often a serving worker looks at the others. */
 #define LOOK_EVERY_NS (1 * 1000000ull)
-/* How long a conclusion must hold before the thread moves: several callers
- * must keep several queues busy (a caller migrating between CPUs makes two
- * queues look busy for one window), and one stream must be alone for a
- * while before the worker leaves its CPU. */
+/* How long a conclusion must hold before the thread moves: other callers
+ * must keep other queues busy for a while (not one request that happened
+ * to come from elsewhere), and a caller must be alone for a while before
+ * the worker leaves its CPU. */
 #define BIND_AFTER_NS (10 * 1000000ull)
 #define UNBIND_AFTER_NS (20 * 1000000ull)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void fu_placement_init(struct fu_worker *w)
 {
@@ -37,9 +29,7 @@ void fu_placement_init(struct fu_worker *w)
 		return;
 	if (sched_getaffinity(0, sizeof(p->start), &p->start) < 0)
 		return;
-	CPU_ZERO(&p->home);
-	for (unsigned int i = 0; i < w->nqueues; i++)
-		CPU_SET(ring_queue_qid(w->queues[i]), &p->home);
+	fu_worker_queue_cpus(w, &p->home);
 	/* The CPUs the process was given (taskset, cpuset) stay the limit:
 	 * a worker whose queues lie outside them is not moved there. */
 	CPU_AND(&both, &p->home, &p->start);
@@ -70,7 +60,7 @@ static bool others_busy(const struct fu_worker *w, uint64_t now, uint32_t pid)
 void fu_placement_served(struct fu_worker *w, uint32_t pid)
 {
 	struct fu_placement *p = &w->place;
-	uint64_t now = now_ns();
+	uint64_t now = fu_now_ns();
 
 	atomic_store_explicit(&p->busy_pid, pid, memory_order_relaxed);
 	atomic_store_explicit(&p->busy_ns, now, memory_order_relaxed);

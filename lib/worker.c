@@ -59,17 +59,23 @@ static void ctl_done(struct furing_event *ev, int res)
 		arm_ctl(w);
 }
 
+void fu_worker_queue_cpus(const struct fu_worker *w, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	for (unsigned int i = 0; i < w->nqueues; i++)
+		CPU_SET(ring_queue_qid(w->queues[i]), set);
+}
+
 static void pin_worker(struct fu_worker *w)
 {
 	struct fu_session *s = w->s;
 	cpu_set_t set;
 	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
 
-	CPU_ZERO(&set);
 	if (s->over_ring) {
-		for (unsigned int i = 0; i < w->nqueues; i++)
-			CPU_SET(ring_queue_qid(w->queues[i]), &set);
+		fu_worker_queue_cpus(w, &set);
 	} else {
+		CPU_ZERO(&set);
 		CPU_SET(w->idx % (ncpu > 0 ? (unsigned long)ncpu : 1), &set);
 	}
 	if (sched_setaffinity(0, sizeof(set), &set) < 0)

@@ -160,8 +160,8 @@ void cli_session_init(struct cli_session *cs, const char *command)
 	const char *wait = getenv("FURING_LOOP_WAIT");
 	cs->cfg.wait_with_poll = wait && !strcmp(wait, "poll");
 	/* Placement follows the load by default (see --help and
-	 * bench/README.md): bound while callers keep every queue busy, free
-	 * while one stream runs alone. */
+	 * bench/README.md): bound while other callers keep other queues busy,
+	 * free while one caller runs alone. */
 	cs->cfg.pin = FURING_PIN_AUTO;
 }
 
