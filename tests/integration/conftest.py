@@ -536,6 +536,19 @@ def furing_plain(request, furing_bin, workdir):
 
 
 @pytest.fixture
+def ring(uring_state, furing_plain):
+    """ring(image, *extra, **kw) -> Furing: a writable export over
+    FUSE-over-io_uring only (`--io-uring=on`); skips where it cannot be
+    enabled."""
+    if uring_state != "Y":
+        pytest.skip("FUSE-over-io_uring cannot be enabled here")
+
+    def start(image, *extra, **kw):
+        return furing_plain(image, *extra, transport_args=["--io-uring=on"], writable=True, **kw)
+    return start
+
+
+@pytest.fixture
 def example(request, examples_dir, transport, workdir):
     """example(name, *extra, debug=True, wait=True, env=None, binary=None,
     fstype=None, transport_args=None) -> Furing: starts the example

@@ -268,6 +268,27 @@ def wait_serving(f, timeout=10):
     assert f.running(), f"furing exited with {f.proc.returncode}:\n{f.stderr_text()}"
 
 
+def online_cpus():
+    """The CPUs this process may run on, sorted."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def thread_cpus(pid):
+    """{tid: (comm, Cpus_allowed_list)} for the threads of @pid that are
+    still there when read."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                allowed = next(l.split(":", 1)[1].strip() for l in f if l.startswith("Cpus_allowed_list"))
+        except FileNotFoundError:
+            continue
+        found[int(tid)] = (comm, allowed)
+    return found
+
+
 def proc_alive(pid):
     """True when pid exists and is not a zombie."""
     try:

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from furing_helpers import KiB
+from furing_helpers import KiB, online_cpus, thread_cpus
 
 pytestmark = pytest.mark.timeout(60)
 
-CPUS = sorted(os.sched_getaffinity(0))
+CPUS = online_cpus()
 
 # A reader bound to one CPU: its requests all go to that CPU's queue.
 READER = r"""
@@ -44,23 +44,12 @@ def finish(procs):
 
 
 def worker_affinities(pid):
-    """Cpus_allowed_list of the workers: the threads that are neither the
-    main thread nor the kernel's io_uring helpers (iou-wrk-*, iou-sqp-*)."""
-    main_comm = open(f"/proc/{pid}/comm").read().strip()
-    found = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        if int(tid) == pid:
-            continue
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                comm = f.read().strip()
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                allowed = next(l.split(":", 1)[1].strip() for l in f if l.startswith("Cpus_allowed_list"))
-        except FileNotFoundError:
-            continue
-        if comm == main_comm:
-            found[int(tid)] = allowed
-    return found
+    """Cpus_allowed_list of the workers: the threads named like the main
+    thread, which the kernel's io_uring helpers (iou-wrk-*, iou-sqp-*) are
+    not."""
+    threads = thread_cpus(pid)
+    main_comm = threads[pid][0]
+    return {tid: cpus for tid, (comm, cpus) in threads.items() if tid != pid and comm == main_comm}
 
 
 def all_cpus():
@@ -71,13 +60,11 @@ needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="placement needs two C
 
 
 @pytest.fixture
-def ring_furing(furing_plain, uring_state):
-    """furing over io_uring (placement has nothing to decide on /dev/fuse)."""
-    if uring_state != "Y":  # as the transport fixture: only root can turn it on
-        pytest.skip(f"FUSE-over-io_uring is {uring_state!r} and cannot be turned on (need root)")
-
+def ring_furing(ring):
+    """An export over io_uring (placement has nothing to decide on
+    /dev/fuse) with a worker per CPU."""
     def start(image, *extra):
-        return furing_plain(image, "--threads", str(len(CPUS)), *extra, transport_args=["--io-uring=on"])
+        return ring(image, "--threads", str(len(CPUS)), *extra)
     return start
 
 
@@ -90,7 +77,7 @@ def test_callers_on_every_cpu_bind_workers(ring_furing, make_image):
     try:
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
-            aff = worker_affinities(f.proc.pid)
+            aff = worker_affinities(f.pid)
             bound = {t: a for t, a in aff.items() if a in {str(c) for c in CPUS}}
             if len(bound) == len(CPUS):
                 break
@@ -98,7 +85,7 @@ def test_callers_on_every_cpu_bind_workers(ring_furing, make_image):
     finally:
         finish(procs)
     assert sorted(bound.values()) == sorted(str(c) for c in CPUS), \
-        f"workers' CPUs under callers on every CPU: {worker_affinities(f.proc.pid)}"
+        f"workers' CPUs under callers on every CPU: {worker_affinities(f.pid)}"
     r = f.stop()
     assert r.rc == 0, r.stderr
     assert r.summary["placement_changes"] >= len(CPUS), r.summary
@@ -109,7 +96,7 @@ def test_one_caller_moves_nothing(ring_furing, make_image):
     img = make_image(1024 * KiB, "random", seed=12)
     f = ring_furing(img)
     finish(readers(f.mountpoint, CPUS[:1], 1.0))
-    aff = worker_affinities(f.proc.pid)
+    aff = worker_affinities(f.pid)
     r = f.stop()
     assert r.rc == 0, r.stderr
     assert r.summary["placement_changes"] == 0, r.summary
@@ -121,7 +108,7 @@ def test_pin_off_never_moves(ring_furing, make_image):
     img = make_image(1024 * KiB, "random", seed=13)
     f = ring_furing(img, "--pin=off")
     finish(readers(f.mountpoint, CPUS, 1.0))
-    aff = worker_affinities(f.proc.pid)
+    aff = worker_affinities(f.pid)
     r = f.stop()
     assert r.rc == 0, r.stderr
     assert r.summary["placement_changes"] == 0, r.summary

@@ -12,12 +12,11 @@ import time
 import pytest
 
 from furing_helpers import (
-    MiB, assert_same, is_mounted, lazy_umount_all, pattern, read_file,
+    MiB, assert_same, is_mounted, lazy_umount_all, online_cpus, pattern, read_file, thread_cpus,
 )
 
 pytestmark = pytest.mark.timeout(90)
 
-RING = ["--io-uring=on"]
 # Opcodes the kernel sends over /dev/fuse even when the ring is up.
 DEV_ONLY_OPS = {"INIT", "FORGET", "BATCH_FORGET", "INTERRUPT"}
 
@@ -29,20 +28,6 @@ def possible_cpus():
             a, _, b = part.partition("-")
             n += int(b or a) - int(a) + 1
     return n
-
-
-def online_cpus():
-    return sorted(os.sched_getaffinity(0))
-
-
-@pytest.fixture
-def ring(uring_state, furing_plain):
-    if uring_state != "Y":
-        pytest.skip("FUSE-over-io_uring cannot be enabled here")
-
-    def start(image, *extra, **kw):
-        return furing_plain(image, *extra, transport_args=RING, writable=True, **kw)
-    return start
 
 
 def roundtrip(path, size, seed):
@@ -211,12 +196,7 @@ def test_pin(ring, make_image):
     f = ring(img, "--pin", "--threads", possible_cpus())
     roundtrip(f.mountpoint, 16 * MiB, 3)
     # each worker thread is bound to the CPU of its queue
-    tids = sorted(int(t) for t in os.listdir(f"/proc/{f.pid}/task"))
-    allowed = set()
-    for t in tids:
-        with open(f"/proc/{f.pid}/task/{t}/status") as s:
-            line = next(l for l in s if l.startswith("Cpus_allowed_list"))
-        allowed.add(line.split(":")[1].strip())
+    allowed = {cpus for _, cpus in thread_cpus(f.pid).values()}
     for cpu in online_cpus():
         assert str(cpu) in allowed, (cpu, allowed)
     r = f.stop()
