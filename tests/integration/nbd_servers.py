@@ -78,6 +78,28 @@ class Server:
     def signal(self, sig):
         if self.running():
             self.proc.send_signal(sig)
+            if sig == signal.SIGSTOP:
+                self._wait_all_stopped()
+
+    def _wait_all_stopped(self):
+        """kill() returns before the group stop is done: a thread still on a
+        CPU (or a vCPU the host has not run yet) can answer one more request.
+        A test that means "the server no longer answers" waits until every
+        thread is in state T."""
+        task_dir = f"/proc/{self.proc.pid}/task"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            states = []
+            for tid in os.listdir(task_dir):
+                try:
+                    with open(f"{task_dir}/{tid}/stat") as f:
+                        states.append(f.read().rsplit(")", 1)[1].split()[0])
+                except FileNotFoundError:
+                    pass  # a thread that exited meanwhile
+            if states and all(s == "T" for s in states):
+                return
+            time.sleep(0.005)
+        raise AssertionError(f"{self.name} not stopped within {READY_TIMEOUT}s of SIGSTOP")
 
     def kill(self):
         """SIGKILL, as a crash would."""
