@@ -1071,7 +1071,8 @@ run_fio() {
   if [[ -n $pid ]]; then
     # sample the daemon's CPU time when fio's ramp ends, and when fio exits
     rm -f "$WORK/cpu1" "$WORK/tns1"
-    ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1"; task_ns "$pid" >"$WORK/tns1" ) &
+    ( sleep "$RAMP"; cpu_ticks "$pid" >"$WORK/cpu1"; task_ns "$pid" >"$WORK/tns1"
+      task_cpus "$pid" ramp-end >"$OUT/$json.cpus" ) &
     SAMPLER_PID=$!
   fi
   fio --name="$name" --filename="$file" --ioengine="${engine:-libaio}" --direct=1 \
@@ -1088,6 +1089,7 @@ run_fio() {
   if [[ -n $pid ]]; then
     c2=$(cpu_ticks "$pid")
     task_ns "$pid" >"$WORK/tns2"
+    task_cpus "$pid" fio-exit >>"$OUT/$json.cpus"
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
     c1=$(cat "$WORK/cpu1" 2>/dev/null || echo -1)
@@ -1110,6 +1112,16 @@ run_fio() {
 
 readonly_target() { contains "$1" "${READONLY_TARGETS[@]}"; }
 is_write_job() { [[ $(cut -d: -f2 <<<"$1") == *write* || $(cut -d: -f2 <<<"$1") == *rw* ]]; }
+
+task_cpus() {   # task_cpus PID WHEN: "WHEN TID COMM CPUS" of every thread of PID: where
+  # each may run (furing's --pin=auto binds and frees workers as the load changes)
+  local f
+  for f in /proc/"$1"/task/*/status; do
+    [[ -r $f ]] || continue
+    awk -v when="$2" -v tid="$(basename "${f%/status}")" \
+      '$1 == "Name:" { n = $2 } $1 == "Cpus_allowed_list:" { c = $2 } END { print when, tid, n, c }' "$f" 2>/dev/null
+  done
+}
 
 task_ns() {   # "TID COMM ns" of every thread of PID (on-CPU time from schedstat)
   local f
