@@ -17,7 +17,7 @@ REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
 ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-nopoll furing-uring-pin furing-uring-float furing-legacy-bd
-             furing-uring-bd furing-uring-kpt libfuse-legacy libfuse-uring libfuse-passthrough)
+             furing-uring-bd furing-uring-kpt furing-uring-kpt-rw libfuse-legacy libfuse-uring libfuse-passthrough)
 # Also accepted by --targets, never run by default: furing-uring-bpN (furing-uring
 # with --busy-poll=N, for a sweep of the busy-poll limit in one interleaved run).
 # Read-only targets: their write jobs are "n/a" in every table, not failures.
@@ -71,7 +71,8 @@ Runs fio against the same raw image through several targets, interleaved
                      (default: all; the *-bd variants need furing --backend-direct,
                      the libfuse-* ones passthrough_hp in BENCH_LIBFUSE_DIR);
                      also furing-uring-bpN (--busy-poll=N), e.g. furing-uring-bp20
-                     furing-uring-kpt is read-only: its write jobs show as n/a
+                     furing-uring-kpt is read-only: its write jobs show as n/a;
+                     furing-uring-kpt-rw is writable, reads and writes through the kernel
   --images LIST      comma list out of: tmpfs disk (default: both;
                      tmpfs = $TMPFS_DIR, disk = $DISK_DIR)
   --jobs LIST        comma list of job names (default: all):
@@ -287,6 +288,8 @@ PAIRS = [('furing-uring', 'furing-legacy', 'uring/legacy'),
          ('furing-uring', 'furing-uring-nopoll', 'uring/nopoll'),
          ('furing-uring-kpt', 'direct', 'kpt/direct'),
          ('furing-uring-kpt', 'libfuse-passthrough', 'kpt/lf-passthrough'),
+         ('furing-uring-kpt-rw', 'direct', 'kpt-rw/direct'),
+         ('furing-uring-kpt-rw', 'loop', 'kpt-rw/loop'),
          ('furing-uring', 'libfuse-uring', 'uring/lf-uring'),
          ('furing-uring', 'libfuse-legacy', 'uring/lf-legacy'),
          ('furing-uring', 'libfuse-passthrough', 'uring/lf-passthrough'),
@@ -438,6 +441,12 @@ for image in images_order:
         if '-4k-qd32' in j and 'furing-uring' in targets and 'loop' in targets:
             chkline('%s: furing-uring / loop' % j, ratio(val(image, j, 'furing-uring'), val(image, j, 'loop')),
                     '>= 1.00', lambda x: x >= 1.0)
+        if '-1m-' in j and 'furing-uring-kpt-rw' in targets:
+            chkline('%s: furing-uring-kpt-rw / direct' % j,
+                    ratio(val(image, j, 'furing-uring-kpt-rw'), val(image, j, 'direct')), '>= 0.80', lambda x: x >= 0.8)
+        if '-4k-qd32' in j and 'furing-uring-kpt-rw' in targets and 'loop' in targets:
+            chkline('%s: furing-uring-kpt-rw / loop' % j,
+                    ratio(val(image, j, 'furing-uring-kpt-rw'), val(image, j, 'loop')), '>= 1.00', lambda x: x >= 1.0)
         if 'furing-uring-kpt' in targets and not is_na(image, j, 'furing-uring-kpt'):
             chkline('%s: furing-uring-kpt / direct' % j,
                     ratio(val(image, j, 'furing-uring-kpt'), val(image, j, 'direct')), '~ 1', lambda x: x >= 0.9)
@@ -685,6 +694,10 @@ if ((HAVE_FURING)); then
     note "$FURING has no --kernel-passthrough: furing-uring-kpt skipped"
     remove_target furing-uring-kpt
   fi
+  if [[ $fhelp != *"the end extends the image"* ]] && contains furing-uring-kpt-rw "${TARGETS[@]}"; then
+    note "$FURING has no writable --kernel-passthrough=on: furing-uring-kpt-rw skipped"
+    remove_target furing-uring-kpt-rw
+  fi
   if [[ $fhelp != *--busy-poll* ]]; then
     for t in "${TARGETS[@]}"; do
       if [[ $t == furing-uring-nopoll || $t == furing-uring-bp* ]]; then
@@ -805,6 +818,7 @@ furing_args() {  # furing_args TARGET
     furing-uring-nopoll) echo --io-uring=on --writable --busy-poll=0 ;;
     # read-only: kernel passthrough serves the reads; "on" refuses to start without it
     furing-uring-kpt) echo --io-uring=on --kernel-passthrough=on ;;
+    furing-uring-kpt-rw) echo --io-uring=on --writable --kernel-passthrough=on ;;
     furing-uring-bp*) echo --io-uring=on --writable "--busy-poll=${1#furing-uring-bp}" ;;
   esac
 }

@@ -322,16 +322,17 @@ static void export_setattr(struct furing_req *req, uint64_t ino, const struct fu
 	export_getattr(req, ino, NULL);
 }
 
-/* The backing id for this open, or 0 when this open is served by us. Only
- * a read-only export uses it: once one open of the file goes through
- * passthrough, the kernel wants every open to (and would serialize the
- * writes of a writable one). */
-static int passthrough_id(struct export *e, struct furing_req *req, int flags)
+/* The backing id for this open, or 0 when this open is served by us. Once
+ * one open of the file goes through passthrough the kernel wants every open
+ * to, so all of them get it: readers of a read-only export (writers were
+ * refused before), and readers and writers of a writable one when
+ * --kernel-passthrough=on asked for that. The kernel opens the image anew
+ * for each with the opener's flags and furing's credentials. */
+static int passthrough_id(struct export *e, struct furing_req *req)
 {
 	struct furing_session *s = furing_req_session(req);
 
-	if (!e->kpt_wanted || (flags & O_ACCMODE) != O_RDONLY ||
-	    !(furing_session_conn(s)->granted & FURING_CAP_PASSTHROUGH))
+	if (!e->kpt_wanted || !(furing_session_conn(s)->granted & FURING_CAP_PASSTHROUGH))
 		return 0;
 	pthread_mutex_lock(&e->kpt_lock);
 	if (!e->backing_id && !e->kpt_failed) {
@@ -341,8 +342,8 @@ static int passthrough_id(struct export *e, struct furing_req *req, int flags)
 			e->backing_id = id;
 		} else {
 			e->kpt_failed = true;
-			furing_session_log(s, FURING_LOG_WARNING, "kernel passthrough failed (%s): reads go through furing",
-					   strerror(-id));
+			furing_session_log(s, FURING_LOG_WARNING, "kernel passthrough failed (%s): %s go through furing",
+					   strerror(-id), e->o.writable ? "reads and writes" : "reads");
 		}
 	}
 	int id = e->backing_id;
@@ -368,7 +369,7 @@ static void export_open_file(struct furing_req *req, uint64_t ino, const struct 
 		}
 	}
 	struct furing_open o = {.fh = 0, .flags = e->open_flags};
-	int id = passthrough_id(e, req, flags);
+	int id = passthrough_id(e, req);
 	if (id > 0) {
 		/* The kernel reads the image itself; READs never reach us. */
 		o.flags = FURING_OPEN_PASSTHROUGH;
@@ -517,7 +518,7 @@ struct export *export_open(const struct export_opts *o, char *err, size_t errlen
 	else
 		e->open_flags = FURING_OPEN_DIRECT_IO | FURING_OPEN_PARALLEL_WRITES;
 	pthread_mutex_init(&e->kpt_lock, NULL);
-	e->kpt_wanted = !o->writable && !export_passthrough_refused(e);
+	e->kpt_wanted = !export_passthrough_refused(e);
 	/* A backing file that is itself on a FUSE mount is one level deeper. */
 	struct statfs sfs;
 	e->kpt_stack_depth = statfs(o->image, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC ? 2 : 1;
@@ -528,9 +529,15 @@ const char *export_passthrough_refused(const struct export *e)
 {
 	if (e->o.kernel_passthrough == EXPORT_KPT_OFF)
 		return "--kernel-passthrough=off";
-	if (e->o.writable)
-		return "the export is writable (the kernel would take every open through passthrough, writers too, and "
-		       "serializes their writes)";
+	/* Writes through passthrough are the kernel's: it does not hold them to
+	 * the export's size (a write past the end extends the image), nor to
+	 * --writethrough. So a writable export uses it only when asked. */
+	if (e->o.writable && e->o.kernel_passthrough != EXPORT_KPT_ON)
+		return "the export is writable (--kernel-passthrough=on takes its writes through the kernel too)";
+	if (e->o.writable && e->o.growable)
+		return "--growable (the kernel's writes would change the image's size without furing)";
+	if (e->o.writable && e->o.writethrough)
+		return "--writethrough (the kernel would not make each write durable before acknowledging it)";
 	if (!e->be->ops->passthrough_fd)
 		return "the disk is not a local file (NBD)";
 	if (geteuid() != 0)
@@ -554,6 +561,17 @@ int export_close(struct export *e)
 	pthread_mutex_destroy(&e->kpt_lock);
 	free(e);
 	return ret;
+}
+
+uint64_t export_image_grew(const struct export *e)
+{
+	struct stat st;
+
+	/* backing_id > 0: the backend's passthrough descriptor is open */
+	if (!e->o.writable || e->backing_id <= 0 || fstat(e->be->ops->passthrough_fd(e->be), &st) != 0 ||
+	    !S_ISREG(st.st_mode))
+		return 0;
+	return (uint64_t)st.st_size > atomic_load(&e->size) ? (uint64_t)st.st_size : 0;
 }
 
 unsigned int export_max_workers(const struct export *e)

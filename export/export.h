@@ -66,6 +66,10 @@ const char *export_passthrough_refused(const struct export *e);
 /* After the start: whether reads go through the kernel (the kernel granted
  * it), for the "serving" line. */
 bool export_passthrough_active(const struct export *e, const struct furing_session *s);
+/* After the session: the image file's size when writes through kernel
+ * passthrough went past the export's end and extended it (the kernel does
+ * not hold them to the size), else 0. */
+uint64_t export_image_grew(const struct export *e);
 /* The root mode of the mount: S_IFREG plus permissions. */
 mode_t export_root_mode(const struct export *e);
 uint64_t export_size(const struct export *e);

@@ -41,12 +41,16 @@ static const char export_help[] =
 	"                        inline when the image is in memory (tmpfs), else ring\n"
 	"  --cache=none|kernel   none (default): direct I/O, every access reaches furing;\n"
 	"                        kernel: the kernel page cache on the exported file (mmap works)\n"
-	"  --kernel-passthrough=auto|on|off  a read-only export's reads through the kernel's\n"
-	"                        FUSE passthrough: the kernel reads the image itself, and\n"
-	"                        furing neither sees nor counts them; auto (default): when\n"
-	"                        the image is a local file, furing runs as root and the\n"
-	"                        kernel allows it, else one line says why not; on: refuse\n"
-	"                        to start without it; off: never. Writable exports: never\n"
+	"  --kernel-passthrough=auto|on|off  reads (and with on, writes) through the kernel's\n"
+	"                        FUSE passthrough: the kernel reads and writes the image\n"
+	"                        itself, and furing neither sees nor counts them; auto\n"
+	"                        (default): a read-only export's reads, when the image is a\n"
+	"                        local file, furing runs as root and the kernel allows it,\n"
+	"                        else one line says why not; on: the same for a writable\n"
+	"                        export's reads and writes too (not with --growable or\n"
+	"                        --writethrough), refusing to start without it. The kernel\n"
+	"                        does not hold those writes to the export's size: one past\n"
+	"                        the end extends the image (furing says so at exit); off: never\n"
 	"  --format=FMT          IMAGE is in format FMT (qcow2, vmdk, vhdx, ...): served through a\n"
 	"                        private qemu-nbd (qemu-utils), stopped at exit (default raw)\n"
 	"  --timeout S           NBD: a request the server leaves unanswered for S seconds fails\n"
@@ -262,10 +266,11 @@ int cmd_export(int argc, char **argv)
 			goto out;
 		}
 	}
-	/* What reads a read-only export: the kernel, or furing and why. */
+	/* What reads (and writes) the image: the kernel, or furing and why. */
 	char reads[256] = "";
 	if (kpt)
-		snprintf(reads, sizeof(reads), ", reads through kernel passthrough");
+		snprintf(reads, sizeof(reads), ", %s through kernel passthrough",
+			 c.ex.writable ? "reads and writes" : "reads");
 	else if (!c.ex.writable && c.ex.kernel_passthrough == EXPORT_KPT_AUTO)
 		snprintf(reads, sizeof(reads), "; kernel passthrough off: %s", no_kpt);
 	const char *how = export_describe(e);
@@ -274,6 +279,11 @@ int cmd_export(int argc, char **argv)
 								  : "read-only",
 		how ? ", " : "", how ? how : "", reads, mnt_abs ? mnt_abs : c.mountpoint);
 	code = cli_session_serve(&c.session, s);
+	uint64_t grew = export_image_grew(e);
+	if (grew)
+		fprintf(stderr, "furing: warning: writes past the end through kernel passthrough extended %s to %llu bytes "
+				"(the export is %llu)\n",
+			c.image, (unsigned long long)grew, (unsigned long long)export_size(e));
 out:
 	if (created && mnt_abs)
 		unlink(mnt_abs);
