@@ -371,7 +371,8 @@ static void export_open_file(struct furing_req *req, uint64_t ino, const struct 
 	struct furing_open o = {.fh = 0, .flags = e->open_flags};
 	int id = passthrough_id(e, req);
 	if (id > 0) {
-		/* The kernel reads the image itself; READs never reach us. */
+		/* The kernel reads (and writes) the image itself; READs and
+		 * WRITEs never reach us. */
 		o.flags = FURING_OPEN_PASSTHROUGH;
 		o.backing_id = id;
 	}

@@ -63,8 +63,8 @@ const char *export_describe(const struct export *e);
 /* Why kernel passthrough cannot serve this export (one phrase), or NULL
  * when it may: checked before mounting. */
 const char *export_passthrough_refused(const struct export *e);
-/* After the start: whether reads go through the kernel (the kernel granted
- * it), for the "serving" line. */
+/* After the start: whether reads (and a writable export's writes) go
+ * through the kernel (the kernel granted it), for the "serving" line. */
 bool export_passthrough_active(const struct export *e, const struct furing_session *s);
 /* After the session: the image file's size when writes through kernel
  * passthrough went past the export's end and extended it (the kernel does
