@@ -30,9 +30,10 @@ struct file_backend {
 	uint32_t dio_off_align, dio_mem_align;
 	bool blockdev;
 	bool inline_io; /* the image lives in memory (tmpfs): copy inline, see file_io */
-	/* For kernel passthrough, opened on first use: read-only and through
-	 * the page cache whatever the other fds are (an O_DIRECT backing file
-	 * would hold every reader to O_DIRECT's alignment). */
+	/* For kernel passthrough, opened on first use. It only names the image
+	 * to the kernel, which opens it anew for every FUSE open with that
+	 * opener's flags (writers included) and furing's credentials; so it is
+	 * read-only and never O_DIRECT. */
 	int fd_passthrough;
 	char *path;
 };
@@ -134,13 +135,30 @@ static int file_set_times(struct backend *b, const struct timespec ts[2])
 	return futimens(FB(b)->fd, ts) < 0 ? errno : 0;
 }
 
+/* The image furing opened at start, not whatever its path names now: a
+ * file renamed or replaced since would otherwise take the kernel's reads
+ * and writes while truncate, fsync and getattr go to the original. */
 static int file_passthrough_fd(struct backend *b)
 {
 	struct file_backend *f = FB(b);
 
-	if (f->fd_passthrough < 0)
-		f->fd_passthrough = open(f->path, O_RDONLY | O_CLOEXEC);
-	return f->fd_passthrough;
+	if (f->fd_passthrough >= 0)
+		return f->fd_passthrough;
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", f->fd);
+	int fd = open(self, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) { /* no /proc: the path, if it still names the same file */
+		struct stat want, got;
+		fd = open(f->path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && (fstat(f->fd, &want) < 0 || fstat(fd, &got) < 0 || want.st_dev != got.st_dev ||
+				 want.st_ino != got.st_ino)) {
+			close(fd);
+			errno = ESTALE;
+			fd = -1;
+		}
+	}
+	f->fd_passthrough = fd;
+	return fd;
 }
 
 static int file_close(struct backend *b)

@@ -540,7 +540,9 @@ const char *export_passthrough_refused(const struct export *e)
 	if (e->o.writable && e->o.writethrough)
 		return "--writethrough (the kernel would not make each write durable before acknowledging it)";
 	if (!e->be->ops->passthrough_fd)
-		return "the disk is not a local file (NBD)";
+		return "the disk is served over NBD (a network disk, or a --format image through qemu-nbd)";
+	if (!e->be->resizable) /* the file backend's only fixed-size storage */
+		return "the image is a block device (the kernel passes through to regular files only)";
 	if (geteuid() != 0)
 		return "it needs root (CAP_SYS_ADMIN to register the backing file)";
 	return NULL;

@@ -7,6 +7,7 @@ go through the kernel too."""
 import mmap
 import os
 import random
+import subprocess
 
 import pytest
 
@@ -61,8 +62,9 @@ def test_off_serves_reads_itself(furing, make_image, transport):
 
 
 def test_writable_export_keeps_its_own_path(furing, make_image, transport):
+    """auto (the default) leaves a writable export's I/O to furing."""
     img = make_image(2 * MiB, "random", seed=23)
-    f = furing(img, writable=True)
+    f = furing(img, writable=True, kernel_passthrough=True)
     assert read_direct(f.mountpoint, 2 * MiB) == read_file(img)
     r = f.stop()
     assert r.rc == 0, r.stderr
@@ -112,7 +114,31 @@ def test_writable_on_writes_through_the_kernel(furing, make_image, transport):
     # security.capability was asked once (ENOSYS), not before every write.
     assert op_count(r.summary, "WRITE") == 0 and op_count(r.summary, "READ") == 0, r.summary
     assert op_count(r.summary, "GETXATTR") <= 1, r.summary
+    assert op_count(r.summary, "FSYNC") >= 1, r.summary  # durability stays furing's job
     assert read_file(img) == bytes(model)
+
+
+def test_writable_on_follows_the_file_it_opened(furing, make_image, workdir, transport):
+    """The kernel is given the image furing opened at start, not whatever
+    the path names at the first open: a file put in its place gets nothing."""
+    size = 2 * MiB
+    img = make_image(size, "random", seed=28)
+    original = read_file(img)
+    f = furing(img, "--kernel-passthrough=on", writable=True)
+    moved = os.path.join(workdir, "moved.raw")
+    os.rename(img, moved)
+    with open(img, "wb") as impostor:
+        impostor.write(bytes(size))
+    fd = os.open(f.mountpoint, os.O_RDWR | os.O_DIRECT)
+    try:
+        write_direct(fd, b"\xab" * 4096, 0)
+    finally:
+        os.close(fd)
+    assert read_file(f.mountpoint)[:4096] == b"\xab" * 4096
+    r = f.stop()
+    assert r.rc == 0, r.stderr
+    assert read_file(moved) == b"\xab" * 4096 + original[4096:]
+    assert read_file(img) == bytes(size), "the file now at the path was written"
 
 
 def test_writable_on_write_past_the_end_is_reported(furing, make_image, transport):
@@ -132,6 +158,37 @@ def test_writable_on_write_past_the_end_is_reported(furing, make_image, transpor
     assert len(said) == 1 and said[0].startswith("furing: warning: ") and img in said[0], r.stderr
     assert f"to {size + 4096} bytes" in said[0] and f"(the export is {size})" in said[0], said[0]
     assert os.path.getsize(img) == size + 4096
+
+
+@pytest.fixture
+def loop_device(make_image):
+    """A loop device over a 4 MiB image: a block device to export."""
+    img = make_image(4 * MiB, "random", seed=29)
+    dev = subprocess.run(["losetup", "--find", "--show", img], check=True, capture_output=True,
+                         text=True, timeout=20).stdout.strip()
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False, timeout=20)
+
+
+def test_block_device_says_why_not(furing, cli, loop_device, workdir, transport):
+    """The kernel passes through to regular files only: a block device is
+    served by furing, with one line saying why (auto), or refused (on)."""
+    f = furing(loop_device, kernel_passthrough=True)
+    data = read_direct(f.mountpoint, 4 * MiB)
+    r = f.stop()
+    assert r.rc == 0, r.stderr
+    assert "kernel passthrough off: the image is a block device" in r.stderr, r.stderr
+    assert "failed" not in r.stderr, r.stderr
+    assert op_count(r.summary, "READ") > 0, r.summary
+    with open(loop_device, "rb") as dev:
+        assert data == dev.read(4 * MiB)
+    mp = os.path.join(workdir, "mp-bd")
+    r = cli(["export", "--writable", "--kernel-passthrough=on", loop_device, mp], mountpoint=mp)
+    assert r.rc == 1, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("furing: ")]
+    assert len(lines) == 1 and "block device" in lines[0], r.stderr
 
 
 @pytest.mark.parametrize("why", ["--growable", "--writethrough"])
