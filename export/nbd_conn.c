@@ -121,7 +121,7 @@ static struct nbd_handle *new_handle(bool block_status, char *err, size_t errlen
 	struct nbd_handle *h = nbd_create();
 
 	if (!h) {
-		snprintf(err, errlen, "libnbd: %s", nbd_why());
+		snprintf(err, errlen, "libnbd: %.200s", nbd_why()); /* bounded, so the prefix always fits */
 		return NULL;
 	}
 	/* The URI comes from the command line of the user who runs us: its
