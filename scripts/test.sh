@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test, from a fresh machine: set up, build (plain and ASan/UBSan),
+# Every test, from a fresh machine: set up, build (plain, ASan/UBSan, release),
 # unit tests (also under valgrind), the decoder and engine fuzzers for a
 # bounded time (FURING_FUZZ_SECONDS in total, default 60),
 # then the integration suite, which mounts for real under both transports
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh build
 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
+# Compiled only: at -O3 gcc checks more (format truncation, bounds) and
+# -Werror makes each of those a broken release build.
+scripts/build.sh build-release --buildtype=release
 
 echo "== unit tests"
 meson test -C build --suite unit --print-errorlogs
