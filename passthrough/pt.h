@@ -54,6 +54,7 @@ struct pt_opts {
 	enum pt_cache cache;
 	bool kernel_passthrough;
 	enum pt_io backend_io;
+	bool no_xattr; /* --no-xattr: every xattr request answered ENOSYS */
 };
 
 /* ---- the inode table (inode.c) ---- */

@@ -4,6 +4,12 @@
  * are refused by the fd-based forms); LISTXATTR and REMOVEXATTR are inline
  * (io_uring has no operation for them).
  *
+ * With --no-xattr every one of them is answered ENOSYS, which the kernel
+ * remembers for the connection: it then fails them with EOPNOTSUPP itself
+ * and, above all, stops asking for security.capability before each write,
+ * a round trip per write under kernel passthrough (the kernel's own writes
+ * cannot skip it otherwise: it must know whether to drop capabilities).
+ *
  * SOURCE's POSIX ACLs are stored and read back like any attribute; the
  * mount's permission checks use the mode bits (FUSE_POSIX_ACL is not
  * asked for: it would hand the umask to the daemon, which shares one
@@ -24,6 +30,10 @@ static struct xattr_state *begin(struct furing_req *req, uint64_t ino)
 {
 	struct xattr_state *st = PT_SCRATCH(req, struct xattr_state);
 
+	if (pt_fs_of(req)->o.no_xattr) {
+		furing_reply_err(req, ENOSYS);
+		return NULL;
+	}
 	memset(st, 0, sizeof(*st));
 	st->in = pt_get(pt_fs_of(req), ino);
 	if (!st->in) {

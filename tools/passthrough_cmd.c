@@ -23,8 +23,9 @@ static const char passthrough_help[] =
 	"\n"
 	"Mirror the directory SOURCE at the directory MOUNTPOINT through FUSE: every file,\n"
 	"directory, symlink, device node, hard link and extended attribute of SOURCE, read\n"
-	"and written through the mount. Runs in the foreground until SIGINT/SIGTERM or until\n"
-	"someone unmounts it, then prints one summary line.\n"
+	"and written through the mount (extended attributes unless --no-xattr). Runs in the\n"
+	"foreground until SIGINT/SIGTERM or until someone unmounts it, then prints one\n"
+	"summary line.\n"
 	"\n"
 	"Backend calls (openat2, statx, read, write, fsync, fallocate, mkdirat, unlinkat,\n"
 	"renameat2, linkat, symlinkat, getxattr, setxattr, close, ftruncate) run on each\n"
@@ -52,6 +53,10 @@ static const char passthrough_help[] =
 	"                        metadata. Needs root and a kernel that offers it (6.9+); with\n"
 	"                        it --cache sets only the name and attribute timeouts (no\n"
 	"                        writeback cache: the kernel grants one or the other)\n"
+	"  --no-xattr            no extended attributes through the mount (EOPNOTSUPP): the\n"
+	"                        kernel then stops asking for security.capability before\n"
+	"                        every write, which --kernel-passthrough writes otherwise wait\n"
+	"                        for (a round trip each)\n"
 	"  --backend-io=auto|ring|inline  where SOURCE's calls run: ring = every call io_uring\n"
 	"                        can do on the worker's io_uring; inline = the worker makes the\n"
 	"                        metadata calls and reads/writes up to 64 KiB itself; auto\n"
@@ -97,6 +102,7 @@ enum {
 	OPT_CACHE = 256,
 	OPT_KERNEL_PASSTHROUGH,
 	OPT_BACKEND_IO,
+	OPT_NO_XATTR,
 };
 
 static void parse(int argc, char **argv, struct cli *c)
@@ -105,6 +111,7 @@ static void parse(int argc, char **argv, struct cli *c)
 		{"cache", required_argument, NULL, OPT_CACHE},
 		{"kernel-passthrough", no_argument, NULL, OPT_KERNEL_PASSTHROUGH},
 		{"backend-io", required_argument, NULL, OPT_BACKEND_IO},
+		{"no-xattr", no_argument, NULL, OPT_NO_XATTR},
 		CLI_SHARED_OPTIONS,
 	};
 	static const char *const cache_modes[] = {"none", "auto", "always", NULL};
@@ -125,6 +132,9 @@ static void parse(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_BACKEND_IO:
 			c->pt.backend_io = parse_choice("--backend-io", optarg, io_modes);
+			break;
+		case OPT_NO_XATTR:
+			c->pt.no_xattr = true;
 			break;
 		case 'h':
 			printf(passthrough_help, pt_inline_calls);

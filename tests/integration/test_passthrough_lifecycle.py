@@ -5,6 +5,7 @@ waits that do not hold the worker."""
 
 import errno
 import fcntl
+import mmap
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from furing_helpers import assert_no_crash, assert_one_error_line, mounts_at, wait_for
+from furing_helpers import assert_no_crash, assert_one_error_line, mounts_at, op_count, wait_for
 from pt_fixtures import (  # noqa: F401
     NOBODY, SETPRIV, USER_ENV, open_up, passthrough, passthrough_plain, run_as, user_binary,
 )
@@ -26,7 +27,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
 ]
 
-OPTIONS = ["--cache", "none", "auto", "always", "--kernel-passthrough", "--backend-io", "--allow-other",
+OPTIONS = ["--cache", "none", "auto", "always", "--kernel-passthrough", "--no-xattr", "--backend-io", "--allow-other",
            "--io-uring", "--threads", "--queue-depth", "--payload-size", "--busy-poll", "--pin", "--no-pin", "--debug",
            "--daemonize", "--pidfile", "--help", "--version"]
 
@@ -332,3 +333,37 @@ except Alarm:
     os.close(holder)
     r = pt.stop()
     assert r.rc == 0, r.stderr
+
+
+def test_no_xattr(passthrough, transport):
+    """--no-xattr: every xattr call fails with EOPNOTSUPP and leaves SOURCE's
+    alone, and kernel passthrough writes no longer ask furing for
+    security.capability before each one."""
+    pt = passthrough("--no-xattr", "--kernel-passthrough")
+    src_file = os.path.join(pt.source, "f")
+    with open(src_file, "wb") as f:
+        f.write(bytes(64 * 4096))
+    os.setxattr(src_file, "user.kept", b"v")
+    mnt_file = os.path.join(pt.mountpoint, "f")
+    for call in (lambda: os.getxattr(mnt_file, "user.kept"), lambda: os.listxattr(mnt_file),
+                 lambda: os.setxattr(mnt_file, "user.new", b"x"), lambda: os.removexattr(mnt_file, "user.kept")):
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.EOPNOTSUPP, e.value
+    assert os.getxattr(src_file, "user.kept") == b"v" and "user.new" not in os.listxattr(src_file)
+    buf = mmap.mmap(-1, 4096)
+    fd = os.open(mnt_file, os.O_RDWR | os.O_DIRECT)
+    try:
+        for i in range(64):
+            buf.seek(0)
+            buf.write(bytes([i + 1]) * 4096)
+            assert os.pwritev(fd, [buf], i * 4096) == 4096
+    finally:
+        os.close(fd)
+        buf.close()
+    with open(src_file, "rb") as f:
+        assert f.read() == b"".join(bytes([i + 1]) * 4096 for i in range(64))
+    r = pt.stop()
+    assert r.rc == 0, r.stderr
+    assert op_count(r.summary, "WRITE") == 0, r.summary  # the kernel wrote SOURCE itself
+    assert op_count(r.summary, "GETXATTR") <= 1, r.summary  # asked once (ENOSYS), not per write
