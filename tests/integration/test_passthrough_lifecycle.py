@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -351,6 +352,10 @@ def test_no_xattr(passthrough, transport):
             call()
         assert e.value.errno == errno.EOPNOTSUPP, e.value
     assert os.getxattr(src_file, "user.kept") == b"v" and "user.new" not in os.listxattr(src_file)
+    # File capabilities are still dropped by a write: furing says it has no
+    # xattrs, but the source filesystem's own write path removes them.
+    caps = struct.pack("<5I", 0x02000001, 1 << 10, 0, 0, 0)  # vfs_cap_data v2: CAP_NET_BIND_SERVICE, effective
+    os.setxattr(src_file, "security.capability", caps)
     buf = mmap.mmap(-1, 4096)
     fd = os.open(mnt_file, os.O_RDWR | os.O_DIRECT)
     try:
@@ -363,6 +368,9 @@ def test_no_xattr(passthrough, transport):
         buf.close()
     with open(src_file, "rb") as f:
         assert f.read() == b"".join(bytes([i + 1]) * 4096 for i in range(64))
+    with pytest.raises(OSError) as e:
+        os.getxattr(src_file, "security.capability")
+    assert e.value.errno == errno.ENODATA, "a write kept the file's capabilities"
     r = pt.stop()
     assert r.rc == 0, r.stderr
     assert op_count(r.summary, "WRITE") == 0, r.summary  # the kernel wrote SOURCE itself
