@@ -20,7 +20,7 @@ REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
 ALL_TARGETS=(direct furing-legacy furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-float furing-uring-ring
-             furing-kpt libfuse-legacy libfuse-uring libfuse-passthrough)
+             furing-kpt furing-kpt-noxattr libfuse-legacy libfuse-uring libfuse-passthrough)
 ALL_SOURCES=(tmpfs disk)
 # name:kind:rw:bs:iodepth:numjobs   (kind fio: libaio, direct=1; kind meta: metabench)
 ALL_JOBS=(
@@ -177,7 +177,8 @@ PAIRS = [('furing-uring', 'libfuse-uring', 'uring/lf-uring'), ('furing-uring', '
          ('furing-uring-nopoll', 'libfuse-uring', 'nopoll/lf-uring'), ('furing-uring-pin', 'libfuse-uring', 'uring-pin/lf-uring'),
          ('furing-uring-float', 'libfuse-uring', 'uring-float/lf-uring'),
          ('furing-uring-always', 'libfuse-uring', 'uring-always/lf-uring'), ('furing-kpt', 'direct', 'kpt/direct'),
-         ('libfuse-passthrough', 'direct', 'lf-pt/direct'), ('furing-kpt', 'libfuse-passthrough', 'kpt/lf-pt')]
+         ('libfuse-passthrough', 'direct', 'lf-pt/direct'), ('furing-kpt', 'libfuse-passthrough', 'kpt/lf-pt'),
+         ('furing-kpt-noxattr', 'direct', 'kpt-noxattr/direct')]
 text, mdl = [], ['# furing passthrough benchmark\n', '```\n' + '\n'.join('%s: %s' % kv for kv in meta.items()) + '\n```\n']
 checks = []
 for src in sources:
@@ -320,7 +321,7 @@ if [[ -w $ENABLE_URING_PARAM ]]; then
   echo Y >"$ENABLE_URING_PARAM"
 else
   note "$ENABLE_URING_PARAM not writable: io_uring targets skipped"
-  remove_target furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-float furing-uring-ring furing-kpt libfuse-uring
+  remove_target furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-float furing-uring-ring furing-kpt furing-kpt-noxattr libfuse-uring
 fi
 ((${#TARGETS[@]})) || die "no targets left"
 
@@ -365,6 +366,7 @@ daemon_cmd() {   # daemon_cmd TARGET SRC MNT
     furing-uring-float)  echo $f --io-uring=on --pin=off "$2" "$3" ;;
     furing-uring-ring)   echo $f --io-uring=on --backend-io=ring "$2" "$3" ;;
     furing-kpt)          echo $f --io-uring=on --kernel-passthrough "$2" "$3" ;;
+    furing-kpt-noxattr)  echo $f --io-uring=on --kernel-passthrough --no-xattr "$2" "$3" ;;
     libfuse-legacy)      echo $lf --nopassthrough "$2" "$3" ;;
     libfuse-uring)       echo $lf --nopassthrough -o io_uring "$2" "$3" ;;
     libfuse-passthrough) echo $lf "$2" "$3" ;;
