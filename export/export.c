@@ -533,12 +533,14 @@ const char *export_passthrough_refused(const struct export *e)
 	/* Writes through passthrough are the kernel's: it does not hold them to
 	 * the export's size (a write past the end extends the image), nor to
 	 * --writethrough. So a writable export uses it only when asked. */
-	if (e->o.writable && e->o.kernel_passthrough != EXPORT_KPT_ON)
-		return "the export is writable (--kernel-passthrough=on takes its writes through the kernel too)";
-	if (e->o.writable && e->o.growable)
-		return "--growable (the kernel's writes would change the image's size without furing)";
-	if (e->o.writable && e->o.writethrough)
-		return "--writethrough (the kernel would not make each write durable before acknowledging it)";
+	if (e->o.writable) {
+		if (e->o.kernel_passthrough != EXPORT_KPT_ON)
+			return "the export is writable (--kernel-passthrough=on takes its writes through the kernel too)";
+		if (e->o.growable)
+			return "--growable (the kernel's writes would change the image's size without furing)";
+		if (e->o.writethrough)
+			return "--writethrough (the kernel would not make each write durable before acknowledging it)";
+	}
 	if (!e->be->ops->passthrough_fd)
 		return "the disk is served over NBD (a network disk, or a --format image through qemu-nbd)";
 	if (!e->be->resizable) /* the file backend's only fixed-size storage */

@@ -3,6 +3,7 @@ and the test modules; pytest puts this directory on sys.path)."""
 
 import ctypes
 import ctypes.util
+import mmap
 import os
 import random
 import re
@@ -395,3 +396,30 @@ def check_debug_transport(lines, transport):
         wrong = [l for l in lines if l.op not in DEV_ONLY_OPS and not l.where.startswith("ring q")]
         assert any(l.where.startswith("ring q") for l in lines), "no request came over the ring"
     assert not wrong, f"{transport}: requests over the wrong transport: {wrong[:5]}"
+
+
+def read_direct(path, size):
+    """The whole file with O_DIRECT reads of 1 MiB (an aligned buffer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    buf = mmap.mmap(-1, MiB)
+    out = bytearray()
+    try:
+        while len(out) < size:
+            n = os.preadv(fd, [buf], len(out))
+            if n == 0:
+                break
+            out += buf[:n]
+    finally:
+        os.close(fd)
+        buf.close()
+    return bytes(out)
+
+
+def write_direct(fd, data, off):
+    """One O_DIRECT write of data (a multiple of 4096) at off."""
+    buf = mmap.mmap(-1, len(data))
+    try:
+        buf.write(data)
+        assert os.pwritev(fd, [buf], off) == len(data)
+    finally:
+        buf.close()

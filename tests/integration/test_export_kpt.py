@@ -4,34 +4,16 @@ when root and the kernel allow it; otherwise one line says why not and
 furing serves as before. With `on`, a writable export's reads and writes
 go through the kernel too."""
 
-import mmap
 import os
 import random
 import subprocess
 
 import pytest
 
-from furing_helpers import MiB, op_count, read_file
+from furing_helpers import MiB, op_count, read_direct, read_file, write_direct
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.skipif(os.geteuid() != 0, reason="kernel passthrough needs root")]
-
-
-def read_direct(path, size):
-    """The whole file with O_DIRECT reads of 1 MiB (an aligned buffer)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    buf = mmap.mmap(-1, MiB)
-    out = bytearray()
-    try:
-        while len(out) < size:
-            n = os.preadv(fd, [buf], len(out))
-            if n == 0:
-                break
-            out += buf[:n]
-    finally:
-        os.close(fd)
-        buf.close()
-    return bytes(out)
 
 
 def test_readonly_export_reads_through_the_kernel(furing, make_image, transport):
@@ -70,16 +52,6 @@ def test_writable_export_keeps_its_own_path(furing, make_image, transport):
     assert r.rc == 0, r.stderr
     assert "kernel passthrough" not in r.stderr, r.stderr
     assert op_count(r.summary, "READ") > 0, r.summary
-
-
-def write_direct(fd, data, off):
-    """One O_DIRECT write of data (a multiple of 4096) at off."""
-    buf = mmap.mmap(-1, len(data))
-    try:
-        buf.write(data)
-        assert os.pwritev(fd, [buf], off) == len(data)
-    finally:
-        buf.close()
 
 
 def test_writable_on_writes_through_the_kernel(furing, make_image, transport):

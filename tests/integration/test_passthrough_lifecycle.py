@@ -5,7 +5,6 @@ waits that do not hold the worker."""
 
 import errno
 import fcntl
-import mmap
 import os
 import shutil
 import signal
@@ -18,7 +17,7 @@ import time
 
 import pytest
 
-from furing_helpers import assert_no_crash, assert_one_error_line, mounts_at, op_count, wait_for
+from furing_helpers import assert_no_crash, assert_one_error_line, mounts_at, op_count, wait_for, write_direct
 from pt_fixtures import (  # noqa: F401
     NOBODY, SETPRIV, USER_ENV, open_up, passthrough, passthrough_plain, run_as, user_binary,
 )
@@ -356,16 +355,12 @@ def test_no_xattr(passthrough, transport):
     # xattrs, but the source filesystem's own write path removes them.
     caps = struct.pack("<5I", 0x02000001, 1 << 10, 0, 0, 0)  # vfs_cap_data v2: CAP_NET_BIND_SERVICE, effective
     os.setxattr(src_file, "security.capability", caps)
-    buf = mmap.mmap(-1, 4096)
     fd = os.open(mnt_file, os.O_RDWR | os.O_DIRECT)
     try:
         for i in range(64):
-            buf.seek(0)
-            buf.write(bytes([i + 1]) * 4096)
-            assert os.pwritev(fd, [buf], i * 4096) == 4096
+            write_direct(fd, bytes([i + 1]) * 4096, i * 4096)
     finally:
         os.close(fd)
-        buf.close()
     with open(src_file, "rb") as f:
         assert f.read() == b"".join(bytes([i + 1]) * 4096 for i in range(64))
     with pytest.raises(OSError) as e:
