@@ -9,6 +9,25 @@
 #include "engine.h"
 #include "proto/encode.h"
 
+/* Public constants that must equal the kernel's: they are handed through
+ * as they come off the wire (FURING_CAP_* are checked in session_init.c). */
+_Static_assert(FURING_SET_MODE == FATTR_MODE && FURING_SET_UID == FATTR_UID && FURING_SET_GID == FATTR_GID &&
+		       FURING_SET_SIZE == FATTR_SIZE && FURING_SET_ATIME == FATTR_ATIME &&
+		       FURING_SET_MTIME == FATTR_MTIME && FURING_SET_ATIME_NOW == FATTR_ATIME_NOW &&
+		       FURING_SET_MTIME_NOW == FATTR_MTIME_NOW && FURING_SET_CTIME == FATTR_CTIME &&
+		       FURING_SET_KILL_SUIDGID == FATTR_KILL_SUIDGID,
+	       "FURING_SET_* are the kernel's FATTR_* bits");
+_Static_assert(FURING_OPEN_DIRECT_IO == FOPEN_DIRECT_IO && FURING_OPEN_KEEP_CACHE == FOPEN_KEEP_CACHE &&
+		       FURING_OPEN_NONSEEKABLE == FOPEN_NONSEEKABLE && FURING_OPEN_CACHE_DIR == FOPEN_CACHE_DIR &&
+		       FURING_OPEN_STREAM == FOPEN_STREAM && FURING_OPEN_NOFLUSH == FOPEN_NOFLUSH &&
+		       FURING_OPEN_PARALLEL_WRITES == FOPEN_PARALLEL_DIRECT_WRITES &&
+		       FURING_OPEN_PASSTHROUGH == FOPEN_PASSTHROUGH,
+	       "FURING_OPEN_* are the kernel's FOPEN_* bits");
+_Static_assert(FURING_SETXATTR_ACL_KILL_SGID == FUSE_SETXATTR_ACL_KILL_SGID, "setxattr flags");
+_Static_assert(FURING_IOCTL_COMPAT == FUSE_IOCTL_COMPAT && FURING_IOCTL_DIR == FUSE_IOCTL_DIR, "ioctl flags");
+_Static_assert(FURING_NOTIFY_EXPIRE_ONLY == FUSE_EXPIRE_ONLY, "inval_entry flags");
+_Static_assert(FURING_ROOT_ID == FUSE_ROOT_ID, "the root's node id");
+
 void fu_note_interrupt(struct fu_session *s, uint64_t unique); /* request.c */
 
 static void answer_err(struct furing_req *r, int err)
@@ -291,20 +310,18 @@ static bool implemented(const struct furing_ops *o, uint32_t op)
 	}
 }
 
-void fu_dispatch(struct furing_req *r)
+/* The opcodes are served in four groups, each a switch that returns false
+ * for an opcode that is not its own (or that it leaves to ENOSYS). */
+
+/* The engine's own: forgets, interrupts, notify replies, INIT, DESTROY. */
+static bool dispatch_engine(struct furing_req *r)
 {
 	struct fu_session *s = r->w->s;
 	const struct furing_ops *o = &s->ops;
-	const struct fu_msg *m = &r->msg;
-	const union fu_op_arg *a = &m->arg;
-	const uint64_t ino = m->nodeid;
+	const union fu_op_arg *a = &r->msg.arg;
+	const uint64_t ino = r->msg.nodeid;
 
-	r->ctx = (struct furing_ctx){.uid = m->uid, .gid = m->gid, .pid = (pid_t)m->pid, .umask = 0};
-	if (!implemented(o, m->opcode)) {
-		answer_err(r, ENOSYS);
-		return;
-	}
-	switch (m->opcode) {
+	switch (r->msg.opcode) {
 	case FUSE_FORGET:
 		if (o->forget) {
 			o->forget(s->fs, ino, a->forget.nlookup);
@@ -313,10 +330,10 @@ void fu_dispatch(struct furing_req *r)
 			o->forget_multi(s->fs, 1, &one);
 		}
 		fu_no_answer(r);
-		return;
+		return true;
 	case FUSE_BATCH_FORGET:
 		do_forget_batch(r);
-		return;
+		return true;
 	case FUSE_INTERRUPT:
 		/* Recorded for furing_req_interrupted; the request itself is
 		 * always answered (doc/protocol.md 3.3): on the ring an INTERRUPT
@@ -325,158 +342,212 @@ void fu_dispatch(struct furing_req *r)
 		if (o->interrupt)
 			o->interrupt(s->fs, a->interrupt.unique);
 		fu_no_answer(r);
-		return;
+		return true;
 	case FUSE_NOTIFY_REPLY:
 		do_notify_reply(r);
-		return;
+		return true;
 	case FUSE_INIT:
 		answer_err(r, EPROTO); /* negotiated once, before the workers started */
-		return;
+		return true;
 	case FUSE_DESTROY:
 		answer_err(r, 0);
-		return;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The namespace: lookups, links, directories, renames. */
+static bool dispatch_names(struct furing_req *r)
+{
+	const struct furing_ops *o = &r->w->s->ops;
+	const struct fu_msg *m = &r->msg;
+	const union fu_op_arg *a = &m->arg;
+	const uint64_t ino = m->nodeid;
+
+	switch (m->opcode) {
 	case FUSE_LOOKUP:
 		o->lookup(r, ino, m->name);
-		return;
-	case FUSE_GETATTR:
-		o->getattr(r, ino, (a->getattr.getattr_flags & FUSE_GETATTR_FH) ? file_of(r, a->getattr.fh, 0) : NULL);
-		return;
-	case FUSE_SETATTR:
-		do_setattr(r);
-		return;
+		return true;
 	case FUSE_READLINK:
 		o->readlink(r, ino);
-		return;
+		return true;
 	case FUSE_SYMLINK:
 		/* The link's name first, then its target. */
 		o->symlink(r, m->name2, ino, m->name);
-		return;
+		return true;
 	case FUSE_MKNOD:
 		r->ctx.umask = a->mknod.umask;
 		o->mknod(r, ino, m->name, a->mknod.mode, decode_dev(a->mknod.rdev));
-		return;
+		return true;
 	case FUSE_MKDIR:
 		r->ctx.umask = a->mkdir.umask;
 		o->mkdir(r, ino, m->name, (a->mkdir.mode & ~S_IFMT) | S_IFDIR);
-		return;
+		return true;
 	case FUSE_UNLINK:
 		o->unlink(r, ino, m->name);
-		return;
+		return true;
 	case FUSE_RMDIR:
 		o->rmdir(r, ino, m->name);
-		return;
+		return true;
 	case FUSE_RENAME:
 		o->rename(r, ino, m->name, a->rename.newdir, m->name2, 0);
-		return;
+		return true;
 	case FUSE_RENAME2:
 		o->rename(r, ino, m->name, a->rename2.newdir, m->name2, a->rename2.flags);
-		return;
+		return true;
 	case FUSE_LINK:
 		o->link(r, a->link.oldnodeid, ino, m->name);
-		return;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Open files and directories: open, I/O, flush, sync, release. */
+static bool dispatch_files(struct furing_req *r)
+{
+	const struct furing_ops *o = &r->w->s->ops;
+	const union fu_op_arg *a = &r->msg.arg;
+	const uint64_t ino = r->msg.nodeid;
+
+	switch (r->msg.opcode) {
 	case FUSE_OPEN:
 		do_open(r, false);
-		return;
+		return true;
 	case FUSE_OPENDIR:
 		do_open(r, true);
-		return;
+		return true;
 	case FUSE_CREATE:
 		do_create(r, false);
-		return;
+		return true;
 	case FUSE_TMPFILE:
 		do_create(r, true);
-		return;
+		return true;
 	case FUSE_READ:
 		do_read(r, false, false);
-		return;
+		return true;
 	case FUSE_READDIR:
 		do_read(r, true, false);
-		return;
+		return true;
 	case FUSE_READDIRPLUS:
 		do_read(r, true, true);
-		return;
+		return true;
 	case FUSE_WRITE:
 		do_write(r);
-		return;
+		return true;
 	case FUSE_FLUSH: {
 		struct furing_file *fi = file_of(r, a->flush.fh, 0);
 		with_lock_owner(fi, a->flush.lock_owner);
 		o->flush(r, ino, fi);
-		return;
+		return true;
 	}
 	case FUSE_RELEASE:
 		do_release(r, false);
-		return;
+		return true;
 	case FUSE_RELEASEDIR:
 		do_release(r, true);
-		return;
+		return true;
 	case FUSE_FSYNC:
 		o->fsync(r, ino, a->fsync.fsync_flags & FUSE_FSYNC_FDATASYNC, file_of(r, a->fsync.fh, 0));
-		return;
+		return true;
 	case FUSE_FSYNCDIR:
 		if (!o->fsyncdir)
-			break;
+			return false;
 		o->fsyncdir(r, ino, a->fsync.fsync_flags & FUSE_FSYNC_FDATASYNC, file_of(r, a->fsync.fh, 0));
-		return;
+		return true;
 	case FUSE_FALLOCATE:
 		o->fallocate(r, ino, (int)a->fallocate.mode, a->fallocate.offset, a->fallocate.length,
 			     file_of(r, a->fallocate.fh, 0));
-		return;
+		return true;
 	case FUSE_LSEEK:
 		o->lseek(r, ino, a->lseek.offset, (int)a->lseek.whence, file_of(r, a->lseek.fh, 0));
-		return;
+		return true;
 	case FUSE_COPY_FILE_RANGE:
 	case FUSE_COPY_FILE_RANGE_64:
 		do_copy_file_range(r);
-		return;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Attributes, extended attributes, locks, poll, ioctl, the filesystem. */
+static bool dispatch_attrs(struct furing_req *r)
+{
+	const struct furing_ops *o = &r->w->s->ops;
+	const struct fu_msg *m = &r->msg;
+	const union fu_op_arg *a = &m->arg;
+	const uint64_t ino = m->nodeid;
+
+	switch (m->opcode) {
+	case FUSE_GETATTR:
+		o->getattr(r, ino, (a->getattr.getattr_flags & FUSE_GETATTR_FH) ? file_of(r, a->getattr.fh, 0) : NULL);
+		return true;
+	case FUSE_SETATTR:
+		do_setattr(r);
+		return true;
 	case FUSE_STATFS:
 		o->statfs(r, ino);
-		return;
+		return true;
 	case FUSE_STATX:
 		o->statx(r, ino, (int)a->statx.sx_flags, a->statx.sx_mask,
 			 (a->statx.getattr_flags & FUSE_GETATTR_FH) ? file_of(r, a->statx.fh, 0) : NULL);
-		return;
+		return true;
 	case FUSE_ACCESS:
 		o->access(r, ino, (int)a->access.mask);
-		return;
+		return true;
 	case FUSE_SETXATTR:
 		o->setxattr(r, ino, m->name, m->data, m->data_len, (int)a->setxattr.flags, a->setxattr.setxattr_flags);
-		return;
+		return true;
 	case FUSE_GETXATTR:
 		o->getxattr(r, ino, m->name, a->getxattr.size);
-		return;
+		return true;
 	case FUSE_LISTXATTR:
 		o->listxattr(r, ino, a->getxattr.size);
-		return;
+		return true;
 	case FUSE_REMOVEXATTR:
 		o->removexattr(r, ino, m->name);
-		return;
+		return true;
 	case FUSE_GETLK:
 	case FUSE_SETLK:
 	case FUSE_SETLKW:
 		do_lock(r);
-		return;
+		return true;
 	case FUSE_POLL:
 		o->poll(r, ino, file_of(r, a->poll.fh, 0), a->poll.kh, a->poll.flags & FUSE_POLL_SCHEDULE_NOTIFY,
 			a->poll.events);
-		return;
+		return true;
 	case FUSE_IOCTL: {
 		const struct fuse_ioctl_in *in = &a->ioctl;
 		/* Unrestricted ioctls (their buffers described by the server)
 		 * are CUSE's; a filesystem gets the restricted kind. */
 		if (in->flags & FUSE_IOCTL_UNRESTRICTED) {
 			answer_err(r, ENOSYS);
-			return;
+			return true;
 		}
 		o->ioctl(r, ino, in->cmd, in->arg, file_of(r, in->fh, 0), in->flags & (FUSE_IOCTL_COMPAT | FUSE_IOCTL_DIR),
 			 m->data, m->data_len, in->out_size);
-		return;
+		return true;
 	}
 	case FUSE_SYNCFS:
 		o->syncfs(r, ino);
-		return;
+		return true;
 	default:
-		break;
+		return false;
 	}
+}
+
+void fu_dispatch(struct furing_req *r)
+{
+	const struct fu_msg *m = &r->msg;
+
+	r->ctx = (struct furing_ctx){.uid = m->uid, .gid = m->gid, .pid = (pid_t)m->pid, .umask = 0};
+	if (!implemented(&r->w->s->ops, m->opcode)) {
+		answer_err(r, ENOSYS);
+		return;
+	}
+	if (dispatch_files(r) || dispatch_names(r) || dispatch_attrs(r) || dispatch_engine(r))
+		return;
 	answer_err(r, ENOSYS);
 }

@@ -1,12 +1,20 @@
-/* A session's life: mount, FUSE_INIT, workers, serving, stop.
+/* A session's life: create, start, wait, stop, destroy.
  *
- *   start:  probe io_uring -> mount -> read INIT on /dev/fuse -> the
- *           filesystem's init() chooses -> negotiate -> prepare each worker
- *           (cloned fd, ring queue buffers) -> write the INIT answer ->
- *           start the workers (each creates its io_uring and only now
- *           REGISTERs its queues: doc/protocol.md 1.2) -> wait until every
- *           worker has armed its reads and entries, or failed, or the
- *           start-up time is over.
+ * Owns the lifecycle and the configuration's defaults; it runs the steps of
+ * the other two session files in order (lib/session_priv.h):
+ * session_transport.c decides the transport and its sizes,
+ * session_init.c answers FUSE_INIT.
+ *
+ *   new:    defaults -> transport sizing (max_write, payload, depth) ->
+ *           the eventfd that wait sleeps on.
+ *   start:  choose the transport (io_uring usable? ring offered?) -> mount
+ *           -> read INIT on /dev/fuse -> the filesystem's init() chooses ->
+ *           negotiate -> the ring setup plan -> prepare each worker (cloned
+ *           fd, ring queue buffers) -> write the INIT answer -> start the
+ *           workers (each creates its io_uring and only now REGISTERs its
+ *           queues: doc/protocol.md 1.2) -> wait until every worker has
+ *           armed its reads and entries, or failed, or the start-up time is
+ *           over.
  *   wait:   the calling thread sleeps in poll(2) on an eventfd that stop
  *           requests, signals, fatal errors and finishing workers write;
  *           workers serve until the connection ends (someone unmounted:
@@ -30,81 +38,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "mount.h"
+#include "session_priv.h"
 
-#define DEFAULT_MAX_WRITE (1u << 20)
 #define DEFAULT_QUEUE_DEPTH 32
 #define DEFAULT_START_TIMEOUT_MS 10000
 #define STOP_GRACE_MS 1000  /* after the lazy unmount, before aborting */
 #define ABORT_GRACE_MS 3000 /* after the abort, before forcing workers out */
 
-/* Every FURING_CAP_* must be the kernel's bit: the two are ORed and ANDed
- * together in the INIT answer. */
-#define SAME_BIT(cap, flags) _Static_assert((cap) == (uint64_t)(flags), #cap " is the kernel's " #flags)
-#define SAME_BIT2(cap, flags2) _Static_assert((cap) == ((uint64_t)(flags2) << 32), #cap " is the kernel's " #flags2)
-SAME_BIT(FURING_CAP_ASYNC_READ, FUSE_ASYNC_READ);
-SAME_BIT(FURING_CAP_POSIX_LOCKS, FUSE_POSIX_LOCKS);
-SAME_BIT(FURING_CAP_ATOMIC_O_TRUNC, FUSE_ATOMIC_O_TRUNC);
-SAME_BIT(FURING_CAP_EXPORT_SUPPORT, FUSE_EXPORT_SUPPORT);
-SAME_BIT(FURING_CAP_DONT_MASK, FUSE_DONT_MASK);
-SAME_BIT(FURING_CAP_FLOCK_LOCKS, FUSE_FLOCK_LOCKS);
-SAME_BIT(FURING_CAP_IOCTL_DIR, FUSE_HAS_IOCTL_DIR);
-SAME_BIT(FURING_CAP_AUTO_INVAL_DATA, FUSE_AUTO_INVAL_DATA);
-SAME_BIT(FURING_CAP_READDIRPLUS, FUSE_DO_READDIRPLUS);
-SAME_BIT(FURING_CAP_READDIRPLUS_AUTO, FUSE_READDIRPLUS_AUTO);
-SAME_BIT(FURING_CAP_ASYNC_DIO, FUSE_ASYNC_DIO);
-SAME_BIT(FURING_CAP_WRITEBACK_CACHE, FUSE_WRITEBACK_CACHE);
-SAME_BIT(FURING_CAP_NO_OPEN_SUPPORT, FUSE_NO_OPEN_SUPPORT);
-SAME_BIT(FURING_CAP_PARALLEL_DIROPS, FUSE_PARALLEL_DIROPS);
-SAME_BIT(FURING_CAP_HANDLE_KILLPRIV, FUSE_HANDLE_KILLPRIV);
-SAME_BIT(FURING_CAP_POSIX_ACL, FUSE_POSIX_ACL);
-SAME_BIT(FURING_CAP_CACHE_SYMLINKS, FUSE_CACHE_SYMLINKS);
-SAME_BIT(FURING_CAP_NO_OPENDIR_SUPPORT, FUSE_NO_OPENDIR_SUPPORT);
-SAME_BIT(FURING_CAP_EXPLICIT_INVAL_DATA, FUSE_EXPLICIT_INVAL_DATA);
-SAME_BIT(FURING_CAP_HANDLE_KILLPRIV_V2, FUSE_HANDLE_KILLPRIV_V2);
-SAME_BIT(FURING_CAP_SETXATTR_EXT, FUSE_SETXATTR_EXT);
-SAME_BIT2(FURING_CAP_SECURITY_CTX, FUSE2_SECURITY_CTX);
-SAME_BIT2(FURING_CAP_CREATE_SUPP_GROUP, FUSE2_CREATE_SUPP_GROUP);
-SAME_BIT2(FURING_CAP_EXPIRE_ONLY, FUSE2_HAS_EXPIRE_ONLY);
-SAME_BIT2(FURING_CAP_DIRECT_IO_ALLOW_MMAP, FUSE2_DIRECT_IO_ALLOW_MMAP);
-SAME_BIT2(FURING_CAP_PASSTHROUGH, FUSE2_PASSTHROUGH);
-SAME_BIT2(FURING_CAP_NO_EXPORT_SUPPORT, FUSE2_NO_EXPORT_SUPPORT);
-SAME_BIT2(FURING_CAP_OVER_IO_URING, FUSE2_OVER_IO_URING);
-#undef SAME_BIT
-#undef SAME_BIT2
-
-/* The capabilities a filesystem may ask for (the rest are the engine's). */
-#define FS_CAPS                                                                                                  \
-	(FURING_CAP_ASYNC_READ | FURING_CAP_POSIX_LOCKS | FURING_CAP_ATOMIC_O_TRUNC | FURING_CAP_EXPORT_SUPPORT |      \
-	 FURING_CAP_DONT_MASK | FURING_CAP_FLOCK_LOCKS | FURING_CAP_IOCTL_DIR | FURING_CAP_AUTO_INVAL_DATA |          \
-	 FURING_CAP_READDIRPLUS | FURING_CAP_READDIRPLUS_AUTO | FURING_CAP_ASYNC_DIO | FURING_CAP_WRITEBACK_CACHE |    \
-	 FURING_CAP_NO_OPEN_SUPPORT | FURING_CAP_PARALLEL_DIROPS | FURING_CAP_HANDLE_KILLPRIV | FURING_CAP_POSIX_ACL | \
-	 FURING_CAP_CACHE_SYMLINKS | FURING_CAP_NO_OPENDIR_SUPPORT | FURING_CAP_EXPLICIT_INVAL_DATA |                 \
-	 FURING_CAP_HANDLE_KILLPRIV_V2 | FURING_CAP_SETXATTR_EXT | FURING_CAP_SECURITY_CTX |                         \
-	 FURING_CAP_CREATE_SUPP_GROUP | FURING_CAP_EXPIRE_ONLY | FURING_CAP_DIRECT_IO_ALLOW_MMAP |                    \
-	 FURING_CAP_PASSTHROUGH | FURING_CAP_NO_EXPORT_SUPPORT | FURING_CAP_OVER_IO_URING)
-
-/* Public constants that must equal the kernel's. */
-_Static_assert(FURING_SET_MODE == FATTR_MODE && FURING_SET_UID == FATTR_UID && FURING_SET_GID == FATTR_GID &&
-		       FURING_SET_SIZE == FATTR_SIZE && FURING_SET_ATIME == FATTR_ATIME &&
-		       FURING_SET_MTIME == FATTR_MTIME && FURING_SET_ATIME_NOW == FATTR_ATIME_NOW &&
-		       FURING_SET_MTIME_NOW == FATTR_MTIME_NOW && FURING_SET_CTIME == FATTR_CTIME &&
-		       FURING_SET_KILL_SUIDGID == FATTR_KILL_SUIDGID,
-	       "FURING_SET_* are the kernel's FATTR_* bits");
-_Static_assert(FURING_OPEN_DIRECT_IO == FOPEN_DIRECT_IO && FURING_OPEN_KEEP_CACHE == FOPEN_KEEP_CACHE &&
-		       FURING_OPEN_NONSEEKABLE == FOPEN_NONSEEKABLE && FURING_OPEN_CACHE_DIR == FOPEN_CACHE_DIR &&
-		       FURING_OPEN_STREAM == FOPEN_STREAM && FURING_OPEN_NOFLUSH == FOPEN_NOFLUSH &&
-		       FURING_OPEN_PARALLEL_WRITES == FOPEN_PARALLEL_DIRECT_WRITES &&
-		       FURING_OPEN_PASSTHROUGH == FOPEN_PASSTHROUGH,
-	       "FURING_OPEN_* are the kernel's FOPEN_* bits");
-_Static_assert(FURING_SETXATTR_ACL_KILL_SGID == FUSE_SETXATTR_ACL_KILL_SGID, "setxattr flags");
-_Static_assert(FURING_IOCTL_COMPAT == FUSE_IOCTL_COMPAT && FURING_IOCTL_DIR == FUSE_IOCTL_DIR, "ioctl flags");
-_Static_assert(FURING_NOTIFY_EXPIRE_ONLY == FUSE_EXPIRE_ONLY, "inval_entry flags");
-_Static_assert(FURING_ROOT_ID == FUSE_ROOT_ID, "the root's node id");
-
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
+void fu_fmt_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -120,51 +62,6 @@ static uint64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static long read_sysfs_long(const char *path, long dflt)
-{
-	char buf[64];
-	long v = dflt;
-	FILE *f = fopen(path, "re");
-
-	if (f) {
-		if (fgets(buf, sizeof(buf), f))
-			v = strtol(buf, NULL, 10);
-		fclose(f);
-	}
-	return v;
-}
-
-/* The kernel wants a queue for every *possible* CPU (doc/protocol.md 1.5):
- * count the CPUs listed in /sys/devices/system/cpu/possible ("0-1,4"). */
-static unsigned int possible_cpus(void)
-{
-	char buf[256];
-	unsigned int n = 0;
-	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
-
-	if (f && fgets(buf, sizeof(buf), f)) {
-		char *p = buf;
-		while (*p && *p != '\n') {
-			char *end;
-			unsigned long a = strtoul(p, &end, 10), b = a;
-			if (end == p)
-				break;
-			if (*end == '-')
-				b = strtoul(end + 1, &end, 10);
-			if (b >= a)
-				n += (unsigned int)(b - a + 1);
-			p = *end == ',' ? end + 1 : end;
-		}
-	}
-	if (f)
-		fclose(f);
-	if (!n) {
-		long c = sysconf(_SC_NPROCESSORS_CONF);
-		n = c > 0 ? (unsigned int)c : 1;
-	}
-	return n;
 }
 
 /* ---- what workers report ---- */
@@ -208,278 +105,58 @@ void fu_session_worker_done(struct fu_session *s)
 	fu_session_wake(s);
 }
 
-/* ---- io_uring availability (doc/protocol.md 1.1) ---- */
-
-/* Why this process cannot use io_uring at all, or NULL when it can. The
- * event loop needs it for both transports; without it the workers fall back
- * to blocking reads of /dev/fuse. */
-static const char *io_uring_refused(char *buf, size_t len)
-{
-	struct io_uring probe;
-	int ret = io_uring_queue_init(4, &probe, 0);
-
-	if (ret == 0) {
-		io_uring_queue_exit(&probe);
-		return NULL;
-	}
-	long dis = read_sysfs_long("/proc/sys/kernel/io_uring_disabled", 0);
-	if (dis)
-		snprintf(buf, len,
-			 "io_uring is disabled by sysctl (kernel.io_uring_disabled=%ld); allow it as root with: "
-			 "sysctl -w kernel.io_uring_disabled=0",
-			 dis);
-	else
-		snprintf(buf, len, "io_uring cannot be set up: %s", strerror(-ret));
-	return buf;
-}
-
-/* Why the kernel will not offer FUSE-over-io_uring, or NULL when it will.
- * (A kernel that has it also has the SQE128 rings it needs.) */
-static const char *fuse_ring_refused(char *buf, size_t len)
-{
-	char v[8] = "";
-	FILE *f = fopen("/sys/module/fuse/parameters/enable_uring", "re");
-
-	if (!f) {
-		snprintf(buf, len, "this kernel has no FUSE-over-io_uring (CONFIG_FUSE_IO_URING is not set)");
-		return buf;
-	}
-	if (!fgets(v, sizeof(v), f))
-		v[0] = '\0';
-	fclose(f);
-	if (v[0] != 'Y' && v[0] != 'y' && v[0] != '1') {
-		snprintf(buf, len,
-			 "FUSE-over-io_uring is disabled (fuse.enable_uring=N); enable it as root with: "
-			 "echo Y > /sys/module/fuse/parameters/enable_uring");
-		return buf;
-	}
-	return NULL;
-}
-
-/* ---- FUSE_INIT ---- */
-
-static int read_init(struct fu_session *s, unsigned char *buf, size_t len, struct fu_msg *msg, char *err,
-		     size_t errlen)
-{
-	struct pollfd p = {.fd = s->fd, .events = POLLIN};
-	int timeout = (int)s->cfg.start_timeout_ms;
-	int ret;
-
-	do
-		ret = poll(&p, 1, timeout);
-	while (ret < 0 && errno == EINTR);
-	if (ret <= 0) {
-		fmt_err(err, errlen, "the kernel sent no FUSE_INIT within %d ms (start_timeout_ms)", timeout);
-		return -ETIMEDOUT;
-	}
-	ssize_t n;
-	do
-		n = read(s->fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		int e = errno;
-		fmt_err(err, errlen, "reading FUSE_INIT: %s", strerror(e));
-		return -e;
-	}
-	struct fu_wire wire = {
-		.in = buf,
-		.in_len = (size_t)n,
-		.arg = buf + sizeof(struct fuse_in_header),
-		.arg_len = (size_t)n > sizeof(struct fuse_in_header) ? (size_t)n - sizeof(struct fuse_in_header) : 0,
-	};
-	int derr = 0;
-	if (fu_decode(&wire, &s->limits, msg, &derr) != FU_DECODE_OK || msg->opcode != FUSE_INIT) {
-		fmt_err(err, errlen, "expected FUSE_INIT, got a malformed or other request (opcode %u)", msg->opcode);
-		return -EPROTO;
-	}
-	return 0;
-}
-
-static int write_reply(int fd, uint64_t unique, int error, const void *data, size_t len)
-{
-	struct fuse_out_header oh = {.len = (uint32_t)(sizeof(oh) + (error ? 0 : len)), .error = error, .unique = unique};
-	struct iovec iov[2] = {{&oh, sizeof(oh)}, {(void *)data, len}};
-	return writev(fd, iov, error ? 1 : 2) < 0 ? -errno : 0;
-}
-
-static uint32_t clamp_max_write(uint32_t want)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	long limit = read_sysfs_long("/proc/sys/fs/fuse/max_pages_limit", 256);
-	uint64_t cap = (uint64_t)limit * (uint64_t)page;
-
-	if (want > cap)
-		want = (uint32_t)cap;
-	return want;
-}
-
-/* Async direct I/O, readahead and writeback are "background" requests, and
- * the kernel lets only max_background of them be in flight (default 12): an
- * application at iodepth 64 would wait in the kernel, not in our queues.
- * Allow as many as the session can hold at once. */
-static uint16_t background_limit(const struct fu_session *s)
-{
-	unsigned int cap;
-
-	if (s->cfg.max_background)
-		return s->cfg.max_background;
-	if (s->cfg.io_uring == FURING_IO_URING_OFF || !s->nqueues)
-		cap = s->nworkers * s->depth;
-	else
-		cap = (s->nworkers > s->nqueues ? s->nworkers : s->nqueues) * s->depth;
-	if (cap < 64)
-		cap = 64;
-	return cap > 65535 ? 65535 : (uint16_t)cap;
-}
-
-/* What the operations table implies, on top of FURING_CAP_DEFAULTS. */
-static uint64_t implied_caps(const struct furing_ops *o)
-{
-	uint64_t want = FURING_CAP_DEFAULTS;
-
-	if (o->getlk && o->setlk)
-		want |= FURING_CAP_POSIX_LOCKS;
-	if (o->flock)
-		want |= FURING_CAP_FLOCK_LOCKS;
-	if (o->readdirplus)
-		want |= FURING_CAP_READDIRPLUS | FURING_CAP_READDIRPLUS_AUTO;
-	if (o->ioctl)
-		want |= FURING_CAP_IOCTL_DIR;
-	if (o->setxattr)
-		want |= FURING_CAP_SETXATTR_EXT;
-	if (!o->open)
-		want |= FURING_CAP_NO_OPEN_SUPPORT;
-	if (!o->opendir)
-		want |= FURING_CAP_NO_OPENDIR_SUPPORT;
-	return want;
-}
-
-/* Asks the filesystem, then answers. On failure the INIT request has been
- * answered with an error (or not at all when the kernel is gone). */
-static int negotiate(struct fu_session *s, const char *no_ring_reason, char *err, size_t errlen)
-{
-	size_t buflen = s->payload_size + 8192;
-	unsigned char *buf = malloc(buflen);
-	struct fu_msg msg;
-	struct fuse_init_out out;
-	size_t out_len = 0;
-	int ret;
-
-	if (!buf) {
-		fmt_err(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	const bool ring_wished = s->cfg.io_uring != FURING_IO_URING_OFF && !no_ring_reason;
-	struct fu_init_wish wish;
-	for (;;) {
-		ret = read_init(s, buf, buflen, &msg, err, errlen);
-		if (ret < 0)
-			goto out;
-		const uint64_t offered = fu_init_offered(&msg.arg.init);
-		struct furing_conn *c = &s->conn;
-		memset(c, 0, sizeof(*c));
-		c->proto_major = msg.arg.init.major;
-		c->proto_minor = msg.arg.init.minor;
-		c->capable = offered & FS_CAPS;
-		c->over_io_uring = ring_wished && (offered & FURING_CAP_OVER_IO_URING);
-		c->nr_workers = s->nworkers;
-		c->want = implied_caps(&s->ops) & c->capable;
-		c->max_write = s->cfg.max_write;
-		c->max_readahead = msg.arg.init.max_readahead;
-		c->max_background = background_limit(s);
-		c->time_gran = 1;
-		c->max_stack_depth = 1;
-		if (msg.arg.init.major == FUSE_KERNEL_VERSION && s->ops.init && !s->init_ran) {
-			s->init_ran = true;
-			ret = s->ops.init(s->fs, c);
-			if (ret < 0) {
-				write_reply(s->fd, msg.unique, -EPROTO, NULL, 0);
-				fmt_err(err, errlen, "the filesystem's init refused the mount: %s", strerror(-ret));
-				goto out;
-			}
-		}
-		if (c->max_write > s->cfg.max_write || c->max_write < 4096)
-			c->max_write = s->cfg.max_write; /* it may only shrink, never below a page */
-		wish = (struct fu_init_wish){
-			.want = (c->want & FS_CAPS & ~FURING_CAP_OVER_IO_URING),
-			.over_io_uring = ring_wished,
-			.max_write = c->max_write,
-			.max_readahead = c->max_readahead,
-			.max_background = c->max_background,
-			.congestion_threshold = c->congestion_threshold,
-			.time_gran = c->time_gran,
-			.max_stack_depth = c->max_stack_depth,
-			.page_size = (uint32_t)sysconf(_SC_PAGESIZE),
-		};
-		if (fu_init_negotiate(&msg.arg.init, &wish, &out, &out_len, &s->init) != FU_INIT_OK) {
-			write_reply(s->fd, msg.unique, -EPROTO, NULL, 0);
-			fmt_err(err, errlen, "unsupported FUSE protocol %u.%u from the kernel", msg.arg.init.major,
-				msg.arg.init.minor);
-			ret = -EPROTO;
-			goto out;
-		}
-		if (!s->init.retry_major)
-			break;
-		write_reply(s->fd, msg.unique, 0, &out, out_len); /* the kernel asks again with major 7 */
-	}
-
-	s->over_ring = s->init.over_io_uring;
-	if (s->cfg.io_uring == FURING_IO_URING_ON && !s->over_ring) {
-		write_reply(s->fd, msg.unique, -EPROTO, NULL, 0);
-		fmt_err(err, errlen,
-			"io_uring = FURING_IO_URING_ON: the kernel did not offer FUSE-over-io_uring (protocol 7.%u)",
-			s->init.minor);
-		ret = -EOPNOTSUPP;
-		goto out;
-	}
-	if (s->cfg.io_uring == FURING_IO_URING_AUTO && !s->over_ring && !no_ring_reason)
-		fu_log(s, FURING_LOG_WARNING, "the kernel did not offer FUSE-over-io_uring; serving over /dev/fuse");
-	if (!s->over_ring)
-		s->nqueues = 0;
-
-	s->limits.max_write = s->init.max_write;
-	s->limits.setxattr_ext = (s->init.flags64 & FUSE_SETXATTR_EXT) != 0;
-	s->conn.granted = s->init.flags64;
-	s->conn.over_io_uring = s->over_ring;
-	s->conn.max_write = s->init.max_write;
-	s->conn.max_readahead = s->init.max_readahead;
-	s->conn.max_background = out.max_background;
-	s->conn.congestion_threshold = out.congestion_threshold;
-	s->conn.time_gran = out.time_gran;
-	s->conn.max_stack_depth = out.max_stack_depth;
-	if ((s->conn.want & ~s->conn.capable & FS_CAPS) != 0)
-		fu_log(s, FURING_LOG_WARNING, "init asked for capabilities the kernel does not offer: %#llx (dropped)",
-		       (unsigned long long)(s->conn.want & ~s->conn.capable & FS_CAPS));
-
-	s->workers = calloc(s->nworkers, sizeof(*s->workers));
-	if (!s->workers) {
-		write_reply(s->fd, msg.unique, -ENOMEM, NULL, 0);
-		fmt_err(err, errlen, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (unsigned int i = 0; i < s->nworkers; i++)
-		s->workers[i].ctl_fd = -1;
-	for (unsigned int i = 0; i < s->nworkers; i++) {
-		ret = fu_worker_prepare(s, &s->workers[i], i, err, errlen);
-		if (ret < 0) {
-			write_reply(s->fd, msg.unique, -EIO, NULL, 0);
-			goto out;
-		}
-	}
-	ret = write_reply(s->fd, msg.unique, 0, &out, out_len);
-	if (ret < 0)
-		fmt_err(err, errlen, "answering FUSE_INIT failed: %s", strerror(-ret));
-out:
-	free(buf);
-	return ret;
-}
-
 /* ---- the public session API ---- */
 
 const char *furing_version(void)
 {
 	return FURING_LIB_VERSION;
+}
+
+/* The configuration's defaults: a zero field means "default". */
+static void apply_defaults(struct furing_config *cfg)
+{
+	if (!cfg->fsname)
+		cfg->fsname = "furing";
+	if (!cfg->subtype)
+		cfg->subtype = "furing";
+	if (!cfg->root_mode)
+		cfg->root_mode = S_IFDIR | 0755;
+	if (!cfg->threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->threads = n > 0 ? (unsigned int)n : 1;
+	}
+	if (!cfg->queue_depth)
+		cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
+	if (!cfg->start_timeout_ms)
+		cfg->start_timeout_ms = DEFAULT_START_TIMEOUT_MS;
+	if (cfg->start_timeout_ms > INT_MAX)
+		cfg->start_timeout_ms = INT_MAX;
+}
+
+/* Defaults, sizing, checks and the wake-up eventfd. */
+static int session_setup(struct fu_session *s, char *err, size_t errlen)
+{
+	int ret;
+
+	apply_defaults(&s->cfg);
+	ret = fu_transport_size(s, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (!S_ISDIR(s->cfg.root_mode) && !S_ISREG(s->cfg.root_mode)) {
+		fu_fmt_err(err, errlen, "root_mode %#o is neither a directory (S_IFDIR) nor a file (S_IFREG)",
+			   (unsigned)s->cfg.root_mode);
+		return -EINVAL;
+	}
+	/* Created now, so that a stop (or a signal) that comes before or
+	 * during start is not lost. */
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0) {
+		int e = errno;
+		fu_fmt_err(err, errlen, "eventfd: %s", strerror(e));
+		return -e;
+	}
+	s->nworkers = s->cfg.threads;
+	return 0;
 }
 
 struct furing_session *furing_session_new(const struct furing_ops *ops, size_t ops_size,
@@ -489,12 +166,12 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 	struct fu_session *s;
 
 	if (!ops || !cfg) {
-		fmt_err(err, errlen, "furing_session_new: ops and cfg are required");
+		fu_fmt_err(err, errlen, "furing_session_new: ops and cfg are required");
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		fmt_err(err, errlen, "out of memory");
+		fu_fmt_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	/* An older caller's structs are shorter: the fields it does not know
@@ -509,70 +186,90 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 	pthread_cond_init(&s->state_cond, NULL);
 	pthread_mutex_init(&s->intr_lock, NULL);
 	pthread_mutex_init(&s->notify_lock, NULL);
-	if (!s->cfg.fsname)
-		s->cfg.fsname = "furing";
-	if (!s->cfg.subtype)
-		s->cfg.subtype = "furing";
-	if (!s->cfg.root_mode)
-		s->cfg.root_mode = S_IFDIR | 0755;
-	if (!s->cfg.threads) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		s->cfg.threads = n > 0 ? (unsigned int)n : 1;
-	}
-	if (!s->cfg.queue_depth)
-		s->cfg.queue_depth = DEFAULT_QUEUE_DEPTH;
-	if (!s->cfg.start_timeout_ms)
-		s->cfg.start_timeout_ms = DEFAULT_START_TIMEOUT_MS;
-	if (s->cfg.start_timeout_ms > INT_MAX)
-		s->cfg.start_timeout_ms = INT_MAX;
-	/* An explicit payload size sets max_write: the kernel requires every
-	 * entry to hold max(8192, max_write, max_pages * page). */
-	if (!s->cfg.max_write)
-		s->cfg.max_write = s->cfg.payload_size ? s->cfg.payload_size : DEFAULT_MAX_WRITE;
-	s->cfg.max_write = clamp_max_write(s->cfg.max_write);
-	long page = sysconf(_SC_PAGESIZE);
-	uint32_t need = s->cfg.max_write < 8192 ? 8192 : s->cfg.max_write;
-	need = (uint32_t)((need + (uint32_t)page - 1) & ~((uint32_t)page - 1));
-	if (s->cfg.payload_size && s->cfg.payload_size < need) {
-		fmt_err(err, errlen, "payload_size %u is below what the kernel requires (%u = max_write rounded to a page)",
-			s->cfg.payload_size, need);
+	if (session_setup(s, err, errlen) < 0) {
 		furing_session_destroy((struct furing_session *)s);
 		return NULL;
 	}
-	if (!S_ISDIR(s->cfg.root_mode) && !S_ISREG(s->cfg.root_mode)) {
-		fmt_err(err, errlen, "root_mode %#o is neither a directory (S_IFDIR) nor a file (S_IFREG)",
-			(unsigned)s->cfg.root_mode);
-		furing_session_destroy((struct furing_session *)s);
-		return NULL;
-	}
-	/* Created now, so that a stop (or a signal) that comes before or
-	 * during start is not lost. */
-	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->wake_fd < 0) {
-		fmt_err(err, errlen, "eventfd: %s", strerror(errno));
-		furing_session_destroy((struct furing_session *)s);
-		return NULL;
-	}
-	s->payload_size = s->cfg.payload_size ? s->cfg.payload_size : need;
-	s->depth = s->cfg.queue_depth;
-	s->nworkers = s->cfg.threads;
-	s->limits.max_write = s->cfg.max_write;
 	return (struct furing_session *)s;
 }
 
-static void report_layout(struct fu_session *s)
+/* Every worker's cloned fd and ring queue buffers, before INIT is answered
+ * (doc/protocol.md 1.2). On failure INIT has been refused. */
+static int prepare_workers(struct fu_session *s, const struct fu_init_pending *p, char *err, size_t errlen)
 {
-	if (s->over_ring) {
-		unsigned int parts = s->nworkers > s->nqueues ? s->nworkers : s->nqueues;
-		double mib = (double)parts * s->depth * s->payload_size / (1024.0 * 1024.0);
-		fu_log(s, FURING_LOG_INFO,
-		       "io_uring: %u queues (possible CPUs) on %u worker thread%s, %u x depth %u x %u KiB "
-		       "payload = %.0f MiB of buffers (touched on use)",
-		       s->nqueues, s->nworkers, s->nworkers == 1 ? "" : "s", parts, s->depth, s->payload_size / 1024, mib);
-	} else {
-		fu_log(s, FURING_LOG_INFO, "/dev/fuse: %u worker thread%s x %u requests in flight, max_write %u KiB",
-		       s->nworkers, s->nworkers == 1 ? "" : "s", s->blocking ? 1 : s->depth, s->init.max_write / 1024);
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (!s->workers) {
+		fu_init_refuse(s, p, -ENOMEM);
+		fu_fmt_err(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
+	for (unsigned int i = 0; i < s->nworkers; i++)
+		s->workers[i].ctl_fd = -1;
+	for (unsigned int i = 0; i < s->nworkers; i++) {
+		int ret = fu_worker_prepare(s, &s->workers[i], i, err, errlen);
+		if (ret < 0) {
+			fu_init_refuse(s, p, -EIO);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* FUSE_INIT, the ring setup plan and the workers, in the order the kernel
+ * needs: everything a worker registers is ready before INIT is answered.
+ * On failure INIT has been refused (or the kernel is gone). */
+static int negotiate(struct fu_session *s, const char *no_ring_reason, char *err, size_t errlen)
+{
+	struct fu_init_pending p;
+	int ret = fu_init_exchange(s, no_ring_reason, &p, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	ret = fu_transport_plan(s, no_ring_reason, err, errlen);
+	if (ret < 0) {
+		fu_init_refuse(s, &p, -EPROTO);
+		return ret;
+	}
+	fu_init_apply(s, &p);
+	ret = prepare_workers(s, &p, err, errlen);
+	if (ret < 0)
+		return ret;
+	return fu_init_answer(s, &p, err, errlen);
+}
+
+/* realpath, a check that nothing is mounted there yet, and the mount. */
+static int mount_fs(struct fu_session *s, const char *mountpoint, char *err, size_t errlen)
+{
+	int ret;
+
+	s->mountpoint = realpath(mountpoint, NULL);
+	if (!s->mountpoint) {
+		ret = -errno;
+		fu_fmt_err(err, errlen, "mountpoint %s: %s", mountpoint, strerror(-ret));
+		return ret;
+	}
+	if (fu_is_mountpoint(s->mountpoint)) {
+		fu_fmt_err(err, errlen, "mountpoint %s is busy: something is already mounted there", s->mountpoint);
+		return -EBUSY;
+	}
+	struct fu_mount_opts mo = {
+		.fsname = s->cfg.fsname,
+		.subtype = s->cfg.subtype,
+		.root_mode = s->cfg.root_mode,
+		.allow_other = s->cfg.allow_other,
+		.read_only = s->cfg.read_only,
+		.default_permissions = s->cfg.default_permissions,
+		.max_read = s->payload_size,
+	};
+	s->fd = fu_mount(s->mountpoint, &mo, &s->via_fusermount, err, errlen);
+	if (s->fd < 0) {
+		ret = s->fd;
+		s->fd = -1;
+		return ret < -1 ? ret : -EIO;
+	}
+	s->mounted = true;
+	fu_mount_dev(s->mountpoint, &s->conn_dev);
+	return 0;
 }
 
 /* Workers run with every signal blocked: signals are the application's to
@@ -584,7 +281,7 @@ static int start_workers(struct fu_session *s, char *err, size_t errlen)
 	int ret = pthread_attr_init(&attr);
 
 	if (ret) {
-		fmt_err(err, errlen, "pthread_attr_init: %s", strerror(ret));
+		fu_fmt_err(err, errlen, "pthread_attr_init: %s", strerror(ret));
 		return -ret;
 	}
 	sigfillset(&all);
@@ -593,7 +290,7 @@ static int start_workers(struct fu_session *s, char *err, size_t errlen)
 		struct fu_worker *w = &s->workers[i];
 		ret = pthread_create(&w->thread, &attr, fu_worker_main, w);
 		if (ret) {
-			fmt_err(err, errlen, "cannot start worker thread %u of %u: %s", i + 1, s->nworkers, strerror(ret));
+			fu_fmt_err(err, errlen, "cannot start worker thread %u of %u: %s", i + 1, s->nworkers, strerror(ret));
 			/* The ones never started count as done and as armed. */
 			pthread_mutex_lock(&s->state_lock);
 			s->workers_armed += s->nworkers - i;
@@ -633,76 +330,37 @@ static bool wait_armed(struct fu_session *s)
 int furing_session_start(struct furing_session *pub, const char *mountpoint, char *err, size_t errlen)
 {
 	struct fu_session *s = (struct fu_session *)pub;
-	char why_loop[256], why_ring[256];
+	struct fu_transport_choice tc;
 	int ret;
 
 	if (s->mountpoint || s->fd >= 0 || s->workers) {
-		fmt_err(err, errlen, "furing_session_start: the session was already started");
+		fu_fmt_err(err, errlen, "furing_session_start: the session was already started");
 		return -EBUSY;
 	}
-	const char *no_loop = io_uring_refused(why_loop, sizeof(why_loop));
-	const char *no_ring = NULL;
-
-	if (s->cfg.io_uring != FURING_IO_URING_OFF)
-		no_ring = no_loop ? no_loop : fuse_ring_refused(why_ring, sizeof(why_ring));
-	if (no_ring && s->cfg.io_uring == FURING_IO_URING_ON) {
-		fmt_err(err, errlen, "io_uring = FURING_IO_URING_ON: %s", no_ring);
-		return -EOPNOTSUPP;
-	}
-	s->blocking = no_loop != NULL;
-	if (no_loop)
-		fu_log(s, FURING_LOG_WARNING, "%s: serving /dev/fuse with blocking reads, one request per thread at a time",
-		       no_loop);
-	else if (no_ring)
-		fu_log(s, FURING_LOG_WARNING, "%s; serving over /dev/fuse", no_ring);
-	s->nqueues = no_ring || s->cfg.io_uring == FURING_IO_URING_OFF ? 0 : possible_cpus();
-
-	s->mountpoint = realpath(mountpoint, NULL);
-	if (!s->mountpoint) {
-		ret = -errno;
-		fmt_err(err, errlen, "mountpoint %s: %s", mountpoint, strerror(-ret));
+	ret = fu_transport_choose(s, &tc, err, errlen);
+	if (ret < 0)
 		return ret;
-	}
-	if (fu_is_mountpoint(s->mountpoint)) {
-		fmt_err(err, errlen, "mountpoint %s is busy: something is already mounted there", s->mountpoint);
-		return -EBUSY;
-	}
-	struct fu_mount_opts mo = {
-		.fsname = s->cfg.fsname,
-		.subtype = s->cfg.subtype,
-		.root_mode = s->cfg.root_mode,
-		.allow_other = s->cfg.allow_other,
-		.read_only = s->cfg.read_only,
-		.default_permissions = s->cfg.default_permissions,
-		.max_read = s->payload_size,
-	};
-	s->fd = fu_mount(s->mountpoint, &mo, &s->via_fusermount, err, errlen);
-	if (s->fd < 0) {
-		ret = s->fd;
-		s->fd = -1;
-		return ret < -1 ? ret : -EIO;
-	}
-	s->mounted = true;
-	fu_mount_dev(s->mountpoint, &s->conn_dev);
-
-	ret = negotiate(s, no_ring, err, errlen);
+	ret = mount_fs(s, mountpoint, err, errlen);
+	if (ret < 0)
+		return ret;
+	ret = negotiate(s, tc.no_ring, err, errlen);
 	if (ret < 0) {
 		fu_unmount(s->mountpoint, s->via_fusermount);
 		s->mounted = false;
 		return ret;
 	}
-	report_layout(s);
+	fu_transport_report(s);
 	/* Workers serve from their first moment, and a request's operation may
 	 * already notify: the session counts as running from here. */
 	atomic_store(&s->running, true);
 	ret = start_workers(s, err, errlen);
 	if (ret == 0 && !wait_armed(s)) {
-		fmt_err(err, errlen, "the workers did not arm their queues within %u ms (start_timeout_ms)",
-			s->cfg.start_timeout_ms);
+		fu_fmt_err(err, errlen, "the workers did not arm their queues within %u ms (start_timeout_ms)",
+			   s->cfg.start_timeout_ms);
 		ret = -ETIMEDOUT;
 	}
 	if (ret == 0 && atomic_load(&s->fatal)) {
-		fmt_err(err, errlen, "%s", s->fatal_msg);
+		fu_fmt_err(err, errlen, "%s", s->fatal_msg);
 		ret = -EIO;
 	}
 	if (ret < 0) {

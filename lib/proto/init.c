@@ -34,6 +34,67 @@ uint64_t fu_init_offered(const struct fuse_init_in *in)
 	return offered;
 }
 
+/* The 64-bit set the reply may set, before the offer masks it. */
+static uint64_t wanted_flags(const struct fu_init_wish *wish)
+{
+	uint64_t wanted = (wish->want | FU_INIT_ENGINE_FLAGS) & ~FU_INIT_NEVER_FLAGS;
+
+	wanted &= ~((uint64_t)FUSE2_OVER_IO_URING << 32);
+	if (wish->over_io_uring)
+		wanted |= (uint64_t)FUSE2_OVER_IO_URING << 32;
+	return wanted;
+}
+
+/* The wish's threshold, or 3/4 of max_background when it has none or one
+ * above max_background; never 0. */
+static uint16_t congestion_of(uint16_t wish, uint16_t max_bg)
+{
+	uint16_t congestion = wish;
+
+	if (congestion == 0 || congestion > max_bg)
+		congestion = (uint16_t)((uint32_t)max_bg * 3 / 4);
+	if (congestion == 0)
+		congestion = 1;
+	return congestion;
+}
+
+/* max_write in pages, when FUSE_MAX_PAGES is in the reply (else 0). */
+static uint16_t max_pages_of(uint64_t reply, uint32_t max_write, uint32_t page_size)
+{
+	if (!(reply & FUSE_MAX_PAGES))
+		return 0;
+	const uint64_t page = page_size != 0 ? page_size : DEFAULT_PAGE_SIZE;
+	uint64_t pages = ((uint64_t)max_write + page - 1) / page;
+	if (pages > MAX_PAGES_CAP)
+		pages = MAX_PAGES_CAP;
+	return (uint16_t)pages;
+}
+
+/* The reply to a major-7 INIT whose flags are @reply. */
+static void fill_reply(const struct fuse_init_in *in, const struct fu_init_wish *wish, uint64_t reply,
+		       struct fuse_init_out *out)
+{
+	const uint32_t max_write = wish->max_write > MIN_MAX_WRITE ? wish->max_write : MIN_MAX_WRITE;
+	const uint16_t max_bg = wish->max_background != 0 ? wish->max_background : DEFAULT_MAX_BACKGROUND;
+
+	out->major = FUSE_KERNEL_VERSION;
+	out->minor = FUSE_KERNEL_MINOR_VERSION;
+	out->max_readahead = wish->max_readahead != 0 && wish->max_readahead < in->max_readahead
+				     ? wish->max_readahead
+				     : in->max_readahead;
+	out->flags = (uint32_t)reply;
+	out->flags2 = (uint32_t)(reply >> 32);
+	out->max_background = max_bg;
+	out->congestion_threshold = congestion_of(wish->congestion_threshold, max_bg);
+	out->max_write = max_write;
+	out->time_gran = wish->time_gran != 0 && wish->time_gran <= 1000000000u ? wish->time_gran : 1;
+	out->max_pages = max_pages_of(reply, max_write, wish->page_size);
+	if (reply & ((uint64_t)FUSE2_PASSTHROUGH << 32)) {
+		uint32_t depth = wish->max_stack_depth != 0 ? wish->max_stack_depth : 1;
+		out->max_stack_depth = depth > MAX_STACK_DEPTH ? MAX_STACK_DEPTH : depth;
+	}
+}
+
 enum fu_init_result fu_init_negotiate(const struct fuse_init_in *in, const struct fu_init_wish *wish,
 				      struct fuse_init_out *out, size_t *out_len,
 				      struct fu_init_agreed *agreed)
@@ -67,51 +128,14 @@ enum fu_init_result fu_init_negotiate(const struct fuse_init_in *in, const struc
 	const uint64_t offered = fu_init_offered(in);
 	agreed->offered = offered;
 
-	uint64_t wanted = (wish->want | FU_INIT_ENGINE_FLAGS) & ~FU_INIT_NEVER_FLAGS;
-	wanted &= ~((uint64_t)FUSE2_OVER_IO_URING << 32);
-	if (wish->over_io_uring)
-		wanted |= (uint64_t)FUSE2_OVER_IO_URING << 32;
-
-	const uint64_t reply = offered & wanted;
-	const uint32_t max_write = wish->max_write > MIN_MAX_WRITE ? wish->max_write : MIN_MAX_WRITE;
-	const uint16_t max_bg = wish->max_background != 0 ? wish->max_background : DEFAULT_MAX_BACKGROUND;
-	uint16_t congestion = wish->congestion_threshold;
-	if (congestion == 0 || congestion > max_bg)
-		congestion = (uint16_t)((uint32_t)max_bg * 3 / 4);
-	if (congestion == 0)
-		congestion = 1;
-
-	uint16_t max_pages = 0;
-	if (reply & FUSE_MAX_PAGES) {
-		const uint64_t page = wish->page_size != 0 ? wish->page_size : DEFAULT_PAGE_SIZE;
-		uint64_t pages = ((uint64_t)max_write + page - 1) / page;
-		if (pages > MAX_PAGES_CAP)
-			pages = MAX_PAGES_CAP;
-		max_pages = (uint16_t)pages;
-	}
-
-	out->major = FUSE_KERNEL_VERSION;
-	out->minor = FUSE_KERNEL_MINOR_VERSION;
-	out->max_readahead = wish->max_readahead != 0 && wish->max_readahead < in->max_readahead
-				     ? wish->max_readahead
-				     : in->max_readahead;
-	out->flags = (uint32_t)reply;
-	out->flags2 = (uint32_t)(reply >> 32);
-	out->max_background = max_bg;
-	out->congestion_threshold = congestion;
-	out->max_write = max_write;
-	out->time_gran = wish->time_gran != 0 && wish->time_gran <= 1000000000u ? wish->time_gran : 1;
-	out->max_pages = max_pages;
-	if (reply & ((uint64_t)FUSE2_PASSTHROUGH << 32)) {
-		uint32_t depth = wish->max_stack_depth != 0 ? wish->max_stack_depth : 1;
-		out->max_stack_depth = depth > MAX_STACK_DEPTH ? MAX_STACK_DEPTH : depth;
-	}
+	const uint64_t reply = offered & wanted_flags(wish);
+	fill_reply(in, wish, reply, out);
 	*out_len = init_out_len(in->minor);
 
 	agreed->flags = out->flags;
 	agreed->flags2 = out->flags2;
-	agreed->max_write = max_write;
-	agreed->max_pages = max_pages;
+	agreed->max_write = out->max_write;
+	agreed->max_pages = out->max_pages;
 	agreed->flags64 = reply;
 	agreed->max_readahead = out->max_readahead;
 	agreed->over_io_uring = (out->flags2 & FUSE2_OVER_IO_URING) != 0;
