@@ -557,6 +557,11 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 	s->depth = s->cfg.queue_depth;
 	s->nworkers = s->cfg.threads;
 	s->limits.max_write = s->cfg.max_write;
+	struct fu_mount_opts mo = {.fsname = s->cfg.fsname, .subtype = s->cfg.subtype, .max_read = s->payload_size};
+	if (fu_mount_check(&mo, err, errlen) < 0) { /* a name that cannot be mounted fails here, not at start */
+		furing_session_destroy((struct furing_session *)s);
+		return NULL;
+	}
 	return (struct furing_session *)s;
 }
 

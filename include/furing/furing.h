@@ -647,8 +647,13 @@ enum furing_log_level {
 typedef void (*furing_log_fn)(void *log_data, enum furing_log_level level, const char *msg);
 
 struct furing_config {
-	const char *fsname;        /* first field of /proc/mounts; default "furing" */
-	const char *subtype;       /* mount type "fuse.<subtype>"; default "furing" */
+	/* The mount's source (first field of /proc/mounts); default "furing".
+	 * 1 to 4095 bytes of any kind: a comma, backslash, '=' or newline stays
+	 * part of the name (escaped for fusermount3), never becomes an option;
+	 * an empty or longer name fails furing_session_new. Used until
+	 * furing_session_start returns, like subtype and mount_options. */
+	const char *fsname;
+	const char *subtype;       /* mount type "fuse.<subtype>"; default "furing"; 1 to 255 bytes, as fsname */
 	mode_t root_mode;          /* the root's type and permissions; default S_IFDIR | 0755 */
 	bool allow_other;          /* let other users use the mount (fusermount3 needs user_allow_other) */
 	bool read_only;            /* mount read-only */
