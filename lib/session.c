@@ -701,7 +701,8 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 	 * already notify: the session counts as running from here. */
 	atomic_store(&s->running, true);
 	ret = start_workers(s, err, errlen);
-	if (ret == 0 && !wait_armed(s)) {
+	/* A worker that failed counts as armed: its reason is the error. */
+	if (ret == 0 && !wait_armed(s) && !atomic_load(&s->fatal)) {
 		fmt_err(err, errlen, "the workers did not arm their queues within %u ms (start_timeout_ms)",
 			s->cfg.start_timeout_ms);
 		ret = -ETIMEDOUT;
