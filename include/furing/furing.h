@@ -34,8 +34,9 @@
  * A LIBRARY IS A GUEST. libfuring installs no signal handler and changes no
  * signal mask of the application's threads (unless furing_session_handle_
  * signals() is called), prints nothing (messages go to furing_config.log,
- * default stderr) and reads no environment variable (but PATH, to find
- * fusermount3 when not root, as execvp would).
+ * and are dropped without one; furing_log_stderr prints them) and reads no
+ * environment variable (but PATH, to find fusermount3 when not root, as
+ * execvp would).
  *
  * VERSIONING. Structs passed in (furing_ops, furing_config) are sized by the
  * caller (the *_size arguments): fields are only ever added at their end, so
@@ -645,6 +646,11 @@ enum furing_log_level {
 /* One message: one line, without a trailing newline. May be called from
  * any of the session's threads at once. */
 typedef void (*furing_log_fn)(void *log_data, enum furing_log_level level, const char *msg);
+/* A furing_log_fn for furing_config.log: every message it is given, as
+ * "furing: <msg>" on stderr (@log_data unused). DEBUG messages come only
+ * with furing_config.debug; to drop INFO (the start-up layout, counters),
+ * wrap it in a callback of your own. */
+void furing_log_stderr(void *log_data, enum furing_log_level level, const char *msg);
 
 struct furing_config {
 	/* The mount's source (first field of /proc/mounts); default "furing".
@@ -667,7 +673,7 @@ struct furing_config {
 	uint16_t max_background;   /* default: enough for every queue entry to be in flight */
 	enum furing_pin pin;
 	bool debug;                /* one FURING_LOG_DEBUG line per request */
-	furing_log_fn log;         /* default: "furing: <msg>" on stderr for levels up to INFO */
+	furing_log_fn log;         /* default NULL: messages are dropped; furing_log_stderr prints them */
 	void *log_data;
 	/* io_uring setup flags of the workers' rings, added to the required
 	 * ones; 0 = IORING_SETUP_COOP_TASKRUN. (SINGLE_ISSUER and DEFER_TASKRUN
