@@ -91,8 +91,21 @@ def header_functions(path):
         return set(re.findall(r"\b(furing_[a-z0-9_]+)\(", f.read()))
 
 
+VERSION_NODE = "FURING_0.1"
+
+
 def dynamic_symbols(lib):
-    return {line.split()[-1] for line in run(["nm", "-D", "--defined-only", lib]).splitlines() if line.strip()}
+    """The exported functions, without the version node's own (absolute)
+    symbol; each must carry that node (lib/libfuring.map)."""
+    out = set()
+    for line in run(["nm", "-D", "--defined-only", "--with-symbol-versions", lib]).splitlines():
+        f = line.split()
+        if not f or (f[1] == "A" and f[2] == VERSION_NODE):
+            continue
+        name, _, version = f[2].partition("@@")
+        assert version == VERSION_NODE, f"{f[2]}: not in version node {VERSION_NODE}"
+        out.add(name)
+    return out
 
 
 def readelf_dynamic(path):
