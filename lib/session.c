@@ -557,7 +557,8 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 	s->depth = s->cfg.queue_depth;
 	s->nworkers = s->cfg.threads;
 	s->limits.max_write = s->cfg.max_write;
-	struct fu_mount_opts mo = {.fsname = s->cfg.fsname, .subtype = s->cfg.subtype, .max_read = s->payload_size};
+	struct fu_mount_opts mo = {.fsname = s->cfg.fsname, .subtype = s->cfg.subtype, .max_read = s->payload_size,
+				   .options = s->cfg.mount_options};
 	if (fu_mount_check(&mo, err, errlen) < 0) { /* a name that cannot be mounted fails here, not at start */
 		furing_session_destroy((struct furing_session *)s);
 		return NULL;
@@ -680,6 +681,7 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 		.read_only = s->cfg.read_only,
 		.default_permissions = s->cfg.default_permissions,
 		.max_read = s->payload_size,
+		.options = s->cfg.mount_options,
 	};
 	s->fd = fu_mount(s->mountpoint, &mo, &s->via_fusermount, err, errlen);
 	if (s->fd < 0) {

@@ -693,6 +693,21 @@ struct furing_config {
 	 * when requests come one at a time (see bench/README.md). */
 	uint32_t busy_poll_us;
 	bool busy_poll_off;
+	/* More mount options, comma-separated, each checked against this
+	 * allow-list (anything else fails furing_session_new with the reason):
+	 *   noexec, noatime       the mount flags of the same names
+	 *   nosuid, nodev         accepted; always on for a FUSE mount anyway
+	 *   fsname=NAME, subtype=NAME   as the fields above (and win over them)
+	 *   max_read=BYTES        largest READ, 4096 .. the payload size (the default)
+	 *   context=CONTEXT       security context of every file (SELinux):
+	 *                         root only (fusermount3 does not pass it), and
+	 *                         the mount fails without a security module
+	 * Values may not hold a comma or a backslash (there are no escapes
+	 * here; fsname and subtype with those go in the fields above); a
+	 * context only printable characters without '"'. blksize= is refused:
+	 * the kernel takes it only for fuseblk mounts, which the library does
+	 * not make. NULL or unset: none. */
+	const char *mount_options;
 };
 
 /* Creates a session; nothing is mounted yet. @ops_size and @cfg_size are

@@ -140,3 +140,75 @@ def test_unmountable_names_refused(start, field, value, message):
     assert s.proc.wait(10) == 1
     assert message in s.stderr(), s.stderr()
     assert not mounts_at(s.mountpoint)
+
+
+# ------------------------------------------------- furing_config.mount_options
+
+def test_mount_options_reach_the_mount(start, path):
+    s = start("--fsname", "cfg-name", "--mount-options",
+              "noexec,nosuid,nodev,noatime,max_read=65536,fsname=opt name=1,subtype=optfs", user=path == "user")
+    m = s.mounted_or_exited()
+    assert m is not None, s.stderr()
+    opts, sup = m.mount_opts.split(","), m.super_opts.split(",")
+    for o in ("noexec", "nosuid", "nodev", "noatime"):
+        assert o in opts, m
+    assert "max_read=65536" in sup, m
+    assert m.source == "opt name=1" and m.fstype == "fuse.optfs", m  # the options win over the fields
+    check_not_injected(m, path == "user")
+
+
+def test_no_mount_options_no_extra_flags(start):
+    s = start("--mount-options", "nodev")
+    m = s.mounted_or_exited()
+    assert m is not None, s.stderr()
+    opts = m.mount_opts.split(",")
+    assert "noexec" not in opts and "noatime" not in opts, m
+    assert "max_read=1048576" in m.super_opts.split(","), m  # the payload size, the default
+
+
+REFUSED = [
+    ("suid", "unknown option 'suid'"),
+    ("exec", "unknown option 'exec'"),
+    ("allow_other", "unknown option 'allow_other'"),
+    ("noexec,rootmode=40777", "unknown option 'rootmode=40777'"),
+    ("user_id=0", "unknown option 'user_id=0'"),
+    ("fd=0", "unknown option 'fd=0'"),
+    ("blksize=4096", "blksize= applies only to fuseblk"),
+    ("max_read=abc", "max_read=abc is not a number"),
+    ("max_read=100", "outside 4096..1048576"),
+    ("max_read=4194304", "outside 4096..1048576"),
+    ("max_read=-1", "max_read=-1 is not a number"),
+    ("fsname=a\\,suid", "a backslash is not allowed"),
+    ("subtype=", "subtype= is empty"),
+    ("fsname=", "fsname= is empty"),
+    ("context=a\"b", "is not allowed in a context"),
+    ("context=a b", "is not allowed in a context"),
+    ("noexec,", "empty option"),
+    (",noexec", "empty option"),
+    ("noexec,,noatime", "empty option"),
+]
+
+
+@pytest.mark.parametrize("options,message", REFUSED, ids=[o for o, _ in REFUSED])
+def test_hostile_mount_options_refused(start, options, message):
+    s = start("--mount-options", options)
+    assert s.mounted_or_exited() is None, f"mounted with mount_options {options!r}"
+    assert s.proc.wait(10) == 1
+    err = s.stderr()
+    assert "mount_options: " in err and message in err, err
+    assert not mounts_at(s.mountpoint)
+
+
+def test_context_needs_root_and_a_security_module(start, path):
+    """context= goes to the kernel on the direct path: it is in mountinfo
+    when a security module took it, else the start fails saying why.
+    fusermount3 (3.14) does not pass it on: refused before it runs."""
+    s = start("--mount-options", "context=system_u:object_r:tmp_t:s0", user=path == "user")
+    m = s.mounted_or_exited()
+    if path == "user":
+        assert m is None and "context= needs root" in s.stderr(), s.stderr()
+    elif m is None:
+        assert "(context= needs a security module such as SELinux)" in s.stderr(), s.stderr()
+        assert not os.path.exists("/sys/fs/selinux"), "refused with SELinux present"
+    else:
+        assert "context=system_u:object_r:tmp_t:s0" in m.super_opts or "context=" in m.mount_opts, m

@@ -590,6 +590,7 @@ int main(int argc, char **argv)
 		{"log", required_argument, NULL, 'l'},
 		{"fsname", required_argument, NULL, 'F'},
 		{"subtype", required_argument, NULL, 'S'},
+		{"mount-options", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	struct furing_config cfg = {.fsname = "probefs", .subtype = "probefs", .default_permissions = true};
@@ -647,6 +648,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			cfg.subtype = optarg;
+			break;
+		case 'o':
+			cfg.mount_options = optarg;
 			break;
 		default:
 			fprintf(stderr, "probefs: unknown option\n");
