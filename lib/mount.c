@@ -379,8 +379,9 @@ static int mount_as_root(const char *mnt, const struct fu_mount_opts *o, const s
 	snprintf(type, sizeof(type), "fuse.%s", x->subtype);
 	unsigned long flags = MS_NOSUID | MS_NODEV | x->flags | (o->read_only ? MS_RDONLY : 0);
 	if (mount(x->fsname, mnt, type, flags, opts) < 0) {
-		snprintf(err, errlen, "mounting %s failed: %s%s", mnt, strerror(errno),
-			 x->context && errno == EINVAL ? " (context= needs a security module such as SELinux)" : "");
+		int e = errno;
+		snprintf(err, errlen, "mounting %s failed: %s%s", mnt, strerror(e),
+			 x->context && e == EINVAL ? " (context= needs a security module such as SELinux)" : "");
 		close(fd);
 		return -1;
 	}
