@@ -131,6 +131,15 @@ static const struct furing_ops hello_ops = {
 	/* no opendir: the library asks for NO_OPENDIR_SUPPORT, and readdir gets fh 0 */
 };
 
+/* The library prints nothing by itself. Show its warnings, errors and (with
+ * --debug) one line per request, but not the start-up layout (INFO): a
+ * quiet program until something goes wrong. */
+static void log_quiet(void *data, enum furing_log_level level, const char *msg)
+{
+	if (level != FURING_LOG_INFO)
+		furing_log_stderr(data, level, msg);
+}
+
 static int usage_error(const char *msg, const char *arg)
 {
 	fprintf(stderr, "hello: %s%s (usage: hello [--io-uring=auto|on|off] [--debug] MOUNTPOINT)\n", msg,
@@ -145,7 +154,7 @@ int main(int argc, char **argv)
 		{"debug", no_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
-	struct furing_config cfg = {.fsname = "hello", .subtype = "hello"}; /* zero: the defaults */
+	struct furing_config cfg = {.fsname = "hello", .subtype = "hello", .log = log_quiet}; /* zero: the defaults */
 	char err[512];
 	int opt;
 

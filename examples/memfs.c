@@ -1210,6 +1210,15 @@ static void memfs_free_fs(struct memfs *fs)
 	pthread_mutex_destroy(&fs->lock);
 }
 
+/* The library prints nothing by itself. Show its warnings, errors and (with
+ * --debug) one line per request, but not the start-up layout (INFO): a
+ * quiet program until something goes wrong. */
+static void log_quiet(void *data, enum furing_log_level level, const char *msg)
+{
+	if (level != FURING_LOG_INFO)
+		furing_log_stderr(data, level, msg);
+}
+
 static int usage_error(const char *msg, const char *arg)
 {
 	fprintf(stderr, "memfs: %s%s (usage: memfs [--io-uring=auto|on|off] [--debug] MOUNTPOINT)\n", msg,
@@ -1228,6 +1237,7 @@ int main(int argc, char **argv)
 		.fsname = "memfs",
 		.subtype = "memfs",
 		.default_permissions = true, /* the kernel checks modes and owners */
+		.log = log_quiet,
 	};
 	struct memfs fs;
 	char err[512];

@@ -1,12 +1,13 @@
-/* Messages go through furing_config.log; without one, to stderr as
- * "furing: <message>". Formatting happens here so that a log callback
+/* Messages go through furing_config.log, and nowhere without one: a
+ * library prints nothing unless the program asks (furing_log_stderr is the
+ * ready-made printer). Formatting happens here so that a log callback
  * receives finished lines. */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "engine.h"
 
-static void log_stderr(void *data, enum furing_log_level level, const char *msg)
+void furing_log_stderr(void *data, enum furing_log_level level, const char *msg)
 {
 	/* One fputs per line: stdio locks the stream, so lines from several
 	 * threads do not interleave. */
@@ -19,11 +20,10 @@ static void vlog(const struct fu_session *s, enum furing_log_level level, const 
 {
 	char msg[1024];
 
+	if (!s || !s->cfg.log)
+		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (s && s->cfg.log)
-		s->cfg.log(s->cfg.log_data, level, msg);
-	else
-		log_stderr(NULL, level, msg);
+	s->cfg.log(s->cfg.log_data, level, msg);
 }
 
 void fu_log(const struct fu_session *s, enum furing_log_level level, const char *fmt, ...)

@@ -195,22 +195,193 @@ int fu_probe_path(const char *path, unsigned int timeout_ms)
 	return -ETIMEDOUT;
 }
 
-static int mount_as_root(const char *mnt, const struct fu_mount_opts *o, char *err, size_t errlen)
+/* The longest fsname and subtype we pass on: the kernel copies a mount
+ * source of less than PATH_MAX bytes (any realpath fits), and 255 keeps a
+ * type name sane. */
+#define FSNAME_MAX (PATH_MAX - 1)
+#define SUBTYPE_MAX 255
+#define CONTEXT_MAX 255
+
+/* What furing_config.mount_options asks for, checked. The strings point
+ * into @copy, the author's string cut at its commas. */
+struct mount_extra {
+	char *copy;
+	const char *fsname, *subtype, *context;
+	unsigned long flags; /* of mount_flags[] */
+	uint32_t max_read;   /* 0: not given */
+};
+
+/* The mount flags an author may add. nosuid and nodev are always on (a
+ * FUSE server must not grant them), so asking for them changes nothing. */
+static const struct {
+	const char *name;
+	unsigned long flag;
+} mount_flags[] = {
+	{"noexec", MS_NOEXEC},
+	{"nosuid", MS_NOSUID},
+	{"nodev", MS_NODEV},
+	{"noatime", MS_NOATIME},
+};
+
+#define ALLOWED "noexec, nosuid, nodev, noatime, context=, fsname=, subtype=, max_read="
+
+static int check_name(const char *what, const char *v, size_t max, char *err, size_t errlen)
 {
-	char opts[512], type[64];
+	if (!*v) {
+		snprintf(err, errlen, "%s is empty", what);
+		return -EINVAL;
+	}
+	if (strlen(v) > max) {
+		snprintf(err, errlen, "%s is longer than %zu bytes", what, max);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* A security context goes to the kernel unescaped inside the option string
+ * (its parser splits at commas and knows no escapes): printable characters
+ * only, no quote or backslash. */
+static int check_context(const char *v, char *err, size_t errlen)
+{
+	int ret = check_name("mount_options: context=", v, CONTEXT_MAX, err, errlen);
+
+	for (const char *p = v; ret == 0 && *p; p++)
+		if (*p <= ' ' || *p > '~' || *p == '"' || *p == '\\') {
+			snprintf(err, errlen, "mount_options: context=%s: character %#x is not allowed in a context",
+				 v, (unsigned char)*p);
+			ret = -EINVAL;
+		}
+	return ret;
+}
+
+static int parse_max_read(const char *v, uint32_t limit, uint32_t *out, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = *v >= '0' && *v <= '9' ? strtoul(v, &end, 10) : 0;
+	if (n == 0 || errno || *end) {
+		snprintf(err, errlen, "mount_options: max_read=%s is not a number of bytes", v);
+		return -EINVAL;
+	}
+	if (n < 4096 || n > limit) {
+		snprintf(err, errlen, "mount_options: max_read=%s is outside 4096..%u (the payload size)", v, limit);
+		return -EINVAL;
+	}
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static bool mount_flag(const char *item, unsigned long *flags)
+{
+	for (size_t i = 0; i < sizeof(mount_flags) / sizeof(mount_flags[0]); i++)
+		if (!strcmp(item, mount_flags[i].name)) {
+			*flags |= mount_flags[i].flag;
+			return true;
+		}
+	return false;
+}
+
+/* One item of mount_options: a flag, or key=value. */
+static int parse_item(char *item, uint32_t max_read_limit, struct mount_extra *x, char *err, size_t errlen)
+{
+	char *v = strchr(item, '=');
+
+	if (!*item) {
+		snprintf(err, errlen, "mount_options: empty option (two commas, or one at an end)");
+		return -EINVAL;
+	}
+	if (strchr(item, '\\')) {
+		snprintf(err, errlen, "mount_options: '%s': a backslash is not allowed (no escapes here)", item);
+		return -EINVAL;
+	}
+	if (!v && mount_flag(item, &x->flags))
+		return 0;
+	if (v)
+		*v++ = '\0';
+	if (v && !strcmp(item, "fsname")) {
+		x->fsname = v;
+		return check_name("mount_options: fsname=", v, FSNAME_MAX, err, errlen);
+	}
+	if (v && !strcmp(item, "subtype")) {
+		x->subtype = v;
+		return check_name("mount_options: subtype=", v, SUBTYPE_MAX, err, errlen);
+	}
+	if (v && !strcmp(item, "context")) {
+		x->context = v;
+		return check_context(v, err, errlen);
+	}
+	if (v && !strcmp(item, "max_read"))
+		return parse_max_read(v, max_read_limit, &x->max_read, err, errlen);
+	if (!strcmp(item, "blksize")) {
+		snprintf(err, errlen, "mount_options: blksize= applies only to fuseblk (block device) mounts, "
+				      "which libfuring does not make");
+		return -EINVAL;
+	}
+	snprintf(err, errlen, "mount_options: unknown option '%s%s%s' (allowed: " ALLOWED ")", item, v ? "=" : "",
+		 v ? v : "");
+	return -EINVAL;
+}
+
+/* Fills *x from @o (x->copy to be freed by the caller, also on failure). */
+static int parse_extra(const struct fu_mount_opts *o, struct mount_extra *x, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	if ((ret = check_name("fsname", o->fsname, FSNAME_MAX, err, errlen)) < 0 ||
+	    (ret = check_name("subtype", o->subtype, SUBTYPE_MAX, err, errlen)) < 0)
+		return ret;
+	x->fsname = o->fsname;
+	x->subtype = o->subtype;
+	x->max_read = o->max_read;
+	if (!o->options)
+		return 0;
+	x->copy = strdup(o->options);
+	if (!x->copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	char *p = x->copy;
+	for (char *item = strsep(&p, ","); item; item = strsep(&p, ","))
+		if ((ret = parse_item(item, o->max_read, x, err, errlen)) < 0)
+			return ret;
+	return 0;
+}
+
+int fu_mount_check(const struct fu_mount_opts *o, char *err, size_t errlen)
+{
+	struct mount_extra x;
+	int ret = parse_extra(o, &x, err, errlen);
+
+	free(x.copy);
+	return ret;
+}
+
+static int mount_as_root(const char *mnt, const struct fu_mount_opts *o, const struct mount_extra *x, char *err,
+			 size_t errlen)
+{
+	char opts[512], type[sizeof("fuse.") + SUBTYPE_MAX];
 	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open /dev/fuse: %s", strerror(errno));
 		return -1;
 	}
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=%u,group_id=%u%s%s,max_read=%u", fd,
+	/* The kernel's option parser splits at commas and knows no escapes:
+	 * only numbers and the checked context go in here. The fsname is the
+	 * mount's source and the subtype part of its type, separate strings. */
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=%o,user_id=%u,group_id=%u%s%s,max_read=%u%s%s", fd,
 		 (unsigned)o->root_mode, (unsigned)getuid(), (unsigned)getgid(),
-		 o->default_permissions ? ",default_permissions" : "", o->allow_other ? ",allow_other" : "", o->max_read);
-	snprintf(type, sizeof(type), "fuse.%s", o->subtype);
-	unsigned long flags = MS_NOSUID | MS_NODEV | (o->read_only ? MS_RDONLY : 0);
-	if (mount(o->fsname, mnt, type, flags, opts) < 0) {
-		snprintf(err, errlen, "mounting %s failed: %s", mnt, strerror(errno));
+		 o->default_permissions ? ",default_permissions" : "", o->allow_other ? ",allow_other" : "", x->max_read,
+		 x->context ? ",context=" : "", x->context ? x->context : "");
+	snprintf(type, sizeof(type), "fuse.%s", x->subtype);
+	unsigned long flags = MS_NOSUID | MS_NODEV | x->flags | (o->read_only ? MS_RDONLY : 0);
+	if (mount(x->fsname, mnt, type, flags, opts) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "mounting %s failed: %s%s", mnt, strerror(e),
+			 x->context && e == EINVAL ? " (context= needs a security module such as SELinux)" : "");
 		close(fd);
 		return -1;
 	}
@@ -262,24 +433,64 @@ static int run_fusermount(char *const argv[], int commfd)
 	return pid;
 }
 
-static int mount_with_fusermount(const char *mnt, const struct fu_mount_opts *o, char *err, size_t errlen)
+/* Appends ",@key=@v" with a backslash before each ',' and '\': fusermount3
+ * takes those as part of an fsname= or subtype= value (and only there). */
+static char *put_escaped(char *out, const char *key, const char *v)
 {
-	char opts[512];
+	out += sprintf(out, ",%s=", key);
+	for (; *v; v++) {
+		if (*v == ',' || *v == '\\')
+			*out++ = '\\';
+		*out++ = *v;
+	}
+	*out = '\0';
+	return out;
+}
+
+/* fusermount3's -o: every value the library places there is a number, a
+ * fixed word or an escaped name. */
+static char *fusermount_opts(const struct fu_mount_opts *o, const struct mount_extra *x)
+{
+	char *s = malloc(2 * (strlen(x->fsname) + strlen(x->subtype)) + 256);
+	if (!s)
+		return NULL;
+	char *p = s + sprintf(s, "%s,nosuid,nodev%s%s", o->read_only ? "ro" : "rw",
+			      o->default_permissions ? ",default_permissions" : "", o->allow_other ? ",allow_other" : "");
+	for (size_t i = 0; i < sizeof(mount_flags) / sizeof(mount_flags[0]); i++)
+		if (x->flags & mount_flags[i].flag & ~(unsigned long)(MS_NOSUID | MS_NODEV))
+			p += sprintf(p, ",%s", mount_flags[i].name);
+	p = put_escaped(p, "fsname", x->fsname);
+	p = put_escaped(p, "subtype", x->subtype);
+	sprintf(p, ",max_read=%u", x->max_read);
+	return s;
+}
+
+static int mount_with_fusermount(const char *mnt, const struct fu_mount_opts *o, const struct mount_extra *x,
+				 char *err, size_t errlen)
+{
 	int sv[2];
 
 	if (!fu_in_path("fusermount3")) {
 		snprintf(err, errlen, "not root and fusermount3 is not in PATH (install the fuse3 package, or run as root)");
 		return -1;
 	}
-	snprintf(opts, sizeof(opts), "%s,nosuid,nodev%s%s,fsname=%s,subtype=%s,max_read=%u", o->read_only ? "ro" : "rw",
-		 o->default_permissions ? ",default_permissions" : "", o->allow_other ? ",allow_other" : "", o->fsname,
-		 o->subtype, o->max_read);
+	if (x->context) {
+		snprintf(err, errlen, "mount_options: context= needs root (fusermount3 does not pass it on)");
+		return -1;
+	}
+	char *opts = fusermount_opts(o, x);
+	if (!opts) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		free(opts);
 		return -1;
 	}
 	char *argv[] = {"fusermount3", "-o", opts, "--", (char *)mnt, NULL};
 	int pid = run_fusermount(argv, sv[1]);
+	free(opts);
 	close(sv[1]);
 	if (pid < 0) {
 		close(sv[0]);
@@ -301,8 +512,14 @@ static int mount_with_fusermount(const char *mnt, const struct fu_mount_opts *o,
 
 int fu_mount(const char *mnt, const struct fu_mount_opts *o, bool *via_fusermount, char *err, size_t errlen)
 {
+	struct mount_extra x;
+	int fd = parse_extra(o, &x, err, errlen) < 0 ? -1 : 0;
+
 	*via_fusermount = geteuid() != 0;
-	return *via_fusermount ? mount_with_fusermount(mnt, o, err, errlen) : mount_as_root(mnt, o, err, errlen);
+	if (fd == 0)
+		fd = *via_fusermount ? mount_with_fusermount(mnt, o, &x, err, errlen) : mount_as_root(mnt, o, &x, err, errlen);
+	free(x.copy);
+	return fd;
 }
 
 int fu_unmount(const char *mnt, bool via_fusermount)

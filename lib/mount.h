@@ -17,7 +17,15 @@ struct fu_mount_opts {
 	bool read_only;
 	bool default_permissions;
 	uint32_t max_read;
+	/* furing_config.mount_options (may be NULL): items of an allow-list;
+	 * its fsname=, subtype= and max_read= (at most the one above) win. */
+	const char *options;
 };
+
+/* Checks @o (names not empty nor too long, mount_options against the
+ * allow-list) without mounting: 0, or -errno with @err filled. fu_mount
+ * checks the same. */
+int fu_mount_check(const struct fu_mount_opts *o, char *err, size_t errlen);
 
 /* Returns the /dev/fuse fd of the new mount, or -1 with @err filled.
  * *via_fusermount tells how it was mounted (and so how to unmount). */

@@ -190,6 +190,12 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 		furing_session_destroy((struct furing_session *)s);
 		return NULL;
 	}
+	struct fu_mount_opts mo = {.fsname = s->cfg.fsname, .subtype = s->cfg.subtype, .max_read = s->payload_size,
+				   .options = s->cfg.mount_options};
+	if (fu_mount_check(&mo, err, errlen) < 0) { /* a name that cannot be mounted fails here, not at start */
+		furing_session_destroy((struct furing_session *)s);
+		return NULL;
+	}
 	return (struct furing_session *)s;
 }
 
@@ -260,6 +266,7 @@ static int mount_fs(struct fu_session *s, const char *mountpoint, char *err, siz
 		.read_only = s->cfg.read_only,
 		.default_permissions = s->cfg.default_permissions,
 		.max_read = s->payload_size,
+		.options = s->cfg.mount_options,
 	};
 	s->fd = fu_mount(s->mountpoint, &mo, &s->via_fusermount, err, errlen);
 	if (s->fd < 0) {
@@ -354,7 +361,8 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 	 * already notify: the session counts as running from here. */
 	atomic_store(&s->running, true);
 	ret = start_workers(s, err, errlen);
-	if (ret == 0 && !wait_armed(s)) {
+	/* A worker that failed counts as armed: its reason is the error. */
+	if (ret == 0 && !wait_armed(s) && !atomic_load(&s->fatal)) {
 		fu_fmt_err(err, errlen, "the workers did not arm their queues within %u ms (start_timeout_ms)",
 			   s->cfg.start_timeout_ms);
 		ret = -ETIMEDOUT;

@@ -163,6 +163,8 @@ void cli_session_init(struct cli_session *cs, const char *command)
 	 * bench/README.md): bound while other callers keep other queues busy,
 	 * free while one caller runs alone. */
 	cs->cfg.pin = FURING_PIN_AUTO;
+	/* The library is silent by default; the tool shows its messages. */
+	cs->cfg.log = furing_log_stderr;
 }
 
 void cli_shared_option(struct cli_session *cs, int o, char **argv)

@@ -34,8 +34,9 @@
  * A LIBRARY IS A GUEST. libfuring installs no signal handler and changes no
  * signal mask of the application's threads (unless furing_session_handle_
  * signals() is called), prints nothing (messages go to furing_config.log,
- * default stderr) and reads no environment variable (but PATH, to find
- * fusermount3 when not root, as execvp would).
+ * and are dropped without one; furing_log_stderr prints them) and reads no
+ * environment variable (but PATH, to find fusermount3 when not root, as
+ * execvp would).
  *
  * VERSIONING. Structs passed in (furing_ops, furing_config) are sized by the
  * caller (the *_size arguments): fields are only ever added at their end, so
@@ -645,10 +646,20 @@ enum furing_log_level {
 /* One message: one line, without a trailing newline. May be called from
  * any of the session's threads at once. */
 typedef void (*furing_log_fn)(void *log_data, enum furing_log_level level, const char *msg);
+/* A furing_log_fn for furing_config.log: every message it is given, as
+ * "furing: <msg>" on stderr (@log_data unused). DEBUG messages come only
+ * with furing_config.debug; to drop INFO (the start-up layout, counters),
+ * wrap it in a callback of your own. */
+void furing_log_stderr(void *log_data, enum furing_log_level level, const char *msg);
 
 struct furing_config {
-	const char *fsname;        /* first field of /proc/mounts; default "furing" */
-	const char *subtype;       /* mount type "fuse.<subtype>"; default "furing" */
+	/* The mount's source (first field of /proc/mounts); default "furing".
+	 * 1 to 4095 bytes of any kind: a comma, backslash, '=' or newline stays
+	 * part of the name (escaped for fusermount3), never becomes an option;
+	 * an empty or longer name fails furing_session_new. Used until
+	 * furing_session_start returns, like subtype and mount_options. */
+	const char *fsname;
+	const char *subtype;       /* mount type "fuse.<subtype>"; default "furing"; 1 to 255 bytes, as fsname */
 	mode_t root_mode;          /* the root's type and permissions; default S_IFDIR | 0755 */
 	bool allow_other;          /* let other users use the mount (fusermount3 needs user_allow_other) */
 	bool read_only;            /* mount read-only */
@@ -662,7 +673,7 @@ struct furing_config {
 	uint16_t max_background;   /* default: enough for every queue entry to be in flight */
 	enum furing_pin pin;
 	bool debug;                /* one FURING_LOG_DEBUG line per request */
-	furing_log_fn log;         /* default: "furing: <msg>" on stderr for levels up to INFO */
+	furing_log_fn log;         /* default NULL: messages are dropped; furing_log_stderr prints them */
 	void *log_data;
 	/* io_uring setup flags of the workers' rings, added to the required
 	 * ones; 0 = IORING_SETUP_COOP_TASKRUN. (SINGLE_ISSUER and DEFER_TASKRUN
@@ -682,6 +693,21 @@ struct furing_config {
 	 * when requests come one at a time (see bench/README.md). */
 	uint32_t busy_poll_us;
 	bool busy_poll_off;
+	/* More mount options, comma-separated, each checked against this
+	 * allow-list (anything else fails furing_session_new with the reason):
+	 *   noexec, noatime       the mount flags of the same names
+	 *   nosuid, nodev         accepted; always on for a FUSE mount anyway
+	 *   fsname=NAME, subtype=NAME   as the fields above (and win over them)
+	 *   max_read=BYTES        largest READ, 4096 .. the payload size (the default)
+	 *   context=CONTEXT       security context of every file (SELinux):
+	 *                         root only (fusermount3 does not pass it), and
+	 *                         the mount fails without a security module
+	 * Values may not hold a comma or a backslash (there are no escapes
+	 * here; fsname and subtype with those go in the fields above); a
+	 * context only printable characters without '"'. blksize= is refused:
+	 * the kernel takes it only for fuseblk mounts, which the library does
+	 * not make. NULL or unset: none. */
+	const char *mount_options;
 };
 
 /* Creates a session; nothing is mounted yet. @ops_size and @cfg_size are

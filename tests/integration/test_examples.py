@@ -435,3 +435,12 @@ def test_memfs_concurrent_writers(example, transport):
     for i in range(4):
         assert read_file(os.path.join(m, f"w{i}")) == bytes([i]) * (32 * 65536)
     stop_clean(fs, transport)
+
+
+def test_hello_prints_nothing(example, transport):
+    """The library is silent by default and hello shows only warnings and
+    errors: a normal run and stop leave stderr empty."""
+    h = example("hello", debug=False)
+    assert read_file(os.path.join(h.mountpoint, "hello")) == HELLO_TEXT
+    r = h.stop()
+    assert r.rc == 0 and r.stderr == "", r

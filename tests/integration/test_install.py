@@ -91,8 +91,21 @@ def header_functions(path):
         return set(re.findall(r"\b(furing_[a-z0-9_]+)\(", f.read()))
 
 
+VERSION_NODE = "FURING_0.1"
+
+
 def dynamic_symbols(lib):
-    return {line.split()[-1] for line in run(["nm", "-D", "--defined-only", lib]).splitlines() if line.strip()}
+    """The exported functions, without the version node's own (absolute)
+    symbol; each must carry that node (lib/libfuring.map)."""
+    out = set()
+    for line in run(["nm", "-D", "--defined-only", "--with-symbol-versions", lib]).splitlines():
+        f = line.split()
+        if not f or (f[1] == "A" and f[2] == VERSION_NODE):
+            continue
+        name, _, version = f[2].partition("@@")
+        assert version == VERSION_NODE, f"{f[2]}: not in version node {VERSION_NODE}"
+        out.add(name)
+    return out
 
 
 def readelf_dynamic(path):
@@ -201,3 +214,24 @@ def test_examples_build_like_outside_programs():
         assert not quoted, f"{c['file']} includes from the tree: {quoted}"
     for name in ("hello", "memfs"):
         assert "Shared library: [libfuring.so.0]" in readelf_dynamic(os.path.join(BUILD, "examples", name))
+
+
+def test_library_alone_builds_without_libnbd(workdir):
+    """-Dtool=false: with pkg-config seeing only liburing and cmocka (no
+    libnbd), meson sets up and builds libfuring, the examples and probefs,
+    and no furing tool; without the option the same setup fails on libnbd."""
+    pcdir = os.path.join(workdir, "pc")
+    os.mkdir(pcdir)
+    for pkg in ("liburing", "cmocka"):
+        src = run(["pkg-config", "--variable=pcfiledir", pkg]).strip()
+        shutil.copy(os.path.join(src, pkg + ".pc"), pcdir)
+    env = dict(os.environ, PKG_CONFIG_LIBDIR=pcdir)
+    full = subprocess.run(["meson", "setup", os.path.join(workdir, "full"), REPO], env=env, capture_output=True,
+                          text=True, timeout=90)
+    assert full.returncode != 0 and "libnbd" in full.stdout + full.stderr, full
+    build = os.path.join(workdir, "lib-only")
+    run(["meson", "setup", build, REPO, "-Dtool=false", "-Dbuildtype=plain"], env=env)
+    run(["ninja", "-C", build], env=env, timeout=110)
+    for path in ("libfuring.so.0", "libfuring.a", "examples/hello", "examples/memfs", "tests/lib/probefs"):
+        assert os.path.exists(os.path.join(build, path)), f"-Dtool=false did not build {path}"
+    assert not os.path.exists(os.path.join(build, "furing")), "-Dtool=false built the tool"

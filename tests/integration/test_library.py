@@ -398,3 +398,16 @@ def test_log_callback_takes_every_message(probefs, workdir, transport):
     text = open(log).read()
     assert "info: " in text and "debug: [" in text, text
     assert "furing:" not in p.stderr_text(), p.stderr_text()
+
+
+def test_silent_without_a_log_callback(probefs, transport):
+    """No furing_config.log: the library prints nothing, not even the
+    start-up layout (INFO) or the SIGUSR1 counters; probefs's own
+    "probefs: serving" line is the whole of stderr."""
+    p = probefs(transport=transport)
+    assert p.read("slow") == b"slow\n"
+    os.kill(p.proc.pid, signal.SIGUSR1)
+    time.sleep(0.3)
+    assert p.stop() == 0
+    lines = p.stderr_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("probefs: serving"), lines

@@ -588,6 +588,9 @@ int main(int argc, char **argv)
 		{"debug", no_argument, NULL, 'd'},
 		{"no-signals", no_argument, NULL, 'n'},
 		{"log", required_argument, NULL, 'l'},
+		{"fsname", required_argument, NULL, 'F'},
+		{"subtype", required_argument, NULL, 'S'},
+		{"mount-options", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	struct furing_config cfg = {.fsname = "probefs", .subtype = "probefs", .default_permissions = true};
@@ -639,6 +642,15 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			cfg.log = log_to_file;
+			break;
+		case 'F':
+			cfg.fsname = optarg;
+			break;
+		case 'S':
+			cfg.subtype = optarg;
+			break;
+		case 'o':
+			cfg.mount_options = optarg;
 			break;
 		default:
 			fprintf(stderr, "probefs: unknown option\n");
