@@ -67,6 +67,13 @@ struct furing_req {
 	 * goes out). */
 	int ans_err;
 	uint64_t ans_bytes;
+	/* Registered buffers (Linux 7.3): the worker's buffer-table slot of the
+	 * pool that `base` lies in (-1: none); for a zero-copy READ or WRITE,
+	 * the slot the kernel lent the caller's pages to and their length. */
+	int32_t buf_index;
+	bool zc;
+	uint16_t zc_index;
+	uint32_t zc_len;
 	struct furing_req *next_foreign; /* in the worker's list of answers from other threads */
 	/* Arguments handed to the filesystem by pointer live here, so that they
 	 * stay valid until the answer. */
@@ -99,10 +106,16 @@ void dev_channel_serve_blocking(struct dev_channel *ch);
 void dev_channel_free(struct dev_channel *ch);
 unsigned int dev_channel_live(const struct dev_channel *ch);
 
-/* io_uring: the queues of one worker. */
-int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int depth, uint32_t payload_size,
-		      struct ring_queue **out, char *err, size_t errlen);
+/* io_uring: the queues of one worker. @slot: the queue's index among the
+ * worker's queues, which names its buffer-table slots (fu_ring_slots). */
+int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int slot, unsigned int depth,
+		      uint32_t payload_size, struct ring_queue **out, char *err, size_t errlen);
+/* Sets the queue up with the kernel: with a pool, ADD_QUEUE and ADD_BUFPOOL
+ * first (falling back to per-entry buffers when refused), then REGISTER of
+ * every entry. Worker thread, after fu_ring_table_register. */
 void ring_queue_register(struct ring_queue *q);
+/* True while ADD_QUEUE / ADD_BUFPOOL are still with the kernel. */
+bool ring_queue_setting_up(const struct ring_queue *q);
 unsigned int ring_queue_live(const struct ring_queue *q);
 uint16_t ring_queue_qid(const struct ring_queue *q);
 /* Requests this worker's part of the queue has received (any thread may read). */
@@ -149,6 +162,7 @@ struct fu_worker {
 	atomic_bool force_stop;   /* leave the loop at once */
 	bool stop_now;            /* the worker saw force_stop */
 	bool ring_failed;         /* a ring queue could not be registered */
+	bool table_registered;    /* the sparse buffer table of fu_ring_table_register */
 	void *user_data;          /* furing_worker_set_data */
 	pthread_mutex_t foreign_lock;
 	struct furing_req *foreign; /* answered on other threads, waiting to be recycled */
@@ -181,6 +195,36 @@ static inline void fu_worker_dev_target(const struct fu_worker *w, struct io_uri
 	}
 }
 
+/* ---- Linux 7.3 queue set-up (ring_setup.c) ---- */
+
+/* How the ring queues are set up, decided once after FUSE_INIT. */
+struct fu_ring_plan {
+	bool pool;            /* ADD_QUEUE + ADD_BUFPOOL + header-only REGISTERs */
+	bool pool_fixed;      /* try the pool as a registered buffer */
+	bool zero_copy;       /* ADD_QUEUE with FUSE_URING_ZERO_COPY */
+	uint32_t buf_size;    /* the kernel's buffer: max(8192, max_write, max_pages x page) */
+	uint64_t pool_bytes;  /* per queue, a multiple of buf_size */
+	char why_not[200];    /* why not a pool or not zero-copy, for the serving line ("" if both) */
+};
+
+/* Decides the plan from the INIT exchange and the configuration; with
+ * FURING_FEATURE_ON a feature that cannot be had fails the start (< 0). */
+int fu_ring_plan_decide(struct fu_session *s, char *err, size_t errlen);
+/* A worker's buffer table: [0, pools) one slot per queue's pool, then
+ * `depth` zero-copy slots per queue. */
+unsigned int fu_ring_pool_slots(const struct fu_session *s);
+static inline unsigned int fu_ring_zc_slot(const struct fu_session *s, unsigned int queue_slot, unsigned int ent,
+					   unsigned int depth)
+{
+	return fu_ring_pool_slots(s) + queue_slot * depth + ent;
+}
+/* Worker thread, once its ring exists: the sparse buffer table, when the
+ * plan registers pools or lends pages. A failure is logged and the worker's
+ * queues go without (per-entry buffers for zero-copy, an unregistered pool). */
+void fu_ring_table_register(struct fu_worker *w);
+/* What the queues ended up with, for the serving line (after start). */
+void fu_ring_describe(const struct fu_session *s, char *buf, size_t len);
+
 /* ---- the session (session.c, notify.c, signals.c, log.c) ---- */
 
 #define FU_INTERRUPTS_REMEMBERED 64
@@ -205,6 +249,10 @@ struct fu_session {
 	unsigned int nqueues;     /* possible CPUs, when the ring is used */
 	unsigned int depth;
 	uint32_t payload_size;
+	struct fu_ring_plan plan;
+	/* Queues set up with a pool / with zero-copy / whose pool was refused
+	 * (workers count them as the kernel answers). */
+	atomic_uint queues_pooled, queues_zc, queues_fell_back, pools_fixed;
 	/* Start-up and stop: workers report here, the main thread waits. */
 	pthread_mutex_t state_lock;
 	pthread_cond_t state_cond;

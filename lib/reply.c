@@ -42,11 +42,22 @@ void furing_reply_readlink(struct furing_req *r, const char *target)
 	furing_reply_data(r, target, strlen(target));
 }
 
+/* Zero-copy is the library's to grant: only where a queue lends pages. */
+static struct furing_open granted_open(const struct furing_req *r, const struct furing_open *o)
+{
+	struct furing_open g = *o;
+
+	if (!atomic_load_explicit(&r->w->s->queues_zc, memory_order_relaxed))
+		g.flags &= ~FURING_OPEN_ZERO_COPY;
+	return g;
+}
+
 void furing_reply_open(struct furing_req *r, const struct furing_open *o)
 {
 	struct fuse_open_out out;
+	struct furing_open g = granted_open(r, o);
 
-	fu_encode_open(&out, o);
+	fu_encode_open(&out, &g);
 	answer_one(r, &out, sizeof(out));
 }
 
@@ -54,9 +65,10 @@ void furing_reply_create(struct furing_req *r, const struct furing_entry *e, con
 {
 	struct fuse_entry_out entry;
 	struct fuse_open_out open;
+	struct furing_open g = granted_open(r, o);
 
 	fu_encode_entry(&entry, e);
-	fu_encode_open(&open, o);
+	fu_encode_open(&open, &g);
 	struct iovec iov[2] = {{&entry, sizeof(entry)}, {&open, sizeof(open)}};
 	fu_answer(r, 0, iov, 2);
 }
@@ -167,6 +179,16 @@ void furing_reply_buf(struct furing_req *r, size_t len)
 {
 	struct iovec iov = {furing_req_buf(r), len};
 
+	if (r->zc && r->msg.opcode == FUSE_READ) {
+		/* The data is in the caller's pages already (furing_req_zc_pread). */
+		if (len > r->zc_len) {
+			fu_answer(r, EIO, NULL, 0);
+			return;
+		}
+		iov.iov_base = NULL;
+		fu_answer(r, 0, &iov, 1);
+		return;
+	}
 	if (len > furing_req_buf_size(r)) {
 		fu_answer(r, EIO, NULL, 0);
 		return;

@@ -26,6 +26,7 @@ void fu_request_init(struct furing_req *r, struct fu_worker *w, const struct fu_
 	r->kind = (uint8_t)kind;
 	r->base = base;
 	r->base_size = base_size;
+	r->buf_index = -1;
 	r->io_ev.fn = io_complete;
 	atomic_init(&r->answered, true);
 }
@@ -307,10 +308,25 @@ static void done_inline(struct furing_req *r, furing_io_done done, long res)
 	done(r, res < 0 ? -errno : (int)res);
 }
 
+/* The registered pool buffer that [buf, buf+len) lies in, or -1: I/O on
+ * it then skips pinning the pages (READ_FIXED / WRITE_FIXED). */
+static int fixed_index(const struct furing_req *r, const void *buf, uint32_t len)
+{
+	uintptr_t p = (uintptr_t)buf, lo = (uintptr_t)r->base;
+
+	if (r->buf_index < 0 || p < lo || p - lo > r->base_size || len > r->base_size - (p - lo))
+		return -1;
+	return r->buf_index;
+}
+
 void furing_req_pread(struct furing_req *r, int fd, void *buf, uint32_t len, uint64_t off, furing_io_done done)
 {
+	int idx;
+
 	if (r->w->s->blocking)
 		done_inline(r, done, pread(fd, buf, len, (off_t)off));
+	else if ((idx = fixed_index(r, buf, len)) >= 0)
+		io_uring_prep_read_fixed(furing_req_sqe(r, done), fd, buf, len, off, idx);
 	else
 		io_uring_prep_read(furing_req_sqe(r, done), fd, buf, len, off);
 }
@@ -318,10 +334,47 @@ void furing_req_pread(struct furing_req *r, int fd, void *buf, uint32_t len, uin
 void furing_req_pwrite(struct furing_req *r, int fd, const void *buf, uint32_t len, uint64_t off,
 		       furing_io_done done)
 {
+	int idx;
+
 	if (r->w->s->blocking)
 		done_inline(r, done, pwrite(fd, buf, len, (off_t)off));
+	else if ((idx = fixed_index(r, buf, len)) >= 0)
+		io_uring_prep_write_fixed(furing_req_sqe(r, done), fd, buf, len, off, idx);
 	else
 		io_uring_prep_write(furing_req_sqe(r, done), fd, buf, len, off);
+}
+
+bool furing_req_zero_copy(const struct furing_req *r)
+{
+	return r->zc;
+}
+
+/* For a kernel-lent buffer the address is an offset into it. */
+static void zc_io(struct furing_req *r, bool write, int fd, uint32_t at, uint32_t len, uint64_t off,
+		  furing_io_done done)
+{
+	const uint32_t want = write ? FUSE_WRITE : FUSE_READ;
+
+	if (!r->zc || r->msg.opcode != want || at > r->zc_len || len > r->zc_len - at) {
+		done(r, -EINVAL);
+		return;
+	}
+	struct io_uring_sqe *sqe = furing_req_sqe(r, done);
+	if (write)
+		io_uring_prep_write_fixed(sqe, fd, (const void *)(uintptr_t)at, len, off, r->zc_index);
+	else
+		io_uring_prep_read_fixed(sqe, fd, (void *)(uintptr_t)at, len, off, r->zc_index);
+}
+
+void furing_req_zc_pread(struct furing_req *r, int fd, uint32_t at, uint32_t len, uint64_t off, furing_io_done done)
+{
+	zc_io(r, false, fd, at, len, off, done);
+}
+
+void furing_req_zc_pwrite(struct furing_req *r, int fd, uint32_t at, uint32_t len, uint64_t off,
+			  furing_io_done done)
+{
+	zc_io(r, true, fd, at, len, off, done);
 }
 
 void furing_req_fsync(struct furing_req *r, int fd, bool datasync, furing_io_done done)

@@ -356,7 +356,6 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 		s->mounted = false;
 		return ret;
 	}
-	fu_transport_report(s);
 	/* Workers serve from their first moment, and a request's operation may
 	 * already notify: the session counts as running from here. */
 	atomic_store(&s->running, true);
@@ -378,6 +377,9 @@ int furing_session_start(struct furing_session *pub, const char *mountpoint, cha
 		furing_session_wait(pub);
 		return ret;
 	}
+	/* After the workers armed: only then is it known what each queue got
+	 * (a pool, zero-copy, or per-entry buffers after a refusal). */
+	fu_transport_report(s);
 	return 0;
 }
 
@@ -486,6 +488,16 @@ const struct furing_conn *furing_session_conn(const struct furing_session *pub)
 bool furing_session_has_io_uring(const struct furing_session *pub)
 {
 	return !((const struct fu_session *)pub)->blocking;
+}
+
+bool furing_session_buffer_pool(const struct furing_session *pub)
+{
+	return atomic_load(&((const struct fu_session *)pub)->queues_pooled) != 0;
+}
+
+bool furing_session_zero_copy(const struct furing_session *pub)
+{
+	return atomic_load(&((const struct fu_session *)pub)->queues_zc) != 0;
 }
 
 void furing_session_stats_line(struct furing_session *pub, char *buf, size_t len)

@@ -195,6 +195,7 @@ int fu_transport_choose(struct fu_session *s, struct fu_transport_choice *tc, ch
 }
 
 /* ---- the ring setup plan (after INIT, before the workers) ---- */
+/* (ring_setup.c holds Linux 7.3's part: buffer pools and zero-copy.) */
 
 /* What the session will set up, now that INIT has fixed whether the ring
  * carries requests (s->init.over_io_uring) and how large they are
@@ -219,18 +220,16 @@ int fu_transport_plan(struct fu_session *s, const char *no_ring_reason, char *er
 		fu_log(s, FURING_LOG_WARNING, "the kernel did not offer FUSE-over-io_uring; serving over /dev/fuse");
 	if (!s->over_ring)
 		s->nqueues = 0;
-	return 0;
+	return fu_ring_plan_decide(s, err, errlen);
 }
 
 void fu_transport_report(const struct fu_session *s)
 {
 	if (s->over_ring) {
-		unsigned int parts = s->nworkers > s->nqueues ? s->nworkers : s->nqueues;
-		double mib = (double)parts * s->depth * s->payload_size / (1024.0 * 1024.0);
-		fu_log(s, FURING_LOG_INFO,
-		       "io_uring: %u queues (possible CPUs) on %u worker thread%s, %u x depth %u x %u KiB "
-		       "payload = %.0f MiB of buffers (touched on use)",
-		       s->nqueues, s->nworkers, s->nworkers == 1 ? "" : "s", parts, s->depth, s->payload_size / 1024, mib);
+		char bufs[512];
+		fu_ring_describe(s, bufs, sizeof(bufs));
+		fu_log(s, FURING_LOG_INFO, "io_uring: %u queues (possible CPUs) on %u worker thread%s, %s", s->nqueues,
+		       s->nworkers, s->nworkers == 1 ? "" : "s", bufs);
 	} else {
 		fu_log(s, FURING_LOG_INFO, "/dev/fuse: %u worker thread%s x %u requests in flight, max_write %u KiB",
 		       s->nworkers, s->nworkers == 1 ? "" : "s", s->blocking ? 1 : s->depth, s->init.max_write / 1024);

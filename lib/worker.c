@@ -34,6 +34,14 @@ static unsigned int worker_live(const struct fu_worker *w)
 	return n;
 }
 
+static bool queues_setting_up(const struct fu_worker *w)
+{
+	for (unsigned int i = 0; i < w->nqueues; i++)
+		if (ring_queue_setting_up(w->queues[i]))
+			return true;
+	return false;
+}
+
 void fu_worker_wake(struct fu_worker *w)
 {
 	uint64_t one = 1;
@@ -166,12 +174,18 @@ void *fu_worker_main(void *arg)
 	}
 	arm_ctl(w);
 	dev_channel_arm(w->dev);
+	fu_ring_table_register(w);
 	for (unsigned int i = 0; i < w->nqueues; i++)
 		ring_queue_register(w->queues[i]);
 	/* Submit, and take the completions that are already there: a
 	 * REGISTER the kernel refuses completes at once, and start-up must
-	 * hear of it before it reports success. */
+	 * hear of it before it reports success. ADD_QUEUE and ADD_BUFPOOL
+	 * (Linux 7.3) also complete at once; the REGISTERs follow them. */
 	ret = fu_loop_turn(&w->loop, false);
+	while (ret >= 0 && !w->stop_now && queues_setting_up(w))
+		ret = fu_loop_turn(&w->loop, true);
+	if (ret >= 0)
+		ret = fu_loop_turn(&w->loop, false);
 	if (ret < 0)
 		fu_session_fail(s, "worker %u: submitting to io_uring failed: %s", w->idx, strerror(-ret));
 	fu_session_worker_armed(s);
@@ -227,7 +241,8 @@ int fu_worker_prepare(struct fu_session *s, struct fu_worker *w, unsigned int id
 	}
 	unsigned int step = s->nworkers <= s->nqueues ? s->nworkers : s->nqueues;
 	for (unsigned int q = idx % s->nqueues; q < s->nqueues; q += step) {
-		ret = ring_queue_create(w, (uint16_t)q, s->depth, s->payload_size, &w->queues[w->nqueues], err, errlen);
+		ret = ring_queue_create(w, (uint16_t)q, w->nqueues, s->depth, s->payload_size, &w->queues[w->nqueues], err,
+					errlen);
 		if (ret < 0)
 			return ret;
 		w->nqueues++;

@@ -412,6 +412,16 @@ void furing_reply_readlink(struct furing_req *req, const char *target);
 #define FURING_OPEN_NOFLUSH (1u << 5)         /* no FLUSH on close */
 #define FURING_OPEN_PARALLEL_WRITES (1u << 6) /* direct writes of one file need no inode lock */
 #define FURING_OPEN_PASSTHROUGH (1u << 7)     /* reads and writes go to backing_id's file in the kernel */
+/* Zero-copy (Linux 7.3, furing_session_zero_copy() true): the kernel lends
+ * the caller's pages of this open file's READs and WRITEs to the server's
+ * io_uring instead of copying them. Such a request has
+ * furing_req_zero_copy() true: its data is not mapped (a READ's
+ * furing_req_buf and a WRITE's data are NULL) and moves only with
+ * furing_req_zc_pread / furing_req_zc_pwrite. Ask for it only in a
+ * filesystem that handles those requests; the library drops the flag when
+ * the session has no zero-copy queue, and a request that reaches a queue
+ * without zero-copy comes with its data as usual. */
+#define FURING_OPEN_ZERO_COPY (1u << 8)
 
 struct furing_open {
 	uint64_t fh;         /* the handle later requests carry in furing_file.fh */
@@ -529,6 +539,21 @@ void furing_req_fallocate(struct furing_req *req, int fd, int mode, uint64_t off
  * space and buffer do). */
 struct io_uring_sqe *furing_req_sqe(struct furing_req *req, furing_io_done done);
 
+/* Zero-copy READ and WRITE (FURING_OPEN_ZERO_COPY): true when this
+ * request's data stays in the caller's pages, which the kernel registered
+ * in the worker's io_uring buffer table for the life of the request. */
+bool furing_req_zero_copy(const struct furing_req *req);
+/* READ: @len bytes of @fd at @off into the request's pages at byte @at
+ * (IORING_OP_READ_FIXED on the request's slot); answer with
+ * furing_reply_buf(req, bytes). WRITE: @len bytes from the request's pages
+ * at @at to @fd at @off (IORING_OP_WRITE_FIXED); answer with
+ * furing_reply_write. @done as for furing_req_pread; -EINVAL for a request
+ * that is not zero-copy or a range outside its data. */
+void furing_req_zc_pread(struct furing_req *req, int fd, uint32_t at, uint32_t len, uint64_t off,
+			 furing_io_done done);
+void furing_req_zc_pwrite(struct furing_req *req, int fd, uint32_t at, uint32_t len, uint64_t off,
+			  furing_io_done done);
+
 /* ===================================================================== */
 /* Worker events: I/O of the filesystem's own, not tied to a request       */
 /* ===================================================================== */
@@ -637,6 +662,14 @@ enum furing_pin {
 	FURING_PIN_AUTO,
 };
 
+/* Linux 7.3 FUSE-over-io_uring features (buffer pools, zero-copy). */
+enum furing_feature {
+	FURING_FEATURE_AUTO = 0, /* used when the kernel offers it (and, for zero-copy, furing has
+	                            CAP_SYS_ADMIN); otherwise the serving line says why */
+	FURING_FEATURE_ON,       /* used, or furing_session_start fails with the reason */
+	FURING_FEATURE_OFF,      /* never */
+};
+
 enum furing_log_level {
 	FURING_LOG_ERROR = 0, /* the session cannot go on */
 	FURING_LOG_WARNING,   /* something did not work as asked; the session goes on */
@@ -708,6 +741,19 @@ struct furing_config {
 	 * the kernel takes it only for fuseblk mounts, which the library does
 	 * not make. NULL or unset: none. */
 	const char *mount_options;
+	/* Buffer pools (Linux 7.3, FUSE_HAS_IO_URING_BUFPOOL): a queue's
+	 * entries share one pool of payload buffers (ADD_QUEUE + ADD_BUFPOOL,
+	 * header-only REGISTERs), registered with the worker's io_uring so the
+	 * kernel does not pin pages per request. Needs one worker per queue at
+	 * most (threads <= possible CPUs). */
+	enum furing_feature buffer_pool;
+	/* Bytes of pool per queue, in payload_size buffers (a request with data
+	 * or an answer holds one while it is served); default: a quarter of
+	 * queue_depth buffers, at least one. */
+	uint64_t buffer_pool_size;
+	/* Zero-copy (Linux 7.3, pool queues, CAP_SYS_ADMIN): see
+	 * FURING_OPEN_ZERO_COPY. */
+	enum furing_feature zero_copy;
 };
 
 /* Creates a session; nothing is mounted yet. @ops_size and @cfg_size are
@@ -746,6 +792,10 @@ const struct furing_conn *furing_session_conn(const struct furing_session *s);
  * the workers serve /dev/fuse with blocking reads: furing_req_sqe and the
  * worker events are then unavailable. Valid after start. */
 bool furing_session_has_io_uring(const struct furing_session *s);
+/* Linux 7.3 (valid after start): queues set up with buffer pools, and with
+ * zero-copy (FURING_OPEN_ZERO_COPY is honoured). */
+bool furing_session_buffer_pool(const struct furing_session *s);
+bool furing_session_zero_copy(const struct furing_session *s);
 /* One "key=value ..." line of the counters (requests per transport, queue
  * and opcode, errors, bytes), without a label or newline. */
 void furing_session_stats_line(struct furing_session *s, char *buf, size_t len);

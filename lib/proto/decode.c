@@ -167,13 +167,16 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 	} else {
 		if (body_len < w->data_len || body_len - w->data_len > w->arg_len)
 			return fail(no_reply, EIO, err);
-		if ((w->data_len != 0 && w->data == NULL) || (body_len - w->data_len != 0 && w->arg == NULL))
+		if ((w->data_len != 0 && w->data == NULL && !w->data_lent) ||
+		    (body_len - w->data_len != 0 && w->arg == NULL))
 			return fail(no_reply, EIO, err);
 	}
 
 	/* 3. opcode */
 	if (ih.opcode >= FUSE_OPCODE_MAX || !op_table[ih.opcode].supported)
 		return fail(no_reply, ENOSYS, err);
+	if (w->data_lent && (ih.opcode != FUSE_WRITE || !w->split || ext_len != 0))
+		return fail(no_reply, EIO, err);
 	const struct fu_op_desc *op = &op_table[ih.opcode];
 	size_t op_hdr = op->hdr;
 	if (ih.opcode == FUSE_SETXATTR && lim != NULL && lim->setxattr_ext)

@@ -26,6 +26,10 @@ struct fu_wire {
 	size_t data_len;    /* ring: ring_ent_in_out.payload_sz, which the transport has
 	                     * already checked against its buffer's size; legacy: 0 */
 	bool split;         /* true for the ring layout */
+	/* Ring, zero-copy WRITE (Linux 7.3): the data_len bytes are the
+	 * caller's pages lent to the server's buffer table, not mapped here;
+	 * data is NULL. Only a WRITE without extensions may say so. */
+	bool data_lent;
 };
 
 /* A copy of the opcode's header, so that the view never aliases a buffer that

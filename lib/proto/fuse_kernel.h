@@ -62,6 +62,7 @@
 #define FUSE2_ALLOW_IDMAP (1u << 8)
 #define FUSE2_OVER_IO_URING (1u << 9)
 #define FUSE2_REQUEST_TIMEOUT (1u << 10)
+#define FUSE2_HAS_IO_URING_BUFPOOL (1u << 11) /* 7.46 (Linux 7.3): ADD_QUEUE and ADD_BUFPOOL; offered, never asked for */
 
 /* open_out.open_flags */
 #define FOPEN_DIRECT_IO (1u << 0)
@@ -72,6 +73,7 @@
 #define FOPEN_NOFLUSH (1u << 5)
 #define FOPEN_PARALLEL_DIRECT_WRITES (1u << 6)
 #define FOPEN_PASSTHROUGH (1u << 7)
+#define FOPEN_IO_URING_ZERO_COPY (1u << 8) /* 7.46: READ/WRITE pages lent to a zero-copy queue */
 
 /* setattr_in.valid */
 #define FATTR_MODE (1u << 0)
@@ -648,13 +650,25 @@ enum fuse_uring_cmd {
 	FUSE_IO_URING_CMD_INVALID = 0,
 	FUSE_IO_URING_CMD_REGISTER = 1,
 	FUSE_IO_URING_CMD_COMMIT_AND_FETCH = 2,
+	/* 7.46 (Linux 7.3): a queue set up explicitly, then its payload pool,
+	 * both before the queue's first REGISTER. */
+	FUSE_IO_URING_CMD_ADD_QUEUE = 3,
+	FUSE_IO_URING_CMD_ADD_BUFPOOL = 4,
 };
+
+/* ADD_QUEUE's cmd_req.flags: the kernel lends READ/WRITE pages of files
+ * opened with FOPEN_IO_URING_ZERO_COPY to the entries' buffer-table slots
+ * (queues with a pool only; CAP_SYS_ADMIN). */
+#define FUSE_URING_ZERO_COPY (1u << 0)
+/* ent_in_out.flags: this request's page payload sits in the entry's
+ * zero-copy slot, not in the pool buffer. */
+#define FUSE_URING_ENT_ZERO_COPY (1u << 0)
 
 struct fuse_uring_ent_in_out {
 	uint64_t flags;     /* 0 in 6.18 */
 	uint64_t commit_id; /* the request's unique; echo it back on commit */
 	uint32_t payload_sz;
-	uint32_t padding; /* "offset" in 7.3: never put data here */
+	uint32_t offset; /* 7.46, pool queues: where in the pool this request's buffer starts */
 	uint64_t reserved;
 };
 
@@ -667,10 +681,19 @@ struct fuse_uring_req_header {
 
 /* Lives in the 80-byte command area of a 128-byte SQE. */
 struct fuse_uring_cmd_req {
-	uint64_t flags; /* not read by 6.18: always 0 */
+	uint64_t flags; /* 6.18: not read, always 0; 7.46: ADD_QUEUE's FUSE_URING_ZERO_COPY */
 	uint64_t commit_id;
 	uint16_t qid;
 	uint8_t padding[6];
+	/* 7.46; 6.18 reads only the first 24 bytes. */
+	union {
+		struct {
+			uint64_t uaddr; /* ADD_BUFPOOL: the pool, cut into max_payload_sz buffers */
+			uint32_t len;
+			uint32_t reserved;
+		} bufpool;
+		uint16_t ent_zero_copy_buf_index; /* REGISTER on a zero-copy queue: the entry's slot */
+	};
 };
 
 #define FUSE_STATIC_SIZE(type, bytes) _Static_assert(sizeof(type) == (bytes), #type " must be " #bytes " bytes")
@@ -736,7 +759,7 @@ FUSE_STATIC_SIZE(struct fuse_dirent, 24);
 FUSE_STATIC_SIZE(struct fuse_direntplus, 152);
 FUSE_STATIC_SIZE(struct fuse_uring_ent_in_out, 32);
 FUSE_STATIC_SIZE(struct fuse_uring_req_header, 288);
-FUSE_STATIC_SIZE(struct fuse_uring_cmd_req, 24);
+FUSE_STATIC_SIZE(struct fuse_uring_cmd_req, 40);
 _Static_assert(__builtin_offsetof(struct fuse_uring_req_header, op_in) == 128, "op_in at 128");
 _Static_assert(__builtin_offsetof(struct fuse_uring_req_header, ring_ent_in_out) == 256, "ring_ent_in_out at 256");
 _Static_assert(__builtin_offsetof(struct fuse_init_out, flags2) == 32, "init_out.flags2 at 32");
