@@ -80,6 +80,23 @@ static void file_io(struct backend *b, struct furing_req *req, bool write, void 
 	}
 }
 
+/* The pages are not ours to touch, so never inline: READ_FIXED /
+ * WRITE_FIXED on the request's slot. Their memory alignment is the
+ * caller's, unknown here; with --backend-direct, offset and length decide
+ * the fd as for any buffer (an O_DIRECT refusal of the caller's alignment
+ * comes back as the request's EINVAL). */
+static void file_io_zc(struct backend *b, struct furing_req *req, bool write, uint32_t at, uint32_t len,
+		       uint64_t off, furing_io_done done)
+{
+	struct file_backend *f = FB(b);
+	int fd = io_fd(f, off, len, NULL);
+
+	if (write)
+		furing_req_zc_pwrite(req, fd, at, len, off, done);
+	else
+		furing_req_zc_pread(req, fd, at, len, off, done);
+}
+
 static void file_sync(struct backend *b, struct furing_req *req, bool datasync, furing_io_done done)
 {
 	furing_req_fsync(req, FB(b)->fd, datasync, done);
@@ -167,6 +184,7 @@ static int file_close(struct backend *b)
 
 static const struct backend_ops file_ops = {
 	.io = file_io,
+	.io_zc = file_io_zc,
 	.sync = file_sync,
 	.fallocate = file_fallocate,
 	.seek = file_seek,

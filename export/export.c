@@ -63,6 +63,8 @@ struct transfer {
 	uint32_t done;
 	const unsigned char *src;
 	unsigned char *dst;
+	/* src (WRITE) or dst (READ) NULL: zero-copy, the data is the caller's
+	 * pages lent to the request (Linux 7.3). */
 };
 _Static_assert(sizeof(struct transfer) <= BACKEND_SCRATCH_OFFSET, "transfer leaves the backend its scratch");
 
@@ -84,6 +86,22 @@ static inline void backend_io(struct furing_req *req, struct export *e, bool wri
 	e->be->ops->io(e->be, req, write, buf, len, off, done);
 }
 
+/* The rest of transfer @t from byte t->done on, from or into the request's
+ * buffer or, zero-copy, the caller's pages. */
+static void transfer_next(struct furing_req *req, struct export *e, bool write, const struct transfer *t,
+			  furing_io_done done)
+{
+	uint64_t off = t->off + t->done;
+	uint32_t len = t->len - t->done;
+
+	if (!(write ? (const void *)t->src : (const void *)t->dst))
+		e->be->ops->io_zc(e->be, req, write, t->done, len, off, done);
+	else if (write)
+		backend_io(req, e, true, (void *)(t->src + t->done), len, off, done);
+	else
+		backend_io(req, e, false, t->dst + t->done, len, off, done);
+}
+
 /* ---- READ ---- */
 
 static void read_step(struct furing_req *req, int res)
@@ -100,9 +118,7 @@ static void read_step(struct furing_req *req, int res)
 		furing_reply_buf(req, t->done);
 		return;
 	}
-	uint64_t off = t->off + t->done;
-	uint32_t len = t->len - t->done;
-	backend_io(req, e, false, t->dst + t->done, len, off, read_step);
+	transfer_next(req, e, false, t, read_step);
 }
 
 static void export_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size,
@@ -116,8 +132,10 @@ static void export_read(struct furing_req *req, uint64_t ino, uint64_t off, uint
 		furing_reply_buf(req, 0);
 		return;
 	}
-	*t = (struct transfer){.off = off, .len = (uint32_t)(end - off < size ? end - off : size), .dst = furing_req_buf(req)};
-	backend_io(req, e, false, t->dst, t->len, off, read_step);
+	*t = (struct transfer){.off = off, .len = (uint32_t)(end - off < size ? end - off : size)};
+	if (!furing_req_zero_copy(req))
+		t->dst = furing_req_buf(req);
+	transfer_next(req, e, false, t, read_step);
 }
 
 /* ---- WRITE ---- */
@@ -148,9 +166,7 @@ static void write_step(struct furing_req *req, int res)
 	}
 	t->done += (uint32_t)res;
 	if (t->done < t->len) {
-		uint64_t off = t->off + t->done;
-		uint32_t len = t->len - t->done;
-		backend_io(req, e, true, (void *)(t->src + t->done), len, off, write_step);
+		transfer_next(req, e, true, t, write_step);
 		return;
 	}
 	write_ack(req, e, t);
@@ -180,8 +196,8 @@ static void export_write(struct furing_req *req, uint64_t ino, uint64_t off, con
 		furing_reply_write(req, 0);
 		return;
 	}
-	*t = (struct transfer){.off = off, .len = len, .src = data};
-	backend_io(req, e, true, (void *)data, len, off, write_step);
+	*t = (struct transfer){.off = off, .len = len, .src = furing_req_zero_copy(req) ? NULL : data};
+	transfer_next(req, e, true, t, write_step);
 }
 
 /* ---- FSYNC, FALLOCATE ---- */
@@ -518,6 +534,10 @@ struct export *export_open(const struct export_opts *o, char *err, size_t errlen
 		e->open_flags = FURING_OPEN_KEEP_CACHE;
 	else
 		e->open_flags = FURING_OPEN_DIRECT_IO | FURING_OPEN_PARALLEL_WRITES;
+	/* Asked for wherever the backend can take lent pages; the library
+	 * grants it only on zero-copy queues (Linux 7.3). */
+	if (e->be->ops->io_zc)
+		e->open_flags |= FURING_OPEN_ZERO_COPY;
 	pthread_mutex_init(&e->kpt_lock, NULL);
 	e->kpt_wanted = !export_passthrough_refused(e);
 	/* A backing file that is itself on a FUSE mount is one level deeper. */

@@ -147,6 +147,27 @@ static void print_start_error(const struct furing_config *cfg, const char *err)
 		fprintf(stderr, "furing: %s\n", err);
 }
 
+/* A byte count with an optional K/M/G suffix, from 4 KiB to 4 GiB. */
+static uint64_t parse_size(const char *opt, const char *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	unsigned int shift = 0;
+
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == v || *end || *v == '-' || n > (4ull << 30) >> shift || (n << shift) < 4096)
+		die(EXIT_USAGE, "%s must be a byte count from 4K to 4G (K/M/G suffix allowed), not '%s'", opt, v);
+	return (uint64_t)n << shift;
+}
+
 void cli_session_init(struct cli_session *cs, const char *command)
 {
 	memset(cs, 0, sizeof(*cs));
@@ -174,6 +195,9 @@ void cli_shared_option(struct cli_session *cs, int o, char **argv)
 								    FURING_IO_URING_OFF};
 	static const char *const pin_modes[] = {"auto", "on", "off", NULL};
 	static const enum furing_pin pin_values[] = {FURING_PIN_AUTO, FURING_PIN_ON, FURING_PIN_OFF};
+	static const char *const feature_modes[] = {"auto", "on", "off", NULL};
+	static const enum furing_feature feature_values[] = {FURING_FEATURE_AUTO, FURING_FEATURE_ON,
+							     FURING_FEATURE_OFF};
 	struct furing_config *cfg = &cs->cfg;
 
 	switch (o) {
@@ -210,6 +234,15 @@ void cli_shared_option(struct cli_session *cs, int o, char **argv)
 		break;
 	case CLI_OPT_DEBUG:
 		cfg->debug = true;
+		break;
+	case CLI_OPT_BUFFER_POOL:
+		cfg->buffer_pool = feature_values[parse_choice("--buffer-pool", optarg, feature_modes)];
+		break;
+	case CLI_OPT_BUFFER_POOL_SIZE:
+		cfg->buffer_pool_size = parse_size("--buffer-pool-size", optarg);
+		break;
+	case CLI_OPT_ZERO_COPY:
+		cfg->zero_copy = feature_values[parse_choice("--zero-copy", optarg, feature_modes)];
 		break;
 	case 'V':
 		printf("furing %s\n", furing_version());

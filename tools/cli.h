@@ -40,6 +40,9 @@ enum {
 	CLI_OPT_DAEMONIZE,
 	CLI_OPT_PIDFILE,
 	CLI_OPT_DEBUG,
+	CLI_OPT_BUFFER_POOL,
+	CLI_OPT_BUFFER_POOL_SIZE,
+	CLI_OPT_ZERO_COPY,
 };
 #define CLI_SHARED_OPTIONS                                                                                     \
 	{"allow-other", no_argument, NULL, CLI_OPT_ALLOW_OTHER},                                               \
@@ -50,6 +53,9 @@ enum {
 		{"busy-poll", required_argument, NULL, CLI_OPT_BUSY_POLL}, {"pin", optional_argument, NULL, CLI_OPT_PIN}, \
 		{"no-pin", no_argument, NULL, CLI_OPT_NO_PIN}, {"daemonize", no_argument, NULL, CLI_OPT_DAEMONIZE}, \
 		{"pidfile", required_argument, NULL, CLI_OPT_PIDFILE}, {"debug", no_argument, NULL, CLI_OPT_DEBUG}, \
+		{"buffer-pool", required_argument, NULL, CLI_OPT_BUFFER_POOL},                                 \
+		{"buffer-pool-size", required_argument, NULL, CLI_OPT_BUFFER_POOL_SIZE},                       \
+		{"zero-copy", required_argument, NULL, CLI_OPT_ZERO_COPY},                                     \
 		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, { NULL, 0, NULL, 0 }
 
 /* The --help lines of --pin, the same for every command. */
@@ -60,6 +66,18 @@ enum {
 	"                        keep other queues busy (callers on every CPU), anywhere while\n"      \
 	"                        one caller runs alone; re-decided every few ms. --pin = on,\n"        \
 	"                        --no-pin = off\n"
+
+/* The --help lines of the Linux 7.3 ring options, the same for every command. */
+#define CLI_HELP_LINUX73                                                                             \
+	"  --buffer-pool=auto|on|off  Linux 7.3: each queue's entries share one registered pool of\n" \
+	"                        payload buffers instead of one buffer each; auto (default): when\n"  \
+	"                        the kernel offers it and threads <= queues; on: or refuse to start\n"\
+	"  --buffer-pool-size=BYTES  pool per queue (K/M/G suffix; default: queue depth / 4\n"       \
+	"                        buffers of max_write, a quarter of the per-entry memory)\n"          \
+	"  --zero-copy=auto|on|off  Linux 7.3, pools, CAP_SYS_ADMIN: the kernel lends the caller's\n" \
+	"                        pages of READ/WRITE to the worker's ring, read and written with\n"  \
+	"                        READ_FIXED/WRITE_FIXED: no copy; auto (default): off for now\n"    \
+	"                        (its READs fail on Linux 7.3-rc7); on: or refuse to start\n"
 
 /* What the shared options set, and the session they run. */
 struct cli_session {

@@ -67,6 +67,7 @@ static const char export_help[] =
 	"                        next request while recent requests came that fast (default 50;\n"
 	"                        0 turns it off): one request at a time skips a CPU wake-up\n"
 	CLI_HELP_PIN
+	CLI_HELP_LINUX73
 	"\n"
 	"Process:\n"
 	"  --daemonize           run in the background; return once the mount serves requests\n"
