@@ -159,10 +159,10 @@ void fu_ring_describe(const struct fu_session *s, char *buf, size_t len)
 		return;
 	}
 	snprintf(buf, len,
-		 "buffer pools: %u queue%s x %u buffers x %u KiB = %.1f MiB (%u registered), header-only entries; "
-		 "zero-copy on %u queue%s%s%s%s",
+		 "buffer pools: %u queue%s x %u buffers x %u KiB = %.1f MiB (%u registered), depth %u header-only "
+		 "entries; zero-copy on %u queue%s%s%s%s",
 		 pooled, pooled == 1 ? "" : "s", nbuf, s->plan.buf_size / 1024,
-		 (double)pooled * (double)s->plan.pool_bytes / (1024.0 * 1024.0), fixed, zc, zc == 1 ? "" : "s",
+		 (double)pooled * (double)s->plan.pool_bytes / (1024.0 * 1024.0), fixed, s->depth, zc, zc == 1 ? "" : "s",
 		 fell ? "; per-entry buffers on queues whose pool was refused" : "", s->plan.why_not[0] ? "; " : "",
 		 s->plan.why_not);
 }

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.timeout(120)
 
 def kernel_has_pools():
     """Linux 7.3 and later offer buffer pools (FUSE 7.46)."""
-    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    major, minor = int(m.group(1)), int(m.group(2))
     return (major, minor) >= (7, 3)
 
 
