@@ -165,7 +165,7 @@ static void configure(size_t size)
 	W.queues = queues;
 	W.nqueues = 0;
 	for (unsigned int q = 0; q < nq; q++) {
-		FE_CHECK(ring_queue_create(&W, (uint16_t)q, depth, S->payload_size, &queues[q], err, sizeof(err)) == 0);
+		FE_CHECK(ring_queue_create(&W, (uint16_t)q, q, depth, S->payload_size, &queues[q], err, sizeof(err)) == 0);
 		W.nqueues++;
 	}
 	fe_fs_begin(S->payload_size, ext);
