@@ -5,8 +5,11 @@ transports and in each cache mode.
 - O_DIRECT: a file opened O_DIRECT through the mount is opened O_DIRECT on
   SOURCE, which then takes only aligned buffers and offsets. Reads, writes
   and copy_file_range all go through a request's buffer (furing.h promises
-  it page-aligned for them); each must give what ext4 itself gives."""
+  it page-aligned for them); each must give what ext4 itself gives.
+- SEEK_DATA/SEEK_HOLE must count data written a moment ago, even while the
+  writeback cache (--cache=always) still holds it in the kernel."""
 
+import errno
 import mmap
 import os
 
@@ -108,3 +111,44 @@ def test_direct_read_write_copy(ext4_source, passthrough, transport, mode):
     assert r.rc == 0, r.stderr
     ops = r.summary["ring_ops"] if transport == "ring" else r.summary["dev_ops"]
     assert ops.get("COPY_FILE_RANGE_64", 0) + ops.get("COPY_FILE_RANGE", 0) > 0, ops
+
+
+def seeks(fd, off):
+    """(SEEK_DATA, SEEK_HOLE) from off, an errno name where one fails."""
+    out = []
+    for whence in (os.SEEK_DATA, os.SEEK_HOLE):
+        try:
+            out.append(os.lseek(fd, off, whence))
+        except OSError as e:
+            out.append(errno.errorcode[e.errno])
+    return tuple(out)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_seek_data_hole_count_cached_writes(ext4_source, passthrough, transport, mode):
+    """64 KiB written, then SEEK_DATA/SEEK_HOLE at once, as ext4 answers
+    them: (0, 65536). Under the writeback cache SOURCE did not have the data
+    yet and both failed ENXIO until an fsync."""
+    pt = passthrough(*mode, source=ext4_source)
+    path = os.path.join(pt.mountpoint, "f")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.pwrite(fd, b"x" * (64 * KiB), 0)
+        assert seeks(fd, 0) == (0, 64 * KiB), "before fsync"
+        assert seeks(fd, 64 * KiB) == ("ENXIO", "ENXIO"), "at the end, before fsync"
+        os.fsync(fd)
+        assert seeks(fd, 0) == (0, 64 * KiB), "after fsync"
+        # Data after a hole: SEEK_DATA may find it where it is (SOURCE's
+        # extents) or take the hole for data (POSIX allows that; the kernel's
+        # own answer under the writeback cache), never past it.
+        os.pwrite(fd, b"y" * (4 * KiB), MiB)
+        data, hole = seeks(fd, 64 * KiB)
+        assert 64 * KiB <= data <= MiB and hole in (64 * KiB, MiB + 4 * KiB), (data, hole)
+        assert seeks(fd, MiB) == (MiB, MiB + 4 * KiB)
+        if mode != ["--cache=always"]:
+            # Written through: SOURCE's extents are the answer, holes and all.
+            assert (data, hole) == (MiB, 64 * KiB)
+    finally:
+        os.close(fd)
+    r = pt.stop()
+    assert r.rc == 0, r.stderr
