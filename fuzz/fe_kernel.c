@@ -446,6 +446,19 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* The request's own facts, as the kernel knows them. */
+/* A /dev/fuse COPY_FILE_RANGE the decoder accepts: exact length, no
+ * extensions. */
+static bool dev_plain_copy(const uint8_t *ih, size_t n)
+{
+	uint32_t op = get32(ih + offsetof(struct fuse_in_header, opcode));
+
+	return (op == FUSE_COPY_FILE_RANGE || op == FUSE_COPY_FILE_RANGE_64) &&
+	       n == IN_HDR + sizeof(struct fuse_copy_file_range_in) &&
+	       get32(ih + offsetof(struct fuse_in_header, len)) == n &&
+	       ih[offsetof(struct fuse_in_header, total_extlen)] == 0 &&
+	       ih[offsetof(struct fuse_in_header, total_extlen) + 1] == 0;
+}
+
 static void rec_fill(struct fe_rec *r, const uint8_t *ih, const uint8_t *op, size_t op_len)
 {
 	r->opcode = get32(ih + offsetof(struct fuse_in_header, opcode));
@@ -521,9 +534,11 @@ void fe_kernel_dev_request(const uint8_t *bytes, size_t n, unsigned int flags)
 		r->region_len = n;
 		r->ans_lo = d->buf;
 		r->ans_hi = d->buf + d->len;
-		/* Nothing past where WRITE data would start: the answer buffer
-		 * is the page-aligned one data answers want. */
-		r->buf_no_tail = n <= IN_HDR + sizeof(struct fuse_write_in);
+		/* Nothing past where WRITE data would start, or a well-formed
+		 * copy (its header reaches past that, but it has no names or
+		 * data): the answer buffer is the page-aligned one data
+		 * answers and O_DIRECT I/O want. */
+		r->buf_no_tail = n <= IN_HDR + sizeof(struct fuse_write_in) || dev_plain_copy(ih, n);
 		d->rec = r;
 	}
 	dev_delivered++;

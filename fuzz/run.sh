@@ -54,4 +54,10 @@ run() {
 failed=0
 run fuzz_decode corpus "$DECODE_SECONDS" || failed=1
 run fuzz_engine corpus-engine "$ENGINE_SECONDS" || failed=1
+# The verdict, last: scripts/test.sh shows only this line of the log.
+if [ "$failed" -eq 0 ]; then
+	echo "fuzz: ok (fuzz_decode ${DECODE_SECONDS} s, fuzz_engine ${ENGINE_SECONDS} s, no crash)"
+else
+	echo "fuzz: FAILED (reproducers in $BUILD/artifacts/)"
+fi
 exit "$failed"

@@ -218,6 +218,25 @@ static void reject(struct furing_req *r, enum fu_decode_result res, int err)
 		fu_answer(r, err ? err : EIO, NULL, 0);
 }
 
+/* Where furing_req_buf starts. A request whose names or data the
+ * filesystem still reads (msg.name, name2, data point into the transport's
+ * buffer) gets its answer buffer past them, so filling it cannot overwrite
+ * them. Any other request's arguments were all copied into msg, so its
+ * buffer starts at the base, page-aligned: O_DIRECT I/O through it needs
+ * that. On /dev/fuse @tail_end also counts op header bytes past the 80 in
+ * front of the base (COPY_FILE_RANGE's header is 56 bytes, WRITE's 40), and
+ * skipping those left a copy's buffer 64 bytes past a page: EINVAL from a
+ * backing file opened O_DIRECT. */
+static uint32_t answer_offset(const struct furing_req *r, enum fu_decode_result res, size_t tail_end)
+{
+	const struct fu_msg *m = &r->msg;
+
+	if (res == FU_DECODE_OK && !m->name && !m->name2 && !m->data)
+		return 0;
+	size_t off = (tail_end + ANSWER_BUF_ALIGN - 1) & ~(size_t)(ANSWER_BUF_ALIGN - 1);
+	return off < r->base_size ? (uint32_t)off : r->base_size;
+}
+
 void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err, size_t tail_end)
 {
 	uint32_t op = r->msg.opcode < FUSE_OPCODE_MAX ? r->msg.opcode : FUSE_OPCODE_MAX;
@@ -228,10 +247,7 @@ void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err
 	atomic_store_explicit(&r->answered, false, memory_order_relaxed);
 	r->ans_err = 0;
 	r->ans_bytes = 0;
-	/* The answer buffer starts past what the request brought along, so
-	 * filling it cannot overwrite a name the filesystem still reads. */
-	size_t off = (tail_end + ANSWER_BUF_ALIGN - 1) & ~(size_t)(ANSWER_BUF_ALIGN - 1);
-	r->buf_off = off < r->base_size ? (uint32_t)off : r->base_size;
+	r->buf_off = answer_offset(r, res, tail_end);
 	if (res == FU_DECODE_OK)
 		fu_dispatch(r);
 	else

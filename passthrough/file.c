@@ -369,8 +369,19 @@ void pt_fallocate(struct furing_req *req, uint64_t ino, int mode, uint64_t off, 
 	be_fallocate(req, file_of(fi)->h.fd, mode, off, len, pt_reply_res);
 }
 
+/* SEEK_DATA/SEEK_HOLE on SOURCE's file. Not under the writeback cache:
+ * the kernel sends LSEEK without writing its dirty pages back first (Linux
+ * 6.18's fuse_lseek), so SOURCE may not yet hold data, or even the size,
+ * the caller has written, and SEEK_DATA would fail ENXIO on a file just
+ * written. ENOSYS makes the kernel stop asking (for the whole connection)
+ * and answer from its own size: all data up to the end, the hole at the
+ * end, which POSIX allows and which counts the cached writes. */
 void pt_lseek(struct furing_req *req, uint64_t ino, uint64_t off, int whence, const struct furing_file *fi)
 {
+	if (pt_fs_of(req)->writeback) {
+		furing_reply_err(req, ENOSYS);
+		return;
+	}
 	off_t r = lseek(file_of(fi)->h.fd, (off_t)off, whence);
 
 	if (r < 0)

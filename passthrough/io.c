@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pt.h"
 
@@ -119,10 +120,17 @@ struct copy_state {
 
 static void copy_read_done(struct furing_req *req, int res);
 
+/* A whole number of pages whenever more is left: each chunk's offsets then
+ * stay as aligned as the caller's, which a file opened O_DIRECT requires
+ * (the buffer itself is page-aligned, furing.h). */
 static uint32_t copy_chunk_size(struct furing_req *req, const struct copy_state *c)
 {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t cap = furing_req_buf_size(req);
 	uint64_t n = c->left < COPY_CHUNK ? c->left : COPY_CHUNK;
+
+	if (cap > page)
+		cap &= ~(page - 1);
 	return (uint32_t)(n < cap ? n : cap);
 }
 

@@ -30,8 +30,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Wait (up to 10 min) for another apt or dpkg, e.g. unattended-upgrades
+	# on a fresh machine, instead of failing at once on its lock.
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # FUSE-over-io_uring is off by default (doc/protocol.md 1.1); --io-uring=on needs it.

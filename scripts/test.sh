@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, from a fresh machine: set up, build (plain, ASan/UBSan, release),
 # unit tests (also under valgrind), the decoder and engine fuzzers for a
-# bounded time (FURING_FUZZ_SECONDS in total, default 60),
+# bounded time (FURING_FUZZ_SECONDS in total, default 60; their output in
+# build-fuzz/fuzz.log, only the verdict shown),
 # then the integration suite, which mounts for real under both transports
 # against the sanitized daemon and example filesystems, and installs the
 # plain build to compile an example against it out of the tree. The last
@@ -22,7 +23,17 @@ echo "== unit tests under valgrind"
 meson test -C build --suite unit --print-errorlogs \
 	--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet'
 echo "== fuzzing the request decoder and the engine for ${FURING_FUZZ_SECONDS:-60} s"
-fuzz/run.sh "${FURING_FUZZ_SECONDS:-60}"
+# libFuzzer prints thousands of progress lines: they go to a log, and only
+# the verdict (or, on a failure, the log's end) shows here.
+mkdir -p build-fuzz
+fuzz_log=build-fuzz/fuzz.log
+if fuzz/run.sh "${FURING_FUZZ_SECONDS:-60}" >"$fuzz_log" 2>&1; then
+	tail -n 1 "$fuzz_log"
+else
+	tail -n 60 "$fuzz_log"
+	echo "== fuzzing failed; the whole output is in $fuzz_log" >&2
+	exit 1
+fi
 
 echo "== io_uring integration tests on Linux 7.3 (a VM under TCG: scripts/vm.sh)"
 # The plain build (ASan under TCG is too slow). A subset: the 7.3 set-up

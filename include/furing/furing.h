@@ -500,10 +500,11 @@ uint64_t furing_req_unique(const struct furing_req *req);
 bool furing_req_interrupted(const struct furing_req *req);
 /* The buffer data answers are sent from: part of the ring entry's payload,
  * or of the /dev/fuse slot's buffer. READ data that lands here costs no
- * copy. For READ, READDIR and READDIRPLUS it is page-aligned and at least
- * max_write bytes; for other requests it may start past the request's own
- * bytes (names, data, on /dev/fuse a header longer than READ's), 64-byte
- * aligned, so that filling it never overwrites an argument. */
+ * copy. For a request without names or data (READ, READDIR, READDIRPLUS,
+ * COPY_FILE_RANGE, GETATTR, ...) it is page-aligned, so O_DIRECT I/O may
+ * go through it, and at least max_write bytes; for a request with names or
+ * data (LOOKUP, WRITE, SETXATTR, ...) it starts past them, 64-byte aligned,
+ * so that filling it never overwrites an argument. */
 void *furing_req_buf(struct furing_req *req);
 size_t furing_req_buf_size(const struct furing_req *req);
 /* 64 bytes of scratch for the filesystem, 16-byte aligned, until the answer. */
