@@ -43,10 +43,33 @@ def differences(mnt, ref):
     return [f"{label}: mount {a!r} != source {b!r}" for (label, a), (_, b) in zip(mnt, ref) if a != b]
 
 
-def check(pt, workdir, role):
+HOLES = "fallocate, punch hole, SEEK_DATA/SEEK_HOLE"
+
+
+def kernel_seeks(results):
+    """The results with the holes op's seeks as the kernel's own llseek
+    answers them: under the writeback cache furing leaves SEEK_DATA and
+    SEEK_HOLE to the kernel (SOURCE may not hold the cached writes yet),
+    which sees no holes: data up to the end, the hole at the end."""
+    out = []
+    for label, r in results:
+        if label == HOLES and isinstance(r, list):
+            size = r[0]
+            r = r[:2] + [0, size, 8192] + r[5:]
+        out.append((label, r))
+    return out
+
+
+def writeback(mode):
+    return "--cache=always" in mode and "--kernel-passthrough" not in mode
+
+
+def check(pt, workdir, role, mode=()):
     ref = os.path.join(workdir, "reference")
     mnt = run_ops(pt.mountpoint, role)
     want = run_ops(ref, role)
+    if writeback(mode):
+        want = kernel_seeks(want)
     diffs = differences(mnt, want)
     assert not diffs, "\n".join(diffs)
     problems = diff_states(tree_state(pt.source), tree_state(ref), "SOURCE vs reference")
@@ -85,7 +108,7 @@ def test_ops_match_source(passthrough, workdir, transport, role):
     ["--backend-io=inline", "--threads=1"],
 ], ids=lambda m: " ".join(m).replace("--", ""))
 def test_ops_match_source_modes(passthrough, workdir, transport, mode):
-    r = check(start(passthrough, workdir, *mode), workdir, "root")
+    r = check(start(passthrough, workdir, *mode), workdir, "root", mode)
     ops = r.summary["ring_ops"] if transport == "ring" else r.summary["dev_ops"]
     if "--kernel-passthrough" in mode:
         assert "kernel passthrough" in r.stderr, r.stderr
@@ -98,4 +121,4 @@ def test_ops_match_source_modes(passthrough, workdir, transport, mode):
 
 @pytest.mark.parametrize("mode", [["--cache=always"], ["--cache=none"]], ids=["always", "none"])
 def test_ops_match_source_as_user_modes(passthrough, workdir, transport, mode):
-    check(start(passthrough, workdir, *mode), workdir, "user")
+    check(start(passthrough, workdir, *mode), workdir, "user", mode)
