@@ -7,6 +7,7 @@ import mmap
 import os
 import random
 import re
+import signal
 import subprocess
 import time
 from collections import namedtuple
@@ -305,6 +306,19 @@ def kill_quietly(pid, sig):
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def terminate_and_unmount(proc, mountpoint, wait=10):
+    """SIGTERM a server still running, SIGKILL it if it has not exited within
+    `wait` seconds, then lazily unmount whatever it left at `mountpoint`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    lazy_umount_all(mountpoint)
 
 
 def error_lines(stderr):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from furing_helpers import is_mounted, lazy_umount_all, wait_for
+from furing_helpers import is_mounted, terminate_and_unmount, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,14 +114,7 @@ def probefs(request, workdir):
     yield start
     timer.cancel()
     for p in started:
-        if p.proc.poll() is None:
-            p.proc.send_signal(signal.SIGTERM)
-            try:
-                p.proc.wait(8)
-            except subprocess.TimeoutExpired:
-                p.proc.kill()
-                p.proc.wait(5)
-        lazy_umount_all(p.mountpoint)
+        terminate_and_unmount(p.proc, p.mountpoint, wait=8)
 
 
 # ------------------------------------------------------------ notifications

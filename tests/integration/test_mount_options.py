@@ -6,13 +6,12 @@ and through fusermount3 (uid 65534). Driven through tests/lib/probefs.c."""
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 
 import pytest
 
-from furing_helpers import _unescape, lazy_umount_all, mounts_at
+from furing_helpers import _unescape, mounts_at, terminate_and_unmount
 from test_library import build_dir
 from test_unprivileged import SETPRIV, UID, GID, USER_ENV, dev_fuse_for_users  # noqa: F401 (fixture)
 
@@ -50,14 +49,7 @@ class Server:
         raise AssertionError(f"probefs neither mounted nor exited:\n{self.stderr()}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        lazy_umount_all(self.mountpoint)
+        terminate_and_unmount(self.proc, self.mountpoint)
 
 
 @pytest.fixture
