@@ -24,6 +24,7 @@
  *   ADD_QUEUE ──0──▶ ADD_BUFPOOL ──0──▶ REGISTER (headers only) ...
  *       └────── refused: per-entry buffers ──▶ REGISTER (header + payload) ... */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,6 +476,24 @@ static void submit_setup(struct ring_queue *q, uint32_t cmd)
 	q->setup_cmd = cmd;
 }
 
+/* Set-up of queue @q cannot go on: the session ends with the reason, and
+ * none of its entries will ever be with the kernel. */
+static void queue_fail(struct ring_queue *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void queue_fail(struct ring_queue *q, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	q->setup_cmd = 0;
+	q->w->ring_failed = true;
+	fu_session_fail(q->w->s, "%s", msg);
+	for (unsigned int i = 0; i < q->depth; i++)
+		ent_kill(&q->ents[i]);
+}
+
 /* A pool the kernel would not take: per-entry buffers, as on 6.18. */
 static void fall_back(struct ring_queue *q, const char *what, int res)
 {
@@ -482,21 +501,14 @@ static void fall_back(struct ring_queue *q, const char *what, int res)
 
 	q->setup_cmd = 0;
 	if (s->cfg.buffer_pool == FURING_FEATURE_ON) {
-		q->w->ring_failed = true;
-		fu_session_fail(s, "buffer_pool = on: the kernel refused %s on queue %u: %s", what, q->qid,
-				strerror(-res));
-		for (unsigned int i = 0; i < q->depth; i++)
-			ent_kill(&q->ents[i]);
+		queue_fail(q, "buffer_pool = on: the kernel refused %s on queue %u: %s", what, q->qid, strerror(-res));
 		return;
 	}
 	fu_log(s, FURING_LOG_WARNING, "io_uring queue %u: the kernel refused %s (%s): per-entry buffers", q->qid, what,
 	       strerror(-res));
 	q->pool_index = -1;
 	if (alloc_entry_payloads(q) < 0) {
-		q->w->ring_failed = true;
-		fu_session_fail(s, "out of memory for the per-entry buffers of io_uring queue %u", q->qid);
-		for (unsigned int i = 0; i < q->depth; i++)
-			ent_kill(&q->ents[i]);
+		queue_fail(q, "out of memory for the per-entry buffers of io_uring queue %u", q->qid);
 		return;
 	}
 	atomic_fetch_add(&s->queues_fell_back, 1);
@@ -536,12 +548,8 @@ static void setup_done(struct furing_event *ev, int res)
 	}
 	if (res < 0 && q->zero_copy) {
 		/* The queue exists with zero-copy, which takes pool entries only. */
-		q->setup_cmd = 0;
-		q->w->ring_failed = true;
-		fu_session_fail(s, "io_uring queue %u: the kernel refused ADD_BUFPOOL on a zero-copy queue: %s", q->qid,
-				strerror(-res));
-		for (unsigned int i = 0; i < q->depth; i++)
-			ent_kill(&q->ents[i]);
+		queue_fail(q, "io_uring queue %u: the kernel refused ADD_BUFPOOL on a zero-copy queue: %s", q->qid,
+			   strerror(-res));
 		return;
 	}
 	if (res < 0) {
@@ -569,10 +577,7 @@ void ring_queue_register(struct ring_queue *q)
 	}
 	q->zero_copy = s->plan.zero_copy && w->table_registered;
 	if (s->plan.zero_copy && !w->table_registered && s->cfg.zero_copy == FURING_FEATURE_ON) {
-		fu_session_fail(s, "zero_copy = on: worker %u has no io_uring buffer table", w->idx);
-		w->ring_failed = true;
-		for (unsigned int i = 0; i < q->depth; i++)
-			ent_kill(&q->ents[i]);
+		queue_fail(q, "zero_copy = on: worker %u has no io_uring buffer table", w->idx);
 		return;
 	}
 	if (w->table_registered && s->plan.pool_fixed) {
