@@ -116,7 +116,9 @@ static void do_read(struct furing_req *r, bool dir, bool plus)
 
 	if (in->read_flags & FUSE_READ_LOCKOWNER)
 		with_lock_owner(fi, in->lock_owner);
-	if (size > furing_req_buf_size(r)) {
+	/* A zero-copy READ lands in the caller's pages, which hold all of it. */
+	const size_t room = r->zc && !dir ? r->zc_len : furing_req_buf_size(r);
+	if (size > room) {
 		if (!dir) { /* the kernel never asks for more than max_read */
 			answer_err(r, EINVAL);
 			return;
