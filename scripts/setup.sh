@@ -15,7 +15,7 @@ packages=(
 	python3 python3-pytest python3-pytest-timeout
 	fio fuse3 util-linux
 	clang libclang-rt-14-dev
-	valgrind
+	valgrind mandoc
 	qemu-system-x86
 )
 # Benchmark-only extras (bench/run.sh, bench/nbd.sh): the peers and the chart.
