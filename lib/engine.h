@@ -240,7 +240,7 @@ struct fu_session {
 	dev_t conn_dev;           /* st_dev of the mount: names the fusectl connection */
 	struct fu_init_agreed init;
 	struct furing_conn conn;
-	bool init_ran;            /* ops->init was called: destroy will be */
+	bool init_ran;            /* ops->init was called (or there is none): destroy will be */
 	struct fu_decode_limits limits;
 	bool over_ring;
 	bool blocking;            /* io_uring is disabled on this system: blocking /dev/fuse reads */

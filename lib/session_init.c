@@ -197,9 +197,10 @@ static int init_round(struct fu_session *s, const struct fu_msg *msg, bool ring_
 
 	p->unique = msg->unique;
 	conn_from_offer(s, in, ring_wished, c);
-	if (in->major == FUSE_KERNEL_VERSION && s->ops.init && !s->init_ran) {
+	if (in->major == FUSE_KERNEL_VERSION && !s->init_ran) {
+		/* From here on destroy runs: after init, or with no init at all. */
 		s->init_ran = true;
-		int ret = s->ops.init(s->fs, c);
+		int ret = s->ops.init ? s->ops.init(s->fs, c) : 0;
 		if (ret < 0) {
 			fu_init_refuse(s, p, -EPROTO);
 			fu_fmt_err(err, errlen, "the filesystem's init refused the mount: %s", strerror(-ret));

@@ -296,6 +296,14 @@ def test_init_refusal_fails_start_cleanly(probefs, workdir):
     assert marker_lines(marker) == ["init", "destroy"]
 
 
+def test_destroy_runs_without_an_init_operation(probefs, workdir):
+    """ops->destroy runs after a session whose table has no init."""
+    marker = os.path.join(workdir, "marker")
+    p = probefs("--no-init", "--marker", marker)
+    assert p.stop() == 0
+    assert marker_lines(marker) == ["destroy"]
+
+
 def test_no_init_no_destroy(probefs, workdir):
     """A mount that fails before FUSE_INIT never calls init, nor destroy."""
     marker = os.path.join(workdir, "marker")

@@ -582,6 +582,7 @@ int main(int argc, char **argv)
 		{"want-passthrough", no_argument, NULL, 'p'},
 		{"marker", required_argument, NULL, 'm'},
 		{"refuse-init", no_argument, NULL, 'r'},
+		{"no-init", no_argument, NULL, 'i'},
 		{"fail-worker-start", no_argument, NULL, 'w'},
 		{"slow-worker-start", required_argument, NULL, 's'},
 		{"start-timeout", required_argument, NULL, 'T'},
@@ -596,6 +597,7 @@ int main(int argc, char **argv)
 	struct furing_config cfg = {.fsname = "probefs", .subtype = "probefs", .default_permissions = true};
 	char err[512];
 	bool signals = true;
+	struct furing_ops ops = probe_ops;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -619,6 +621,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			P.refuse_init = true;
+			break;
+		case 'i':
+			ops.init = NULL; /* destroy must still run */
 			break;
 		case 'w':
 			P.fail_worker_start = true;
@@ -661,7 +666,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: probefs [OPTIONS] MOUNTPOINT\n");
 		return 2;
 	}
-	P.session = furing_session_new(&probe_ops, sizeof(probe_ops), &cfg, sizeof(cfg), &P, err, sizeof(err));
+	P.session = furing_session_new(&ops, sizeof(ops), &cfg, sizeof(cfg), &P, err, sizeof(err));
 	if (!P.session) {
 		fprintf(stderr, "probefs: %s\n", err);
 		return 1;
