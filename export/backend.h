@@ -61,9 +61,10 @@ struct backend_ops {
 		   furing_io_done done);
 	/* Zero-copy (Linux 7.3; NULL where the backend cannot): the same with
 	 * the caller's pages the kernel lent to @req (furing_req_zero_copy),
-	 * from byte @at of them. */
+	 * from byte @at of them; @page_cache: never O_DIRECT (their alignment
+	 * was refused). */
 	void (*io_zc)(struct backend *b, struct furing_req *req, bool write, uint32_t at, uint32_t len, uint64_t off,
-		      furing_io_done done);
+		      bool page_cache, furing_io_done done);
 	/* Makes every write acknowledged so far durable. */
 	void (*sync)(struct backend *b, struct furing_req *req, bool datasync, furing_io_done done);
 	/* @mode is one the export accepts: 0 or FALLOC_FL_KEEP_SIZE (allocate),

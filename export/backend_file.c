@@ -82,14 +82,14 @@ static void file_io(struct backend *b, struct furing_req *req, bool write, void 
 
 /* The pages are not ours to touch, so never inline: READ_FIXED /
  * WRITE_FIXED on the request's slot. Their memory alignment is the
- * caller's, unknown here; with --backend-direct, offset and length decide
- * the fd as for any buffer (an O_DIRECT refusal of the caller's alignment
- * comes back as the request's EINVAL). */
+ * caller's, unknown here; with --backend-direct, offset and length choose
+ * the fd first, and a refusal of the caller's alignment (EINVAL) makes the
+ * export retry with @page_cache. */
 static void file_io_zc(struct backend *b, struct furing_req *req, bool write, uint32_t at, uint32_t len,
-		       uint64_t off, furing_io_done done)
+		       uint64_t off, bool page_cache, furing_io_done done)
 {
 	struct file_backend *f = FB(b);
-	int fd = io_fd(f, off, len, NULL);
+	int fd = page_cache && f->fd_unaligned >= 0 ? f->fd_unaligned : io_fd(f, off, len, NULL);
 
 	if (write)
 		furing_req_zc_pwrite(req, fd, at, len, off, done);

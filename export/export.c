@@ -61,10 +61,15 @@ struct transfer {
 	uint64_t off;
 	uint32_t len;
 	uint32_t done;
-	const unsigned char *src;
-	unsigned char *dst;
+	union { /* a WRITE's source, a READ's destination */
+		const unsigned char *src;
+		unsigned char *dst;
+	};
 	/* src (WRITE) or dst (READ) NULL: zero-copy, the data is the caller's
 	 * pages lent to the request (Linux 7.3). */
+	/* Zero-copy through the page cache: the lent pages' alignment is the
+	 * caller's, unknown until an O_DIRECT backend refuses it. */
+	bool zc_buffered;
 };
 _Static_assert(sizeof(struct transfer) <= BACKEND_SCRATCH_OFFSET, "transfer leaves the backend its scratch");
 
@@ -94,12 +99,23 @@ static void transfer_next(struct furing_req *req, struct export *e, bool write, 
 	uint64_t off = t->off + t->done;
 	uint32_t len = t->len - t->done;
 
-	if (!(write ? (const void *)t->src : (const void *)t->dst))
-		e->be->ops->io_zc(e->be, req, write, t->done, len, off, done);
+	if (!t->src)
+		e->be->ops->io_zc(e->be, req, write, t->done, len, off, t->zc_buffered, done);
 	else if (write)
 		backend_io(req, e, true, (void *)(t->src + t->done), len, off, done);
 	else
 		backend_io(req, e, false, t->dst + t->done, len, off, done);
+}
+
+/* An O_DIRECT backend refuses lent pages that are not aligned as it needs
+ * (EINVAL, nothing moved): the transfer is then retried once through the
+ * page cache, as an unaligned buffer of ours would have gone at once. */
+static bool zc_refused(struct transfer *t, int res)
+{
+	if (res != -EINVAL || t->zc_buffered || t->src)
+		return false;
+	t->zc_buffered = true;
+	return true;
 }
 
 /* ---- READ ---- */
@@ -109,6 +125,10 @@ static void read_step(struct furing_req *req, int res)
 	struct export *e = fs_of(req);
 	struct transfer *t = furing_req_scratch(req);
 
+	if (zc_refused(t, res)) {
+		transfer_next(req, e, false, t, read_step);
+		return;
+	}
 	if (res < 0) {
 		furing_reply_err(req, -res);
 		return;
@@ -156,6 +176,10 @@ static void write_step(struct furing_req *req, int res)
 	struct export *e = fs_of(req);
 	struct transfer *t = furing_req_scratch(req);
 
+	if (zc_refused(t, res)) {
+		transfer_next(req, e, true, t, write_step);
+		return;
+	}
 	if (res < 0 || (res == 0 && t->done < t->len)) {
 		/* Report what reached the image; a write that moved nothing fails. */
 		if (t->done)

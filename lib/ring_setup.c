@@ -69,10 +69,6 @@ static const char *zero_copy_refused(const struct fu_session *s, const char *no_
 {
 	if (s->cfg.zero_copy == FURING_FEATURE_OFF)
 		return "zero-copy is off";
-	/* Opt-in for now: on 7.3~rc7 a READ_FIXED into the pages the kernel
-	 * lent to a READ completes with EINVAL (writes work); doc/design.md. */
-	if (s->cfg.zero_copy == FURING_FEATURE_AUTO)
-		return "zero-copy is opt-in (zero_copy = on) while its READs fail on Linux 7.3-rc7";
 	if (no_pool)
 		return "zero-copy needs buffer pools";
 	if (!have_cap_sys_admin())

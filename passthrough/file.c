@@ -120,6 +120,12 @@ static struct pt_file *file_new(struct furing_req *req, struct pt_inode *in, int
 					strerror(-id));
 		}
 	}
+	/* Zero-copy where the library can grant it (Linux 7.3 zero-copy
+	 * queues; dropped otherwise): not for files served inline, whose
+	 * point is a copy without the ring, nor O_DIRECT ones, whose fd
+	 * would refuse the caller's alignment of the lent pages. */
+	if (!f->passthrough && !f->inline_io && !(flags & O_DIRECT))
+		o->flags |= FURING_OPEN_ZERO_COPY;
 	return f;
 }
 

@@ -25,6 +25,23 @@ static struct pt_file *file_of(const struct furing_file *fi)
 	return (struct pt_file *)(uintptr_t)fi->fh;
 }
 
+/* The rest of @t from byte t->done on: through the request's buffer, or
+ * zero-copy (Linux 7.3) between the caller's lent pages and SOURCE's file
+ * with READ_FIXED/WRITE_FIXED, never inline (the pages are not mapped). */
+static void xfer_next(struct furing_req *req, bool write, const struct xfer *t, furing_io_done done)
+{
+	const int fd = t->f->h.fd;
+	const uint32_t len = t->len - t->done;
+	const uint64_t off = t->off + t->done;
+
+	if (!furing_req_zero_copy(req))
+		be_rw(req, write, fd, t->buf + t->done, len, off, t->f->inline_io, done);
+	else if (write)
+		furing_req_zc_pwrite(req, fd, t->done, len, off, done);
+	else
+		furing_req_zc_pread(req, fd, t->done, len, off, done);
+}
+
 static void read_step(struct furing_req *req, int res)
 {
 	struct xfer *t = PT_SCRATCH(req, struct xfer);
@@ -45,7 +62,7 @@ static void read_step(struct furing_req *req, int res)
 		furing_reply_buf(req, t->done);
 		return;
 	}
-	be_rw(req, false, t->f->h.fd, t->buf + t->done, t->len - t->done, t->off + t->done, t->f->inline_io, read_step);
+	xfer_next(req, false, t, read_step);
 }
 
 void pt_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi)
@@ -57,7 +74,7 @@ void pt_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, 
 		furing_reply_buf(req, 0);
 		return;
 	}
-	be_rw(req, false, t->f->h.fd, t->buf, size, off, t->f->inline_io, read_step);
+	xfer_next(req, false, t, read_step);
 }
 
 static void write_step(struct furing_req *req, int res)
@@ -74,8 +91,7 @@ static void write_step(struct furing_req *req, int res)
 	}
 	t->done += (uint32_t)res;
 	if (t->done < t->len) {
-		be_rw(req, true, t->f->h.fd, t->buf + t->done, t->len - t->done, t->off + t->done, t->f->inline_io,
-		      write_step);
+		xfer_next(req, true, t, write_step);
 		return;
 	}
 	furing_reply_write(req, t->done);
@@ -98,7 +114,7 @@ void pt_write(struct furing_req *req, uint64_t ino, uint64_t off, const void *da
 		furing_reply_write(req, 0);
 		return;
 	}
-	be_rw(req, true, t->f->h.fd, t->buf, size, off, t->f->inline_io, write_step);
+	xfer_next(req, true, t, write_step);
 }
 
 /* ---- COPY_FILE_RANGE ---- */

@@ -76,8 +76,8 @@ enum {
 	"                        buffers of max_write, a quarter of the per-entry memory)\n"          \
 	"  --zero-copy=auto|on|off  Linux 7.3, pools, CAP_SYS_ADMIN: the kernel lends the caller's\n" \
 	"                        pages of READ/WRITE to the worker's ring, read and written with\n"  \
-	"                        READ_FIXED/WRITE_FIXED: no copy; auto (default): off for now\n"    \
-	"                        (its READs fail on Linux 7.3-rc7); on: or refuse to start\n"
+	"                        READ_FIXED/WRITE_FIXED: no copy; auto (default): where offered;\n"\
+	"                        on: or refuse to start\n"
 
 /* What the shared options set, and the session they run. */
 struct cli_session {

@@ -753,8 +753,7 @@ struct furing_config {
 	 * queue_depth buffers, at least one. */
 	uint64_t buffer_pool_size;
 	/* Zero-copy (Linux 7.3, pool queues, CAP_SYS_ADMIN): see
-	 * FURING_OPEN_ZERO_COPY. AUTO means off for now: on 7.3-rc7 the
-	 * READ_FIXED of a lent READ fails with EINVAL (doc/design.md). */
+	 * FURING_OPEN_ZERO_COPY. AUTO: on where the kernel offers it. */
 	enum furing_feature zero_copy;
 };
 

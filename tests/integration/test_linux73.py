@@ -5,12 +5,14 @@ why and nothing changes. These tests run on both kernels: on this machine
 (6.18) and inside the 7.3 VM (scripts/vm.sh, run by scripts/test.sh), each
 asserting what its kernel must do."""
 
+import mmap
 import os
 import re
 import subprocess
 
 import pytest
 
+from pt_fixtures import passthrough_plain  # noqa: F401
 from furing_helpers import MiB, assert_same, pattern, read_file, write_direct
 
 pytestmark = pytest.mark.timeout(120)
@@ -106,19 +108,78 @@ def test_buffer_pool_off_keeps_per_entry_buffers(ring, make_image):
     assert "per-entry buffers: " in r.stderr and "buffer pools:" not in r.stderr, r.stderr
 
 
-def test_zero_copy_writes_reach_the_image(ring, make_image):
+def test_zero_copy_reads_and_writes_reach_the_image(ring, make_image):
     """--zero-copy=on: WRITEs go from the caller's pages straight to the
-    image (WRITE_FIXED). Reads stay off this test: on 7.3-rc7 the
-    READ_FIXED of a lent READ fails (doc/design.md)."""
-    img = make_image(16 * MiB)
+    image (WRITE_FIXED), READs from the image straight into them
+    (READ_FIXED), direct and through the page cache."""
+    img = make_image(16 * MiB, fill="random", seed=77)
     if not kernel_has_pools():
         f = ring(img, "--zero-copy=on", wait=False)
         r = f.wait_exit()
         assert r.rc != 0 and "zero_copy = on: zero-copy needs buffer pools" in r.stderr, r.stderr
         return
+    before = read_file(img)
     f = ring(img, "--zero-copy=on")
+    # reads first, of an image furing has not written: the bytes can only
+    # have come from READ_FIXED into the lent pages
+    fd = os.open(f.mountpoint, os.O_RDONLY | os.O_DIRECT)
+    try:
+        for off, n in ((0, 4096), (5 * MiB, 65536), (3 * MiB, MiB), (9 * MiB, 2 * MiB)):
+            buf = mmap.mmap(-1, n)
+            assert os.preadv(fd, [buf], off) == n
+            assert_same(bytes(buf), before[off:off + n], f"direct read at {off}")
+    finally:
+        os.close(fd)
+    assert_same(read_file(f.mountpoint), before, "buffered read of the whole image")
     blocks = write_blocks(f.mountpoint, 16 * MiB, 21)
     r = f.stop()
-    assert r.rc == 0, r.stderr
+    # only Python's isatty probe (an IOCTL) may fail
+    assert r.rc == 0 and r.summary["errors"] <= r.summary["ring_ops"].get("IOCTL", 0), r.stderr
     assert re.search(r"zero-copy on [1-9]\d* queue", r.stderr), r.stderr
     assert_in_image(img, blocks)
+
+
+def test_zero_copy_is_the_default_where_offered(ring, make_image):
+    img = make_image(16 * MiB, fill="random", seed=5)
+    f = ring(img)
+    data = read_file(f.mountpoint)
+    r = f.stop()
+    assert r.rc == 0, r.stderr
+    assert_same(data, read_file(img), "read through the default mode")
+    if kernel_has_pools() and os.geteuid() == 0:
+        assert re.search(r"zero-copy on [1-9]\d* queue", r.stderr), r.stderr
+    else:
+        assert "zero-copy on" not in r.stderr, r.stderr
+
+
+def test_passthrough_zero_copy_reads_and_writes(passthrough_plain, uring_state, workdir):
+    """`furing passthrough --backend-io=ring` (tmpfs SOURCE would be served
+    inline otherwise): with zero-copy, SOURCE's bytes go to and from the
+    callers' pages by READ_FIXED/WRITE_FIXED."""
+    if uring_state != "Y":
+        pytest.skip("FUSE-over-io_uring cannot be enabled here")
+    src = os.path.join(workdir, "zsrc")
+    os.makedirs(src)
+    orig = pattern(3 * MiB + 123, 41)
+    with open(os.path.join(src, "a"), "wb") as g:
+        g.write(orig)
+    want = "--zero-copy=on" if kernel_has_pools() else "--zero-copy=off"
+    p = passthrough_plain("--backend-io=ring", want, source=src, transport_args=["--io-uring=on"])
+    a = os.path.join(p.mountpoint, "a")
+    assert_same(read_file(a), orig, "read of SOURCE's file")
+    new = pattern(2 * MiB + 7, 42)
+    with open(os.path.join(p.mountpoint, "b"), "wb") as g:
+        g.write(new)
+        g.flush()
+        os.fsync(g.fileno())
+    with open(a, "r+b") as g:
+        g.seek(MiB)
+        g.write(b"z" * 5000)
+    r = p.stop()
+    # (LOOKUP of the new name, GETXATTR and IOCTL fail as they should)
+    assert r.rc == 0, r.stderr
+    assert_same(read_file(os.path.join(src, "b")), new, "SOURCE's new file")
+    expect = orig[:MiB] + b"z" * 5000 + orig[MiB + 5000:]
+    assert_same(read_file(os.path.join(src, "a")), expect, "SOURCE's changed file")
+    if kernel_has_pools():
+        assert re.search(r"zero-copy on [1-9]\d* queue", r.stderr), r.stderr
