@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# bench/linux73.sh - furing's Linux 7.3 buffer modes (per-entry buffers, buffer
+# pools, zero-copy) against the image file itself and libfuse's passthrough_hp,
+# with fio, in one Linux 7.3 VM (scripts/vm.sh, QEMU TCG).
+#
+#   sudo bench/linux73.sh [--runtime S] [--size SIZE] [--out DIR]
+#
+# Boots the VM once; inside it one image on tmpfs (/dev/shm) is served by every
+# target at once and the jobs run interleaved (for each job, every target in
+# turn). Prints a summary table; the guest's console, per-run rows and the
+# daemons' logs go to DIR (default bench/results/linux73-<timestamp>, git-ignored).
+# Needs root, fio, qemu-system-x86 and virtiofsd (scripts/setup.sh), and a
+# built build/furing (meson setup build && ninja -C build).
+set -Eeuo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+RUNTIME=3
+RAMP=1
+SIZE=256M
+OUT=""
+GUEST=0
+VM_TIMEOUT=${BENCH_VM_TIMEOUT:-1200}
+LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
+FURING_BIN=${FURING_BIN:-$REPO/build/furing}
+
+# name:rw:bs:iodepth:ioengine
+JOBS=(
+  "randread-4k-qd1:randread:4k:1:psync"
+  "randread-4k-qd32:randread:4k:32:io_uring"
+  "randwrite-4k-qd32:randwrite:4k:32:io_uring"
+  "read-1m-qd8:read:1M:8:io_uring"
+  "write-1m-qd8:write:1M:8:io_uring"
+)
+# name|furing export flags (empty: the file itself; libfuse: passthrough_hp)
+TARGETS=(
+  "file|"
+  "per-entry|--writable --io-uring=on --buffer-pool=off --zero-copy=off"
+  "pools|--writable --io-uring=on --buffer-pool=on --zero-copy=off"
+  "zero-copy|--writable --io-uring=on --buffer-pool=on --zero-copy=on"
+  "libfuse|"
+)
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+while (($#)); do
+  case $1 in
+    --runtime) RUNTIME=${2:?}; shift ;;
+    --runtime=*) RUNTIME=${1#*=} ;;
+    --size) SIZE=${2:?}; shift ;;
+    --size=*) SIZE=${1#*=} ;;
+    --out) OUT=${2:?}; shift ;;
+    --out=*) OUT=${1#*=} ;;
+    --guest) GUEST=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; echo "linux73: unknown option '$1'" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || { echo "linux73: --runtime wants whole seconds >= 1" >&2; exit 2; }
+[[ $SIZE =~ ^[0-9]+[KMG]?$ ]] || { echo "linux73: --size wants e.g. 256M or 1G" >&2; exit 2; }
+
+# ---------------------------------------------------------------------------
+# Guest side: runs as PID 1's command inside the VM. The tree is read-only
+# here, so results go to the console as tagged lines ("@73 ...") that the host
+# picks out of it.
+# ---------------------------------------------------------------------------
+guest() {
+  # Globals: the EXIT trap runs after this function has returned.
+  dir=/dev/shm/furing-b73 mdir=/tmp/furing-b73
+  img=$dir/image.img
+  declare -gA PID=() LOG=() FILE=() MNT=()
+  NAMES=()
+
+  emit() { local IFS=$'\t'; printf '@73\t%s\n' "$*"; }
+  note() { printf 'NOTE: %s\n' "$*"; emit note "$*"; }
+
+  mounted() { awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
+  alive() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; [[ ${st%% *} != Z ]]; }
+  stop_one() {   # SIGTERM, 10 s, SIGKILL; then make sure nothing stays mounted
+    local pid=$1 mnt=$2 i
+    if [[ -n $pid ]] && alive "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+      alive "$pid" && { echo "WARNING: pid $pid ignored SIGTERM for 10 s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
+      wait "$pid" 2>/dev/null || true
+    fi
+    for ((i = 0; i < 3; i++)); do
+      mounted "$mnt" || break
+      timeout 5 umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+    done
+  }
+  cleanup() {
+    local n
+    for n in "${NAMES[@]}"; do
+      [[ -z ${MNT[$n]:-} ]] || stop_one "${PID[$n]:-}" "${MNT[$n]}"
+    done
+    rm -rf "$dir" "$mdir"
+  }
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+
+  emit meta kernel "$(uname -r)"
+  emit meta nproc "$(nproc)"
+  emit meta runtime "$RUNTIME"
+  emit meta size "$SIZE"
+  emit meta enable_uring "$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null || echo '?')"
+  mkdir -p "$dir" "$mdir"
+  fallocate -l "$SIZE" "$img"
+  local mib=$(( $(stat -c %s "$img") / 1048576 ))
+  dd if=/dev/urandom of="$img" bs=1M count="$mib" conv=notrunc status=none
+  echo "guest: Linux $(uname -r), $(nproc) CPUs, image $img ($mib MiB, random data)"
+
+  # Start every target's daemon; each gets its own mountpoint.
+  local spec name flags mnt i
+  for spec in "${TARGETS[@]}"; do
+    name=${spec%%|*} flags=${spec#*|}
+    case $name in
+      file) NAMES+=("$name"); FILE[$name]=$img ;;
+      libfuse)
+        local hp=$LIBFUSE_DIR/example/passthrough_hp
+        if [[ ! -x $hp ]]; then
+          note "libfuse skipped: no passthrough_hp in $LIBFUSE_DIR (BENCH_LIBFUSE_DIR)"; continue
+        fi
+        mnt=$mdir/libfuse; mkdir -p "$mnt"
+        LOG[$name]=$mdir/$name.log
+        LD_LIBRARY_PATH=$LIBFUSE_DIR/lib "$hp" --foreground --nopassthrough -o io_uring "$dir" "$mnt" \
+          >"${LOG[$name]}" 2>&1 &
+        PID[$name]=$! FILE[$name]=$mnt/image.img MNT[$name]=$mnt NAMES+=("$name")
+        for ((i = 0; i < 150; i++)); do mounted "$mnt" && break; alive "${PID[$name]}" || break; sleep 0.1; done
+        if ! mounted "$mnt"; then
+          note "libfuse skipped: passthrough_hp did not mount within 15 s: $(tail -n 1 "${LOG[$name]}")"
+          stop_one "${PID[$name]}" "$mnt"; unset "PID[$name]" "MNT[$name]"; NAMES=("${NAMES[@]:0:${#NAMES[@]}-1}")
+        fi ;;
+      *)
+        mnt=$mdir/$name.mnt; : >"$mnt"
+        LOG[$name]=$mdir/$name.log
+        # shellcheck disable=SC2086
+        "$FURING_BIN" export $flags "$img" "$mnt" >"${LOG[$name]}" 2>&1 &
+        PID[$name]=$! FILE[$name]=$mnt MNT[$name]=$mnt NAMES+=("$name")
+        for ((i = 0; i < 150; i++)); do
+          grep -q 'furing: serving' "${LOG[$name]}" && mounted "$mnt" && break
+          alive "${PID[$name]}" || break; sleep 0.1
+        done
+        if ! mounted "$mnt"; then
+          note "$name skipped: furing did not serve within 15 s: $(tail -n 2 "${LOG[$name]}" | tr '\n' ' ')"
+          stop_one "${PID[$name]}" "$mnt"; unset "PID[$name]" "MNT[$name]"; NAMES=("${NAMES[@]:0:${#NAMES[@]}-1}")
+          continue
+        fi
+        emit buffers "$name" "$(grep -m1 -oE '(per-entry buffers|buffer pools): [^;]*(; zero-copy on [0-9]+ queues?)?' "${LOG[$name]}" || echo '?')" ;;
+    esac
+  done
+
+  # Memory before the jobs: the daemon's own baseline (per-entry buffers are
+  # touched on use, pools when registered).
+  for name in "${NAMES[@]}"; do
+    [[ -n ${PID[$name]:-} ]] || continue
+    emit mem0 "$name" "$(awk '/^VmRSS:/ { print $2 }' "/proc/${PID[$name]}/status")"
+  done
+
+  # Jobs x targets, interleaved.
+  local job jn rw bs qd eng out rc
+  for job in "${JOBS[@]}"; do
+    IFS=: read -r jn rw bs qd eng <<<"$job"
+    for name in "${NAMES[@]}"; do
+      out=$mdir/$jn.$name.json
+      rc=0
+      timeout -k 5 $((RUNTIME + RAMP + 60)) fio --name="$jn" --filename="${FILE[$name]}" --rw="$rw" --bs="$bs" \
+        --iodepth="$qd" --ioengine="$eng" --direct=1 --numjobs=1 --size="$SIZE" --time_based \
+        --runtime="$RUNTIME" --ramp_time="$RAMP" --norandommap --randrepeat=0 --group_reporting \
+        --output-format=json --output="$out" >"$mdir/fio.err" 2>&1 || rc=$?
+      if ((rc)); then
+        note "$jn on $name: fio failed (status $rc): $(tail -n 2 "$mdir/fio.err" | tr '\n' ' ')"
+        emit result "$name" "$jn" fail fail; continue
+      fi
+      python3 - "$out" "$name" "$jn" <<'PY' || emit result "$name" "$jn" fail fail
+import json, sys
+d = json.load(open(sys.argv[1]))
+j = d['jobs'][0]
+iops = j['read']['iops'] + j['write']['iops']
+bw = (j['read']['bw_bytes'] + j['write']['bw_bytes']) / 1048576.0
+err = j.get('error', 0)
+print('@73\tresult\t%s\t%s\t%.0f\t%.1f\t%s' % (sys.argv[2], sys.argv[3], iops, bw, err))
+PY
+      printf '  %-18s %-10s done\n' "$jn" "$name"
+    done
+  done
+
+  # Memory after the jobs, then stop and keep the daemons' logs.
+  for name in "${NAMES[@]}"; do
+    [[ -n ${PID[$name]:-} ]] || continue
+    emit mem "$name" "$(awk '/^VmRSS:/ { print $2 }' "/proc/${PID[$name]}/status")" \
+      "$(awk '/^VmHWM:/ { print $2 }' "/proc/${PID[$name]}/status")"
+  done
+  for name in "${NAMES[@]}"; do
+    [[ -n ${PID[$name]:-} ]] || continue
+    stop_one "${PID[$name]}" "${MNT[$name]}"
+    unset "PID[$name]" "MNT[$name]"
+    while IFS= read -r line; do emit log "$name" "$line"; done <"${LOG[$name]}"
+  done
+  echo "guest: done"
+}
+
+if ((GUEST)); then
+  guest
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# Host side.
+# ---------------------------------------------------------------------------
+[[ $(id -u) -eq 0 ]] || { echo "linux73: run as root (scripts/vm.sh needs it)" >&2; exit 2; }
+command -v fio >/dev/null || { echo "linux73: fio is missing (apt-get install fio)" >&2; exit 2; }
+[[ -x $FURING_BIN ]] || { echo "linux73: no $FURING_BIN: build first (meson setup build && ninja -C build)" >&2; exit 2; }
+[[ -n $OUT ]] || OUT=$REPO/bench/results/linux73-$(date -u +%Y%m%d-%H%M%S)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+# vm.sh stops QEMU and virtiofsd on its own exit (its trap; its --timeout
+# bounds the whole guest run); Ctrl-C reaches it in the same process group.
+trap 'exit 130' INT TERM
+
+echo "linux73: booting Linux 7.3 under scripts/vm.sh (TCG); ${#JOBS[@]} jobs x up to ${#TARGETS[@]} targets," \
+  "${RUNTIME} s + ${RAMP} s ramp each; console in $OUT/console.log"
+{
+  echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
+  echo "start $(date -u +%FT%TZ)"
+  echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "args --runtime $RUNTIME --size $SIZE"
+} >"$OUT/host.txt"
+# vm.sh passes only FURING_* variables into the guest: the rest go by env.
+set +e
+"$REPO/scripts/vm.sh" --smp=2 --mem=2048 --timeout="$VM_TIMEOUT" -- \
+  env BENCH_LIBFUSE_DIR="$LIBFUSE_DIR" FURING_BIN="$FURING_BIN" \
+  bench/linux73.sh --guest --runtime "$RUNTIME" --size "$SIZE" 2>&1 |
+  sed -u 's/\r$//' | tee "$OUT/console.log" | grep --line-buffered -v $'^@73\t'
+vm_rc=${PIPESTATUS[0]}
+set -e
+echo "end $(date -u +%FT%TZ) vm_status $vm_rc" >>"$OUT/host.txt"
+((vm_rc == 0)) || echo "linux73: the VM run ended with status $vm_rc (partial results follow)" >&2
+
+grep $'^@73\t' "$OUT/console.log" | cut -f2- >"$OUT/rows.tsv" || true
+python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
+import collections, os, sys
+out = sys.argv[1]
+res, mem, mem0, buf, meta, notes = {}, {}, {}, {}, {}, []
+for line in open(os.path.join(out, 'rows.tsv')):
+    f = line.rstrip('\n').split('\t')
+    if f[0] == 'result' and len(f) >= 6:
+        res[(f[1], f[2])] = f[3:5]
+    elif f[0] == 'mem' and len(f) >= 4 and f[2].isdigit() and f[3].isdigit():
+        mem[f[1]] = (int(f[2]), int(f[3]))
+    elif f[0] == 'mem0' and len(f) >= 3 and f[2].isdigit():
+        mem0[f[1]] = int(f[2])
+    elif f[0] == 'buffers' and len(f) >= 3:
+        buf[f[1]] = f[2]
+    elif f[0] == 'meta' and len(f) >= 3:
+        meta[f[1]] = f[2]
+    elif f[0] == 'note':
+        notes.append(f[1])
+jobs = ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32', 'read-1m-qd8', 'write-1m-qd8']
+targets = [t for t in ['file', 'per-entry', 'pools', 'zero-copy', 'libfuse'] if any(k[0] == t for k in res)]
+
+def val(t, j):
+    r = res.get((t, j))
+    if not r or r[0] == 'fail':
+        return None
+    return float(r[1]) if '1m' in j else float(r[0])
+
+def fmt(v, j):
+    if v is None:
+        return 'fail'
+    if '1m' in j:
+        return '%.0f' % v
+    return '%.1fk' % (v / 1000) if v >= 1000 else '%.0f' % v
+
+print('Linux %s, %s vCPUs (TCG), image %s on tmpfs, %s s per job; IOPS (MiB/s for 1m), ratio to the file in brackets'
+      % (meta.get('kernel', '?'), meta.get('nproc', '?'), meta.get('size', '?'), meta.get('runtime', '?')))
+print()
+print('| job | ' + ' | '.join(targets) + ' |')
+print('|---|' + '---:|' * len(targets))
+for j in jobs:
+    cells = []
+    base = val('file', j)
+    for t in targets:
+        v = val(t, j)
+        c = fmt(v, j)
+        if t != 'file' and v is not None and base:
+            c += ' (%.2f)' % (v / base)
+        cells.append(c)
+    print('| %s | %s |' % (j, ' | '.join(cells)))
+print()
+print('| target | buffer memory (serving line) | VmRSS before the jobs | VmRSS after | VmHWM |')
+print('|---|---|---:|---:|---:|')
+for t in targets:
+    if t == 'file':
+        continue
+    m = mem.get(t)
+    print('| %s | %s | %s | %s | %s |' % (t, buf.get(t, '-'), '%.1f MiB' % (mem0[t] / 1024) if t in mem0 else '?',
+                                    '%.1f MiB' % (m[0] / 1024) if m else '?',
+                                    '%.1f MiB' % (m[1] / 1024) if m else '?'))
+print()
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+def verdict(ok):
+    return '**met**' if ok else '**missed**'
+
+import re
+def buf_mib(t):
+    m = re.search(r'= ([0-9.]+) MiB', buf.get(t, ''))
+    return float(m.group(1)) if m else None
+
+print('Targets:')
+for j in ['read-1m-qd8', 'write-1m-qd8']:
+    r = ratio(val('zero-copy', j), val('file', j))
+    print('- zero-copy %s >= 0.9x the file: %s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.9))))
+bp, be = buf_mib('pools'), buf_mib('per-entry')
+r = ratio(bp, be)
+print('- pools <= 1/4 per-entry buffer memory (serving lines): %s' % ('n/a' if r is None else '%.1f / %.1f MiB = %.2f, %s' % (bp, be, r, verdict(r <= 0.25 + 1e-9))))
+if 'pools' in mem and 'per-entry' in mem:
+    r = mem['pools'][0] / mem['per-entry'][0]
+    print('- pools <= 1/4 per-entry RSS after the jobs: %.1f / %.1f MiB = %.2f, %s' % (mem['pools'][0] / 1024, mem['per-entry'][0] / 1024, r, verdict(r <= 0.25)))
+for j in ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32']:
+    r = ratio(val('pools', j), val('per-entry', j))
+    print('- pools %s >= 0.95x per-entry IOPS: %s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.95))))
+for j in ['randread-4k-qd32', 'randwrite-4k-qd32']:
+    for t in ['per-entry', 'pools', 'zero-copy']:
+        r = ratio(val(t, j), val('libfuse', j))
+        if r is not None:
+            print('- furing %s %s >= 1.5x libfuse: %.2fx, %s' % (t, j, r, verdict(r >= 1.5)))
+    if val('libfuse', j) is None:
+        print('- furing >= 1.5x libfuse at %s: n/a (no libfuse run)' % j)
+for n in notes:
+    print('NOTE: ' + n)
+PY
+exit "$vm_rc"
