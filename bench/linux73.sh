@@ -15,6 +15,8 @@ set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 RUNTIME=3
 RAMP=1
 SIZE=256M
@@ -74,21 +76,8 @@ guest() {
   emit() { local IFS=$'\t'; printf '@73\t%s\n' "$*"; }
   note() { printf 'NOTE: %s\n' "$*"; emit note "$*"; }
 
-  mounted() { awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
-  alive() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; [[ ${st%% *} != Z ]]; }
-  stop_one() {   # SIGTERM, 10 s, SIGKILL; then make sure nothing stays mounted
-    local pid=$1 mnt=$2 i
-    if [[ -n $pid ]] && alive "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
-      alive "$pid" && { echo "WARNING: pid $pid ignored SIGTERM for 10 s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
-      wait "$pid" 2>/dev/null || true
-    fi
-    for ((i = 0; i < 3; i++)); do
-      mounted "$mnt" || break
-      timeout 5 umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-    done
-  }
+  mounted() { [[ -n $(mount_fstype "$1") ]]; }
+  stop_one() { stop_pid "$1"; force_umount "$2"; }
   cleanup() {
     local n
     for n in "${NAMES[@]}"; do
@@ -126,7 +115,7 @@ guest() {
         LD_LIBRARY_PATH=$LIBFUSE_DIR/lib "$hp" --foreground --nopassthrough -o io_uring "$dir" "$mnt" \
           >"${LOG[$name]}" 2>&1 &
         PID[$name]=$! FILE[$name]=$mnt/image.img MNT[$name]=$mnt NAMES+=("$name")
-        for ((i = 0; i < 150; i++)); do mounted "$mnt" && break; alive "${PID[$name]}" || break; sleep 0.1; done
+        for ((i = 0; i < 150; i++)); do mounted "$mnt" && break; proc_alive "${PID[$name]}" || break; sleep 0.1; done
         if ! mounted "$mnt"; then
           note "libfuse skipped: passthrough_hp did not mount within 15 s: $(tail -n 1 "${LOG[$name]}")"
           stop_one "${PID[$name]}" "$mnt"; unset "PID[$name]" "MNT[$name]"; NAMES=("${NAMES[@]:0:${#NAMES[@]}-1}")
@@ -139,7 +128,7 @@ guest() {
         PID[$name]=$! FILE[$name]=$mnt MNT[$name]=$mnt NAMES+=("$name")
         for ((i = 0; i < 150; i++)); do
           grep -q 'furing: serving' "${LOG[$name]}" && mounted "$mnt" && break
-          alive "${PID[$name]}" || break; sleep 0.1
+          proc_alive "${PID[$name]}" || break; sleep 0.1
         done
         if ! mounted "$mnt"; then
           note "$name skipped: furing did not serve within 15 s: $(tail -n 2 "${LOG[$name]}" | tr '\n' ' ')"
