@@ -61,12 +61,12 @@ struct transfer {
 	uint64_t off;
 	uint32_t len;
 	uint32_t done;
-	union { /* a WRITE's source, a READ's destination */
+	/* A WRITE's source, a READ's destination; NULL: zero-copy, the data
+	 * is the caller's pages lent to the request (Linux 7.3). */
+	union {
 		const unsigned char *src;
 		unsigned char *dst;
 	};
-	/* src (WRITE) or dst (READ) NULL: zero-copy, the data is the caller's
-	 * pages lent to the request (Linux 7.3). */
 	/* Zero-copy through the page cache: the lent pages' alignment is the
 	 * caller's, unknown until an O_DIRECT backend refuses it. */
 	bool zc_buffered;
