@@ -13,7 +13,7 @@
 
 #include <furing/furing.h>
 
-#include "../passthrough/pt.h"
+#include "../passthrough/passthrough.h"
 #include "cli.h"
 
 int cmd_passthrough(int argc, char **argv);
@@ -193,19 +193,19 @@ int cmd_passthrough(int argc, char **argv)
 	struct pt_fs *fs = pt_open(&c.pt, err, sizeof(err));
 	if (!fs)
 		die(EXIT_RUNTIME, "%s", err);
-	char *mnt_abs = check_mountpoint(c.mountpoint, fs->source);
+	char *mnt_abs = check_mountpoint(c.mountpoint, pt_source(fs));
 	c.session.cfg.root_mode = pt_root_mode(fs);
-	c.session.cfg.fsname = fs->source;
+	c.session.cfg.fsname = pt_source(fs);
 
 	cli_daemonize(&c.session);
 	int code = EXIT_RUNTIME;
 	struct furing_session *s =
-		cli_session_start(&c.session, &pt_ops, sizeof(pt_ops), fs, c.mountpoint, fs->init_error);
+		cli_session_start(&c.session, &pt_ops, sizeof(pt_ops), fs, c.mountpoint, pt_init_error(fs));
 	if (s) {
 		const struct furing_conn *conn = furing_session_conn(s);
-		fprintf(stderr, "furing: serving %s at %s (cache=%s%s%s, %s)\n", fs->source, mnt_abs,
-			cache_name(c.pt.cache), fs->writeback ? ", writeback" : "",
-			fs->passthrough ? ", kernel passthrough" : "",
+		fprintf(stderr, "furing: serving %s at %s (cache=%s%s%s, %s)\n", pt_source(fs), mnt_abs,
+			cache_name(c.pt.cache), pt_writeback_active(fs) ? ", writeback" : "",
+			pt_passthrough_active(fs) ? ", kernel passthrough" : "",
 			conn->over_io_uring ? "FUSE-over-io_uring" : "/dev/fuse");
 		code = cli_session_serve(&c.session, s);
 	}
