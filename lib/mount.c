@@ -1,6 +1,8 @@
 /* See mount.h. */
 #include "mount.h"
 
+#include <furing/furing.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -39,6 +41,14 @@ bool fu_in_path(const char *prog)
 	}
 	return false;
 }
+
+/* The topmost mount at a path, from /proc/self/mountinfo. */
+struct fu_mount_entry {
+	char mountpoint[PATH_MAX]; /* absolute, as mountinfo has it */
+	char fstype[64];           /* "fuse.furing", "fuse", "ext4", ... */
+	dev_t dev;                 /* the mount's st_dev */
+	long user_id;              /* a FUSE mount's user_id= option, else -1 */
+};
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void unescape(char *s)
@@ -141,7 +151,10 @@ static int scan_mountinfo(const char *abs, struct fu_mount_entry *m)
 	return ret;
 }
 
-int fu_mount_lookup(const char *path, struct fu_mount_entry *m)
+/* Looks @path up in mountinfo. Only the directory part of @path is resolved
+ * (resolve_keep_last). Returns 1 with *m filled, 0 when nothing is mounted
+ * there, or -errno. */
+static int fu_mount_lookup(const char *path, struct fu_mount_entry *m)
 {
 	char abs[PATH_MAX];
 	int ret = resolve_keep_last(path, abs);
@@ -165,7 +178,13 @@ int fu_mount_dev(const char *path, dev_t *dev)
 	return ret == 1 ? 0 : ret == 0 ? -ENOENT : ret;
 }
 
-int fu_probe_path(const char *path, unsigned int timeout_ms)
+/* Asks the filesystem at @path for its attributes, bypassing the kernel's
+ * cache, from a child process, and waits up to @timeout_ms. Returns 0 when
+ * it answers, -errno when it fails (-ENOTCONN or -ECONNABORTED: a FUSE mount
+ * whose server is gone), -ETIMEDOUT when it does not answer in time (a
+ * stopped server); that child is killed but may linger until the server
+ * answers. */
+static int fu_probe_path(const char *path, unsigned int timeout_ms)
 {
 	pid_t pid = fork();
 
@@ -559,4 +578,35 @@ int fu_abort_connection(dev_t dev)
 	if (mounted_here)
 		umount2(FUSECTL_DIR, MNT_DETACH);
 	return ret;
+}
+
+int furing_clear_dead_mount(const char *path, const char *subtype, unsigned int timeout_ms,
+			    struct furing_dead_mount *out)
+{
+	char ours[sizeof(out->fstype)];
+
+	snprintf(ours, sizeof(ours), "fuse.%s", subtype ? subtype : "furing");
+	/* Another server starting here may replace the dead mount while we
+	 * probe: unmount only the one probed (narrows that window), else
+	 * look again. */
+	for (int tries = 0; tries < 8; tries++) {
+		struct fu_mount_entry m, now;
+		if (fu_mount_lookup(path, &m) != 1 || strncmp(m.fstype, "fuse", 4) != 0)
+			return 0;
+		snprintf(out->mountpoint, sizeof(out->mountpoint), "%s", m.mountpoint);
+		snprintf(out->fstype, sizeof(out->fstype), "%s", m.fstype);
+		out->user_id = m.user_id;
+		int r = fu_probe_path(m.mountpoint, timeout_ms ? timeout_ms : 2000);
+		if (r == -ETIMEDOUT)
+			return r;
+		if (r != -ENOTCONN && r != -ECONNABORTED)
+			return 0; /* alive: busy, which furing_session_start reports */
+		if (strcmp(m.fstype, ours) != 0)
+			return -ENOTCONN;
+		if (fu_mount_lookup(path, &now) != 1 || now.dev != m.dev)
+			continue;
+		int ret = fu_unmount(m.mountpoint, geteuid() != 0);
+		return ret < 0 ? ret : 1;
+	}
+	return 0;
 }

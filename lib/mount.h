@@ -33,30 +33,14 @@ int fu_mount(const char *mountpoint, const struct fu_mount_opts *o, bool *via_fu
 /* Lazy unmount: the mount disappears at once, the connection ends when the
  * last user lets go. Returns 0 or -errno (EINVAL: not mounted any more). */
 int fu_unmount(const char *mountpoint, bool via_fusermount);
-/* The topmost mount at a path, from /proc/self/mountinfo. */
-struct fu_mount_entry {
-	char mountpoint[PATH_MAX]; /* absolute, as mountinfo has it */
-	char fstype[64];           /* "fuse.furing", "fuse", "ext4", ... */
-	dev_t dev;                 /* the mount's st_dev */
-	long user_id;              /* a FUSE mount's user_id= option, else -1 */
-};
-/* Looks @path up in mountinfo. Only the directory part of @path is resolved
- * (realpath); its last component is never looked up, so a dead or stuck
- * FUSE mount there cannot fail or hang the call. Returns 1 with *m filled,
- * 0 when nothing is mounted there, or -errno. */
-int fu_mount_lookup(const char *path, struct fu_mount_entry *m);
-/* True when @path is a mount point according to mountinfo (as above). */
+/* True when @path is a mount point according to /proc/self/mountinfo.
+ * Only the directory part of @path is resolved (realpath); its last
+ * component is never looked up, so a dead or stuck FUSE mount there cannot
+ * fail or hang the call. */
 bool fu_is_mountpoint(const char *path);
-/* The st_dev of the mount at @path, from mountinfo (no request reaches the
- * filesystem, so it works before we serve). Returns 0 or -errno. */
+/* The st_dev of the mount at @path, from mountinfo as above (no request
+ * reaches the filesystem, so it works before we serve). Returns 0 or -errno. */
 int fu_mount_dev(const char *path, dev_t *dev);
-/* Asks the filesystem at @path for its attributes, bypassing the kernel's
- * cache, from a child process, and waits up to @timeout_ms. Returns 0 when
- * it answers, -errno when it fails (-ENOTCONN or -ECONNABORTED: a FUSE mount
- * whose server is gone), -ETIMEDOUT when it does not answer in time (a
- * stopped server); that child is killed but may linger until the server
- * answers. */
-int fu_probe_path(const char *path, unsigned int timeout_ms);
 /* Asks the kernel to abort a FUSE connection through fusectl, mounting
  * fusectl when needed. @dev is the mount's st_dev. Returns 0 or -errno. */
 int fu_abort_connection(dev_t dev);

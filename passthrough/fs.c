@@ -147,6 +147,26 @@ mode_t pt_root_mode(const struct pt_fs *fs)
 	return S_IFDIR | (st.st_mode & 07777);
 }
 
+const char *pt_source(const struct pt_fs *fs)
+{
+	return fs->source;
+}
+
+const char *pt_init_error(const struct pt_fs *fs)
+{
+	return fs->init_error;
+}
+
+bool pt_writeback_active(const struct pt_fs *fs)
+{
+	return fs->writeback;
+}
+
+bool pt_passthrough_active(const struct pt_fs *fs)
+{
+	return fs->passthrough;
+}
+
 /* ---- INIT ---- */
 
 static int pt_init(void *fsp, struct furing_conn *c)

@@ -1,6 +1,6 @@
 /* furing passthrough: a directory tree (SOURCE) mirrored at a mountpoint.
  * A user of the public libfuring API only; this header is shared by the
- * files of passthrough/ and the command line.
+ * files of passthrough/; the command line sees only passthrough.h.
  *
  * Pieces:
  *   fs.c      options, start-up checks, INIT, the operations table
@@ -35,27 +35,7 @@
 
 #include <furing/furing.h>
 
-/* ---- options ---- */
-
-enum pt_cache {
-	PT_CACHE_AUTO = 0, /* 1 s entry/attr timeouts, page cache dropped at open when the file changed */
-	PT_CACHE_NONE,     /* no caching: every access reaches SOURCE (FOPEN_DIRECT_IO) */
-	PT_CACHE_ALWAYS,   /* 1 day timeouts, cache kept across opens, writeback cache */
-};
-
-enum pt_io {
-	PT_IO_AUTO = 0, /* inline small reads/writes on a memory-backed SOURCE, else the ring */
-	PT_IO_RING,     /* every read and write on the worker's io_uring */
-	PT_IO_INLINE,   /* small reads and writes with pread/pwrite in the worker */
-};
-
-struct pt_opts {
-	const char *source;
-	enum pt_cache cache;
-	bool kernel_passthrough;
-	enum pt_io backend_io;
-	bool no_xattr; /* --no-xattr: every xattr request answered ENOSYS */
-};
+#include "passthrough.h"
 
 /* ---- the inode table (inode.c) ---- */
 
@@ -131,16 +111,6 @@ struct pt_fs {
 	struct pt_handle handles; /* list head */
 	char init_error[256]; /* why init refused the mount, for the command line */
 };
-
-/* Opens SOURCE and checks it; NULL with @err (one line) on failure. */
-struct pt_fs *pt_open(const struct pt_opts *o, char *err, size_t errlen);
-void pt_close(struct pt_fs *fs);
-/* The mode of SOURCE's root (for furing_config.root_mode). */
-mode_t pt_root_mode(const struct pt_fs *fs);
-/* The inline calls and why, one per line, for --help and the log. */
-extern const char pt_inline_calls[];
-
-extern const struct furing_ops pt_ops;
 
 static inline struct pt_fs *pt_fs_of(struct furing_req *req)
 {

@@ -13,7 +13,7 @@
 
 #include <furing/furing.h>
 
-#include "../passthrough/pt.h"
+#include "../passthrough/passthrough.h"
 #include "cli.h"
 
 int cmd_passthrough(int argc, char **argv);
@@ -155,21 +155,31 @@ static void parse(int argc, char **argv, struct cli *c)
 
 /* An existing directory, not below SOURCE: a mount inside the tree it
  * mirrors would contain itself (SOURCE itself is fine: the daemon holds
- * SOURCE open from before the mount and sees below it). */
-static char *check_mountpoint(const char *path, const char *source)
+ * SOURCE open from before the mount and sees below it). Its realpath, or
+ * NULL with @err (one line). */
+static char *check_mountpoint(const char *path, const char *source, char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (stat(path, &st) < 0)
-		die(EXIT_RUNTIME, "mountpoint %s: %s", path, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		die(EXIT_RUNTIME, "mountpoint %s is not a directory", path);
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "mountpoint %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "mountpoint %s is not a directory", path);
+		return NULL;
+	}
 	char *abs = realpath(path, NULL);
-	if (!abs)
-		die(EXIT_RUNTIME, "mountpoint %s: %s", path, strerror(errno));
+	if (!abs) {
+		snprintf(err, errlen, "mountpoint %s: %s", path, strerror(errno));
+		return NULL;
+	}
 	size_t n = strlen(source);
-	if (strncmp(abs, source, n) == 0 && (abs[n] == '/' || (n == 1 && abs[1])))
-		die(EXIT_RUNTIME, "mountpoint %s is inside SOURCE %s: the mount would contain itself", abs, source);
+	if (strncmp(abs, source, n) == 0 && (abs[n] == '/' || (n == 1 && abs[1]))) {
+		snprintf(err, errlen, "mountpoint %s is inside SOURCE %s: the mount would contain itself", abs, source);
+		free(abs);
+		return NULL;
+	}
 	return abs;
 }
 
@@ -181,7 +191,7 @@ static const char *cache_name(enum pt_cache c)
 int cmd_passthrough(int argc, char **argv)
 {
 	struct cli c;
-	char err[512];
+	char err[2 * PATH_MAX + 128]; /* two paths, for check_mountpoint */
 
 	memset(&c, 0, sizeof(c));
 	parse(argc, argv, &c);
@@ -193,19 +203,23 @@ int cmd_passthrough(int argc, char **argv)
 	struct pt_fs *fs = pt_open(&c.pt, err, sizeof(err));
 	if (!fs)
 		die(EXIT_RUNTIME, "%s", err);
-	char *mnt_abs = check_mountpoint(c.mountpoint, fs->source);
+	char *mnt_abs = check_mountpoint(c.mountpoint, pt_source(fs), err, sizeof(err));
+	if (!mnt_abs) {
+		pt_close(fs);
+		die(EXIT_RUNTIME, "%s", err);
+	}
 	c.session.cfg.root_mode = pt_root_mode(fs);
-	c.session.cfg.fsname = fs->source;
+	c.session.cfg.fsname = pt_source(fs);
 
 	cli_daemonize(&c.session);
 	int code = EXIT_RUNTIME;
 	struct furing_session *s =
-		cli_session_start(&c.session, &pt_ops, sizeof(pt_ops), fs, c.mountpoint, fs->init_error);
+		cli_session_start(&c.session, &pt_ops, sizeof(pt_ops), fs, c.mountpoint, pt_init_error(fs));
 	if (s) {
 		const struct furing_conn *conn = furing_session_conn(s);
-		fprintf(stderr, "furing: serving %s at %s (cache=%s%s%s, %s)\n", fs->source, mnt_abs,
-			cache_name(c.pt.cache), fs->writeback ? ", writeback" : "",
-			fs->passthrough ? ", kernel passthrough" : "",
+		fprintf(stderr, "furing: serving %s at %s (cache=%s%s%s, %s)\n", pt_source(fs), mnt_abs,
+			cache_name(c.pt.cache), pt_writeback_active(fs) ? ", writeback" : "",
+			pt_passthrough_active(fs) ? ", kernel passthrough" : "",
 			conn->over_io_uring ? "FUSE-over-io_uring" : "/dev/fuse");
 		code = cli_session_serve(&c.session, s);
 	}

@@ -45,6 +45,7 @@
 #ifndef FURING_FURING_H
 #define FURING_FURING_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -771,6 +772,38 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
  * undone (threads joined, mount removed) and a negative errno is returned
  * with @err filled; the session may then only be destroyed. */
 int furing_session_start(struct furing_session *s, const char *mountpoint, char *err, size_t errlen);
+
+/* A mount left behind by a dead server. A FUSE server killed with SIGKILL
+ * (or crashed) leaves its mount with a dead connection: every access to
+ * the mountpoint fails with ENOTCONN, and furing_session_start there fails
+ * (EBUSY, "something is already mounted there"). */
+struct furing_dead_mount {
+	char mountpoint[PATH_MAX]; /* absolute, as /proc/self/mountinfo has it */
+	char fstype[64];           /* "fuse.furing", "fuse.sshfs", "fuse", ... */
+	long user_id;              /* who mounted it (its user_id= option), or -1 */
+};
+
+/* Looks at the topmost mount at @mountpoint without hanging on it (a plain
+ * stat(2) would, on a stopped server's mount): through
+ * /proc/self/mountinfo (only the directory part of @mountpoint is
+ * resolved) and a probe from a child process that waits up to @timeout_ms
+ * (0: 2000) for the filesystem to answer. A FUSE mount of type
+ * "fuse.<@subtype>" (NULL: "furing", furing_config.subtype's default)
+ * whose server is gone is lazily unmounted (umount2 as root, fusermount3
+ * -u -z otherwise), as the user would by hand before starting again.
+ * Mounts stack: call again until it returns 0. Prints nothing. Returns,
+ * with @m describing the mount for any value but 0:
+ *   1           a dead mount was removed
+ *   0           none at @mountpoint: nothing mounted, not FUSE, a server
+ *               that answers, or @mountpoint cannot be looked up
+ *               (furing_session_start then says why)
+ *   -ENOTCONN   a dead FUSE mount of another type: left alone
+ *   -ETIMEDOUT  a FUSE mount that does not answer in time (a stopped
+ *               server?); the probing child may linger until it answers
+ *   other       the unmount failed: umount2's -errno as root, -EINVAL when
+ *               fusermount3 failed */
+int furing_clear_dead_mount(const char *mountpoint, const char *subtype, unsigned int timeout_ms,
+			    struct furing_dead_mount *m);
 
 /* Waits until the session ends: someone unmounted the filesystem, or
  * furing_session_stop() was called, or a fatal error happened. A stop

@@ -3,7 +3,8 @@ mount, a clean stop, and no memory error or definite leak.
 
 Uses the plain (unsanitized) build, since valgrind cannot run an ASan binary:
 $FURING_PLAIN_BIN, or build/furing. The loop waits in poll(2) under valgrind
-(FURING_LOOP_WAIT=poll, see lib/loop.c)."""
+(FURING_LOOP_WAIT=poll: tools/cli.c sets furing_config.wait_with_poll from it,
+doc/api.md)."""
 
 import os
 import shutil
