@@ -181,7 +181,8 @@ int fu_mount_dev(const char *path, dev_t *dev)
 /* Asks the filesystem at @path for its attributes, bypassing the kernel's
  * cache, from a child process, and waits up to @timeout_ms. Returns 0 when
  * it answers, -errno when it fails (-ENOTCONN or -ECONNABORTED: a FUSE mount
- * whose server is gone), -ETIMEDOUT when it does not answer in time (a
+ * whose server is gone; -ECONNREFUSED: one whose server died before its INIT
+ * was answered, which the kernel then refuses every request of), -ETIMEDOUT when it does not answer in time (a
  * stopped server); that child is killed but may linger until the server
  * answers. */
 static int fu_probe_path(const char *path, unsigned int timeout_ms)
@@ -599,7 +600,7 @@ int furing_clear_dead_mount(const char *path, const char *subtype, unsigned int 
 		int r = fu_probe_path(m.mountpoint, timeout_ms ? timeout_ms : 2000);
 		if (r == -ETIMEDOUT)
 			return r;
-		if (r != -ENOTCONN && r != -ECONNABORTED)
+		if (r != -ENOTCONN && r != -ECONNABORTED && r != -ECONNREFUSED)
 			return 0; /* alive: busy, which furing_session_start reports */
 		if (strcmp(m.fstype, ours) != 0)
 			return -ENOTCONN;

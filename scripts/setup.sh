@@ -16,6 +16,7 @@ packages=(
 	fio fuse3 util-linux
 	clang libclang-rt-14-dev
 	valgrind mandoc
+	kmod e2fsprogs
 	qemu-system-x86
 )
 # Benchmark-only extras (bench/run.sh, bench/nbd.sh): the peers and the chart.

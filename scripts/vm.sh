@@ -40,6 +40,10 @@ for need in qemu-system-x86_64 "$virtiofsd"; do
 	command -v "$need" >/dev/null || { echo "vm: $need is missing: run scripts/setup.sh (qemu-system-x86)" >&2; exit 2; }
 done
 
+for need in insmod mkfs.ext4; do
+	command -v "$need" >/dev/null || { echo "vm: $need is missing: run scripts/setup.sh (kmod, e2fsprogs)" >&2; exit 2; }
+done
+
 cache=${FURING_VM_CACHE:-/var/cache/furing-vm}
 flavour=cloud-amd64
 vmlinuz=$cache/kernels/$kernel-$flavour/vmlinuz
@@ -54,8 +58,16 @@ system_mirror() {
 	} | tr ' ' '\n' | grep -v -e security -e '^$' | head -n 1
 }
 
-fetch_kernel() {
-	local mirror apt pkg deb
+# The guest loads two modules of the kernel's own package: loop (the block-device
+# and loop-mounted ext4 tests) and virtio_blk (its /tmp is an ext4 disk, as on
+# this machine, so fallocate's ZERO_RANGE and O_DIRECT behave as here).
+moddir=$cache/kernels/$kernel-$flavour/modules
+guest_modules=(drivers/block/loop.ko drivers/block/virtio_blk.ko)
+
+# Downloads the newest Debian package $1 from experimental/sid into
+# $cache/debs and prints its path.
+fetch_deb() {
+	local mirror apt pkg=$1
 	mirror=$(system_mirror)
 	[ -n "$mirror" ] || { echo "vm: no Debian mirror found in /etc/apt/sources.list*" >&2; return 1; }
 	apt=$cache/apt
@@ -64,35 +76,69 @@ fetch_kernel() {
 		"$mirror" experimental "$mirror" sid >"$apt/sources.list"
 	local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
 		-o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o APT::Sandbox::User=root)
-	echo "vm: fetching Linux $kernel ($flavour) from Debian experimental/sid into $cache" >&2
+	echo "vm: fetching $pkg from Debian experimental/sid into $cache" >&2
 	apt-get "${opts[@]}" -qq update >&2 || { echo "vm: apt-get update of experimental/sid failed" >&2; return 1; }
-	# linux-image-* is a meta package; the kernel itself is in linux-binary-*.
-	pkg=linux-binary-$kernel-$flavour
 	(cd "$cache/debs" && apt-get "${opts[@]}" -qq download "$pkg" >&2) ||
 		{ echo "vm: Debian has no package $pkg (is Linux $kernel in experimental or sid?)" >&2; return 1; }
-	deb=$(ls -t "$cache/debs/${pkg}_"*.deb | head -n 1)
-	rm -rf "$cache/extract" && mkdir -p "$cache/extract"
-	dpkg-deb -x "$deb" "$cache/extract"
-	mkdir -p "$(dirname "$vmlinuz")"
-	find "$cache/extract" -name vmlinuz -exec cp {} "$vmlinuz" \;
-	rm -rf "$cache/extract"
+	ls -t "$cache/debs/${pkg}_"*.deb | head -n 1
+}
+
+fetch_kernel() {
+	local deb extract=$cache/extract m
+	# linux-image-* is a meta package; the kernel itself is in linux-binary-*.
+	deb=$(fetch_deb "linux-binary-$kernel-$flavour") || return 1
+	rm -rf "$extract" && mkdir -p "$extract" "$(dirname "$vmlinuz")"
+	dpkg-deb -x "$deb" "$extract"
+	find "$extract" -name vmlinuz -exec cp {} "$vmlinuz" \;
+	rm -rf "$extract"
 	[ -s "$vmlinuz" ] || { echo "vm: $deb holds no vmlinuz" >&2; return 1; }
 }
 
+fetch_modules() {
+	local deb extract=$cache/extract m ko
+	deb=$(fetch_deb "linux-modules-$kernel-$flavour") || return 1
+	rm -rf "$extract" "$moddir" && mkdir -p "$extract" "$moddir"
+	dpkg-deb -x "$deb" "$extract"
+	for m in "${guest_modules[@]}"; do
+		ko=$(find "$extract" -path "*/kernel/$m*" | head -n 1)
+		[ -n "$ko" ] || { echo "vm: $deb holds no $m" >&2; rm -rf "$extract"; return 1; }
+		case $ko in
+		*.xz) xz -dc "$ko" ;;
+		*.zst) zstd -dcq "$ko" ;;
+		*) cat "$ko" ;;
+		esac >"$moddir/$(basename "$m")"
+	done
+	rm -rf "$extract"
+}
+
 [ -s "$vmlinuz" ] || fetch_kernel || exit 2
+for m in "${guest_modules[@]}"; do
+	[ -s "$moddir/$(basename "$m")" ] || { fetch_modules || exit 2; break; }
+done
 
 run=$(mktemp -d /run/furing-vm.XXXXXX)
 scratch=$run/scratch
-mkdir -p "$scratch"
+mkdir -p "$scratch/modules"
+disk=
 pids=()
 cleanup() {
 	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$run"
+	[ -z "$disk" ] || rm -f "$disk"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+for m in "${guest_modules[@]}"; do cp "$moddir/$(basename "$m")" "$scratch/modules/"; done
+# The guest's /tmp: a sparse ext4 disk in the cache (on this machine's disk,
+# not in its memory), made here because mkfs under TCG is slow; inode tables
+# written now so the guest's kernel does not spend its CPU zeroing them.
+disk=$(mktemp "$cache/tmp-disk.XXXXXX")
+truncate -s 8G "$disk"
+mkfs.ext4 -q -F -i 32768 -E lazy_itable_init=0,lazy_journal_init=0,nodiscard -L furing-vm-tmp "$disk" ||
+	{ echo "vm: mkfs.ext4 of the guest's /tmp disk failed" >&2; exit 2; }
 
 # What the guest runs: the command, its directory and environment.
 {
@@ -128,6 +174,7 @@ timeout --foreground -k 5 "$timeout" qemu-system-x86_64 \
 	-object memory-backend-memfd,id=mem,size="${mem}M",share=on -numa node,memdev=mem \
 	-chardev socket,id=root,path="$run/root.sock" -device vhost-user-fs-pci,chardev=root,tag=root \
 	-chardev socket,id=scratch,path="$run/scratch.sock" -device vhost-user-fs-pci,chardev=scratch,tag=scratch \
+	-drive file="$disk",if=none,id=tmp,format=raw,cache=unsafe,discard=unmap -device virtio-blk-pci,drive=tmp \
 	-kernel "$vmlinuz" \
 	-append "rootfstype=virtiofs root=root ro console=ttyS0 quiet loglevel=3 panic=-1 init=$tree/scripts/vm-guest-init" \
 	-display none -serial stdio -monitor none -nodefaults -no-reboot </dev/null || status=$?

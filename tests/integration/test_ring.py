@@ -142,12 +142,37 @@ def start_fio(path, workdir, seconds):
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def wait_fio_running(fio, path, timeout=30):
+    """Waits until fio or a child of it (its job, in a session of its own)
+    has `path` open, then a little longer for its I/O to be under way: fio's
+    start takes from a few milliseconds here to seconds under TCG (the 7.3
+    VM)."""
+    target = os.path.realpath(path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert fio.poll() is None, "fio ended before its job opened the file"
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as st:
+                    ppid = int(st.read().rsplit(")", 1)[1].split()[1])
+                if fio.pid not in (int(pid), ppid):
+                    continue
+                fds = os.listdir(f"/proc/{pid}/fd")
+                if any(os.path.realpath(f"/proc/{pid}/fd/{fd}") == target for fd in fds):
+                    time.sleep(0.5)
+                    return
+            except OSError:
+                continue
+        time.sleep(0.05)
+    pytest.fail(f"fio did not open {path} within {timeout} s")
+
+
 def test_lazy_unmount_under_fio_ends_cleanly(ring, make_image, workdir):
     img = make_image(32 * MiB)
     f = ring(img)
     fio = start_fio(f.mountpoint, workdir, 4)
     try:
-        time.sleep(1.5)
+        wait_fio_running(fio, f.mountpoint)
         assert fio.poll() is None, "fio should still be running"
         p = subprocess.run(["umount", "-l", f.mountpoint], timeout=10)
         assert p.returncode == 0
@@ -169,7 +194,7 @@ def test_kill9_under_load_then_restart(ring, make_image, workdir):
     f = ring(img)
     fio = start_fio(f.mountpoint, workdir, 30)
     try:
-        time.sleep(1.5)
+        wait_fio_running(fio, f.mountpoint)
         assert fio.poll() is None, "fio should still be running"
         os.kill(f.pid, signal.SIGKILL)
         f.proc.wait(5)

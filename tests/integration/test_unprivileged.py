@@ -89,11 +89,15 @@ def userdir(workdir, furing_bin, dev_fuse_for_users):
         f.write(pattern(4 * MiB, 50))
     mp = os.path.join(d, "mnt")
     open(mp, "wb").close()
+    owned = [d, img, mp]
     binary = furing_bin
     if not _reachable_by_user(furing_bin):
         binary = os.path.join(d, "furing")
         shutil.copy2(furing_bin, binary)
-    for p in (d, img, mp, binary):
+        owned.append(binary)
+    # the user's own files only: the built binary itself stays root's (it
+    # may be on a read-only tree, as in the 7.3 VM, and is not ours to give)
+    for p in owned:
         os.chown(p, UID, GID)
     return d, img, mp, binary
 
