@@ -10,50 +10,39 @@
 #include "dispatch.h"
 #include "proto/encode.h"
 
+/* open, opendir, release and releasedir. */
+typedef void file_op(struct furing_req *r, uint64_t ino, const struct furing_file *fi);
+
 /* ---- open, create ---- */
 
-/* OPEN/OPENDIR without an operation: with NO_OPEN(DIR)_SUPPORT granted,
- * ENOSYS makes the kernel stop asking; without it, success with handle 0. */
-static void open_default(struct furing_req *r, uint64_t cap)
-{
-	if (r->w->s->conn.granted & cap) {
-		fu_answer_err(r, ENOSYS);
-		return;
-	}
-	struct furing_open o = {0};
-	furing_reply_open(r, &o);
-}
-
-static struct furing_file *open_file(struct furing_req *r)
+/* OPEN and OPENDIR. Without the operation: with NO_OPEN(DIR)_SUPPORT
+ * granted, ENOSYS makes the kernel stop asking; without it, success with
+ * handle 0. */
+static void open_node(struct furing_req *r, file_op *op, uint64_t no_support_cap)
 {
 	const struct fuse_open_in *in = &r->msg.arg.open;
 	struct furing_file *fi = fu_file_of(r, 0, in->flags);
 
 	if (in->open_flags & FUSE_OPEN_KILL_SUIDGID)
 		fi->req_flags |= FURING_FILE_KILL_SUIDGID;
-	return fi;
+	if (op) {
+		op(r, r->msg.nodeid, fi);
+	} else if (r->w->s->conn.granted & no_support_cap) {
+		fu_answer_err(r, ENOSYS);
+	} else {
+		struct furing_open o = {0};
+		furing_reply_open(r, &o);
+	}
 }
 
 void fu_serve_open(struct furing_req *r)
 {
-	const struct furing_ops *o = &r->w->s->ops;
-	struct furing_file *fi = open_file(r);
-
-	if (o->open)
-		o->open(r, r->msg.nodeid, fi);
-	else
-		open_default(r, FURING_CAP_NO_OPEN_SUPPORT);
+	open_node(r, r->w->s->ops.open, FURING_CAP_NO_OPEN_SUPPORT);
 }
 
 void fu_serve_opendir(struct furing_req *r)
 {
-	const struct furing_ops *o = &r->w->s->ops;
-	struct furing_file *fi = open_file(r);
-
-	if (o->opendir)
-		o->opendir(r, r->msg.nodeid, fi);
-	else
-		open_default(r, FURING_CAP_NO_OPENDIR_SUPPORT);
+	open_node(r, r->w->s->ops.opendir, FURING_CAP_NO_OPENDIR_SUPPORT);
 }
 
 /* CREATE and TMPFILE share create_in. */
@@ -200,7 +189,7 @@ void fu_serve_fsyncdir(struct furing_req *r)
 
 /* RELEASE and RELEASEDIR: without the operation there is nothing to free,
  * and the answer is success. */
-static void release(struct furing_req *r, void (*op)(struct furing_req *, uint64_t, const struct furing_file *))
+static void release(struct furing_req *r, file_op *op)
 {
 	const struct fuse_release_in *in = &r->msg.arg.release;
 	struct furing_file *fi = fu_file_of(r, in->fh, in->flags);
