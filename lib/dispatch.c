@@ -57,10 +57,20 @@ static const struct fu_serve_row serve_table[FUSE_OPCODE_MAX] = {FU_OPCODES(ROW)
 
 _Static_assert(sizeof(struct furing_ops) < UINT16_MAX, "operation offsets fit the table");
 
-/* Whether the operation at @needs - 1 is set. Every member of struct
- * furing_ops is a function pointer, and all of them have one
- * representation on the platforms furing runs on, so the bytes are read
- * as any function pointer type (memcpy: no aliasing of one type by another). */
+/* What implemented() reads is, in every row, a member the size of a
+ * function pointer (in struct furing_ops those are the operations). */
+#define OPS(member) sizeof(((struct furing_ops *)0)->member) == sizeof(void (*)(void)) &&
+#define ANY
+#define ROW(op, header, tail, answered, serve, needs) needs
+_Static_assert(FU_OPCODES(ROW) true, "every operation a row needs has a function pointer's size");
+#undef ROW
+#undef ANY
+#undef OPS
+
+/* Whether the operation at @needs - 1 is set. The operations are function
+ * pointers of different types, all with one representation on the
+ * platforms furing runs on, so the bytes are read as any function pointer
+ * type (memcpy: no aliasing of one type by another). */
 static bool implemented(const struct furing_ops *o, uint16_t needs)
 {
 	void (*fn)(void);
