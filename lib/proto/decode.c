@@ -18,85 +18,39 @@
  * [data, data+data_len), and nothing dereferences a NULL pointer even for a
  * zero length. */
 #include "decode.h"
+#include "opcodes.h"
 
 #include <errno.h>
 #include <string.h>
 
 /* What follows an opcode's header. */
 enum fu_tail {
-	TAIL_NONE,    /* nothing: the data region must be empty */
-	TAIL_INIT,    /* INIT: variable header (16..64 bytes), anything after it ignored */
-	TAIL_NAME,    /* one non-empty NUL-terminated name filling the region */
-	TAIL_NAME2,   /* two of them (RENAME, RENAME2, SYMLINK) */
-	TAIL_WRITE,   /* exactly write_in.size bytes of data */
-	TAIL_FORGETS, /* batch_forget_in.count fuse_forget_one entries */
-	TAIL_XATTR,   /* a name, then exactly setxattr_in.size bytes of value */
-	TAIL_IOCTL,   /* exactly ioctl_in.in_size bytes of input */
+	TAIL_UNSERVED, /* not an opcode furing serves: ENOSYS (0, so that gaps in the table are) */
+	TAIL_NONE,     /* nothing: the data region must be empty */
+	TAIL_INIT,     /* INIT: variable header (16..64 bytes), anything after it ignored */
+	TAIL_NAME,     /* one non-empty NUL-terminated name filling the region */
+	TAIL_NAME2,    /* two of them (RENAME, RENAME2, SYMLINK) */
+	TAIL_WRITE,    /* exactly write_in.size bytes of data */
+	TAIL_FORGETS,  /* batch_forget_in.count fuse_forget_one entries */
+	TAIL_XATTR,    /* a name, then exactly setxattr_in.size bytes of value */
+	TAIL_IOCTL,    /* exactly ioctl_in.in_size bytes of input */
 	TAIL_RETRIEVED, /* exactly notify_retrieve_in.size bytes of cached data */
 };
 
+/* The protocol's columns of opcodes.h. */
 struct fu_op_desc {
-	uint8_t supported;
+	const char *name;
 	uint8_t tail;
 	uint8_t hdr; /* the op header's size; for INIT the minimum */
+	bool silent; /* never answered */
 };
 
-#define OP(code, size, t) [code] = { .supported = 1, .tail = (t), .hdr = (size) }
+#define ROW(op, header, t, answered, serve, needs) \
+	[FUSE_##op] = {.name = #op, .tail = TAIL_##t, .hdr = (header), .silent = !(answered)},
 
-static const struct fu_op_desc op_table[FUSE_OPCODE_MAX] = {
-	OP(FUSE_INIT, FUSE_INIT_IN_COMPAT_SIZE, TAIL_INIT),
-	OP(FUSE_DESTROY, 0, TAIL_NONE),
-	OP(FUSE_LOOKUP, 0, TAIL_NAME),
-	OP(FUSE_FORGET, sizeof(struct fuse_forget_in), TAIL_NONE),
-	OP(FUSE_BATCH_FORGET, sizeof(struct fuse_batch_forget_in), TAIL_FORGETS),
-	OP(FUSE_INTERRUPT, sizeof(struct fuse_interrupt_in), TAIL_NONE),
-	OP(FUSE_GETATTR, sizeof(struct fuse_getattr_in), TAIL_NONE),
-	OP(FUSE_SETATTR, sizeof(struct fuse_setattr_in), TAIL_NONE),
-	OP(FUSE_READLINK, 0, TAIL_NONE),
-	OP(FUSE_SYMLINK, 0, TAIL_NAME2),
-	OP(FUSE_MKNOD, sizeof(struct fuse_mknod_in), TAIL_NAME),
-	OP(FUSE_MKDIR, sizeof(struct fuse_mkdir_in), TAIL_NAME),
-	OP(FUSE_UNLINK, 0, TAIL_NAME),
-	OP(FUSE_RMDIR, 0, TAIL_NAME),
-	OP(FUSE_RENAME, sizeof(struct fuse_rename_in), TAIL_NAME2),
-	OP(FUSE_RENAME2, sizeof(struct fuse_rename2_in), TAIL_NAME2),
-	OP(FUSE_LINK, sizeof(struct fuse_link_in), TAIL_NAME),
-	OP(FUSE_CREATE, sizeof(struct fuse_create_in), TAIL_NAME),
-	OP(FUSE_ACCESS, sizeof(struct fuse_access_in), TAIL_NONE),
-	OP(FUSE_OPEN, sizeof(struct fuse_open_in), TAIL_NONE),
-	OP(FUSE_OPENDIR, sizeof(struct fuse_open_in), TAIL_NONE),
-	OP(FUSE_RELEASE, sizeof(struct fuse_release_in), TAIL_NONE),
-	OP(FUSE_RELEASEDIR, sizeof(struct fuse_release_in), TAIL_NONE),
-	OP(FUSE_FLUSH, sizeof(struct fuse_flush_in), TAIL_NONE),
-	OP(FUSE_READ, sizeof(struct fuse_read_in), TAIL_NONE),
-	OP(FUSE_READDIR, sizeof(struct fuse_read_in), TAIL_NONE),
-	OP(FUSE_READDIRPLUS, sizeof(struct fuse_read_in), TAIL_NONE),
-	OP(FUSE_WRITE, sizeof(struct fuse_write_in), TAIL_WRITE),
-	OP(FUSE_FSYNC, sizeof(struct fuse_fsync_in), TAIL_NONE),
-	OP(FUSE_FSYNCDIR, sizeof(struct fuse_fsync_in), TAIL_NONE),
-	OP(FUSE_FALLOCATE, sizeof(struct fuse_fallocate_in), TAIL_NONE),
-	OP(FUSE_LSEEK, sizeof(struct fuse_lseek_in), TAIL_NONE),
-	OP(FUSE_STATFS, 0, TAIL_NONE),
-	/* SETXATTR's header is 16 bytes with FUSE_SETXATTR_EXT: see below. */
-	OP(FUSE_SETXATTR, FUSE_COMPAT_SETXATTR_IN_SIZE, TAIL_XATTR),
-	OP(FUSE_GETXATTR, sizeof(struct fuse_getxattr_in), TAIL_NAME),
-	OP(FUSE_LISTXATTR, sizeof(struct fuse_getxattr_in), TAIL_NONE),
-	OP(FUSE_REMOVEXATTR, 0, TAIL_NAME),
-	OP(FUSE_GETLK, sizeof(struct fuse_lk_in), TAIL_NONE),
-	OP(FUSE_SETLK, sizeof(struct fuse_lk_in), TAIL_NONE),
-	OP(FUSE_SETLKW, sizeof(struct fuse_lk_in), TAIL_NONE),
-	OP(FUSE_POLL, sizeof(struct fuse_poll_in), TAIL_NONE),
-	OP(FUSE_IOCTL, sizeof(struct fuse_ioctl_in), TAIL_IOCTL),
-	OP(FUSE_COPY_FILE_RANGE, sizeof(struct fuse_copy_file_range_in), TAIL_NONE),
-	OP(FUSE_COPY_FILE_RANGE_64, sizeof(struct fuse_copy_file_range_in), TAIL_NONE),
-	OP(FUSE_STATX, sizeof(struct fuse_statx_in), TAIL_NONE),
-	OP(FUSE_SYNCFS, sizeof(struct fuse_syncfs_in), TAIL_NONE),
-	/* O_TMPFILE: create_in and the placeholder name the VFS gives the dentry. */
-	OP(FUSE_TMPFILE, sizeof(struct fuse_create_in), TAIL_NAME),
-	OP(FUSE_NOTIFY_REPLY, sizeof(struct fuse_notify_retrieve_in), TAIL_RETRIEVED),
-};
+static const struct fu_op_desc op_table[FUSE_OPCODE_MAX] = {FU_OPCODES(ROW)};
 
-#undef OP
+#undef ROW
 
 _Static_assert(sizeof(struct fuse_init_in) <= sizeof(union fu_op_arg), "INIT header fits the union");
 _Static_assert(sizeof(struct fuse_setattr_in) <= 255, "header sizes fit the table");
@@ -173,7 +127,7 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 	}
 
 	/* 3. opcode */
-	if (ih.opcode >= FUSE_OPCODE_MAX || !op_table[ih.opcode].supported)
+	if (ih.opcode >= FUSE_OPCODE_MAX || op_table[ih.opcode].tail == TAIL_UNSERVED)
 		return fail(no_reply, ENOSYS, err);
 	if (w->data_lent && (ih.opcode != FUSE_WRITE || !w->split || ext_len != 0))
 		return fail(no_reply, EIO, err);
@@ -302,73 +256,14 @@ enum fu_decode_result fu_decode(const struct fu_wire *w, const struct fu_decode_
 
 bool fu_opcode_no_reply(uint32_t opcode)
 {
-	return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
-	       opcode == FUSE_NOTIFY_REPLY;
+	return opcode < FUSE_OPCODE_MAX && op_table[opcode].silent;
 }
-
-#define NAME(op) [FUSE_##op] = #op
-
-static const char *const op_names[FUSE_OPCODE_MAX] = {
-	NAME(LOOKUP),
-	NAME(FORGET),
-	NAME(GETATTR),
-	NAME(SETATTR),
-	NAME(READLINK),
-	NAME(SYMLINK),
-	NAME(MKNOD),
-	NAME(MKDIR),
-	NAME(UNLINK),
-	NAME(RMDIR),
-	NAME(RENAME),
-	NAME(LINK),
-	NAME(OPEN),
-	NAME(READ),
-	NAME(WRITE),
-	NAME(STATFS),
-	NAME(RELEASE),
-	NAME(FSYNC),
-	NAME(SETXATTR),
-	NAME(GETXATTR),
-	NAME(LISTXATTR),
-	NAME(REMOVEXATTR),
-	NAME(FLUSH),
-	NAME(INIT),
-	NAME(OPENDIR),
-	NAME(READDIR),
-	NAME(RELEASEDIR),
-	NAME(FSYNCDIR),
-	NAME(GETLK),
-	NAME(SETLK),
-	NAME(SETLKW),
-	NAME(ACCESS),
-	NAME(CREATE),
-	NAME(INTERRUPT),
-	NAME(BMAP),
-	NAME(DESTROY),
-	NAME(IOCTL),
-	NAME(POLL),
-	NAME(NOTIFY_REPLY),
-	NAME(BATCH_FORGET),
-	NAME(FALLOCATE),
-	NAME(READDIRPLUS),
-	NAME(RENAME2),
-	NAME(LSEEK),
-	NAME(COPY_FILE_RANGE),
-	NAME(SETUPMAPPING),
-	NAME(REMOVEMAPPING),
-	NAME(SYNCFS),
-	NAME(TMPFILE),
-	NAME(STATX),
-	NAME(COPY_FILE_RANGE_64),
-};
-
-#undef NAME
 
 const char *fu_opcode_name(uint32_t opcode)
 {
 	if (opcode == CUSE_INIT)
 		return "CUSE_INIT";
-	if (opcode < FUSE_OPCODE_MAX && op_names[opcode] != NULL)
-		return op_names[opcode];
+	if (opcode < FUSE_OPCODE_MAX && op_table[opcode].name != NULL)
+		return op_table[opcode].name;
 	return "UNKNOWN";
 }
