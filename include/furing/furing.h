@@ -31,12 +31,13 @@
  *     (char *err, size_t errlen) also write a one-line reason there, naming
  *     the library call or configuration field at fault.
  *
- * A LIBRARY IS A GUEST. libfuring installs no signal handler and changes no
- * signal mask of the application's threads (unless furing_session_handle_
- * signals() is called), prints nothing (messages go to furing_config.log,
- * and are dropped without one; furing_log_stderr prints them) and reads no
- * environment variable (but PATH, to find fusermount3 when not root, as
- * execvp would).
+ * A LIBRARY IS A GUEST. libfuring installs no signal handler, changes no
+ * signal mask of the application's threads and never forks (unless
+ * furing_session_handle_signals() or furing_main() is called), prints
+ * nothing (messages go to furing_config.log, and are dropped without one;
+ * furing_log_stderr prints them; furing_main reports its failure on
+ * stderr) and reads no environment variable (but PATH, to find fusermount3
+ * when not root, as execvp would).
  *
  * VERSIONING. Structs passed in (furing_ops, furing_config) are sized by the
  * caller (the *_size arguments): fields are only ever added at their end, so
@@ -538,8 +539,7 @@ void *furing_req_scratch(struct furing_req *req);
  * points at: the memory is the filesystem's, and so is freeing it. Like the
  * handle, the pointer may only be used until the answer: read it before
  * answering, and free the memory after the answer (or before, once nothing
- * needs it). furing_req_data of a handle that was answered is not NULL
- * again but undefined (the handle itself must not be used). */
+ * needs it). */
 void furing_req_set_data(struct furing_req *req, void *data);
 void *furing_req_data(const struct furing_req *req);
 
