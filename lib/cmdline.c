@@ -8,6 +8,7 @@
  * globals (optind, optarg, opterr) that belong to the application. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct parse_state {
 	struct furing_cmdline cl;
 	struct furing_config cfg;
 	unsigned int flags;
+	size_t cfg_n; /* the caller's sizeof(struct furing_config) */
 	const char *mountpoint_candidate;
 	char *err;
 	size_t errlen;
@@ -77,13 +79,25 @@ static int parse_number(struct parse_state *p, const char *item, const char *v, 
 	return 0;
 }
 
-static void set_debug(struct parse_state *p)
+/* A caller built against an older header has a shorter furing_config: an
+ * option whose field it lacks fails instead of vanishing. */
+#define NEED(p, field, what)                                                                                \
+	do {                                                                                                 \
+		if (offsetof(struct furing_config, field) + sizeof((p)->cfg.field) > (p)->cfg_n)             \
+			return fail(p, -EINVAL, "%s: this program's struct furing_config has no %s field", what, \
+				    #field);                                                                 \
+	} while (0)
+
+static int set_debug(struct parse_state *p, const char *what)
 {
+	NEED(p, debug, what);
+	NEED(p, log, what);
 	p->cfg.debug = true;
 	p->cl.foreground = true;
 	/* Asked for on the command line: the lines must go somewhere. */
 	if (!p->cfg.log)
 		p->cfg.log = furing_log_stderr;
+	return 0;
 }
 
 /* One item of -o. */
@@ -97,22 +111,24 @@ static int option_item(struct parse_state *p, const char *item)
 	if (!*item)
 		return fail(p, -EINVAL, "-o: empty option (two commas, or one at an end)%s%s", "", "");
 	if (!v && KEY("allow_other")) {
+		NEED(p, allow_other, "-o allow_other");
 		p->cfg.allow_other = true;
 		return 0;
 	}
 	if (!v && KEY("default_permissions")) {
+		NEED(p, default_permissions, "-o default_permissions");
 		p->cfg.default_permissions = true;
 		return 0;
 	}
 	if (!v && (KEY("ro") || KEY("rw"))) {
+		NEED(p, read_only, "-o ro/rw");
 		p->cfg.read_only = item[1] == 'o';
 		return 0;
 	}
-	if (!v && KEY("debug")) {
-		set_debug(p);
-		return 0;
-	}
+	if (!v && KEY("debug"))
+		return set_debug(p, "-o debug");
 	if (v && KEY("io_uring")) {
+		NEED(p, io_uring, "-o io_uring=");
 		v++;
 		if (!strcmp(v, "auto"))
 			p->cfg.io_uring = FURING_IO_URING_AUTO;
@@ -124,13 +140,19 @@ static int option_item(struct parse_state *p, const char *item)
 			return fail(p, -EINVAL, "-o %s: io_uring must be auto, on or off%s", item, "");
 		return 0;
 	}
-	if (v && KEY("threads"))
+	if (v && KEY("threads")) {
+		NEED(p, threads, "-o threads=");
 		return parse_number(p, item, v + 1, 1, THREADS_MAX, &p->cfg.threads);
-	if (v && KEY("queue_depth"))
+	}
+	if (v && KEY("queue_depth")) {
+		NEED(p, queue_depth, "-o queue_depth=");
 		return parse_number(p, item, v + 1, 1, QUEUE_DEPTH_MAX, &p->cfg.queue_depth);
+	}
 #undef KEY
 	char why[512];
 	ret = fu_mount_option_check(item, why, sizeof(why));
+	if (ret == 0)
+		NEED(p, mount_options, item);
 	if (ret == 0)
 		return append_item(&p->st->mount_options, item) < 0 ? fail(p, -ENOMEM, "out of memory%s%s", "", "") : 0;
 	if (ret != -ENOENT) {
@@ -192,10 +214,14 @@ static int short_flags(struct parse_state *p, const char *arg, const char *next,
 		case 'f':
 			p->cl.foreground = true;
 			break;
-		case 'd':
-			set_debug(p);
+		case 'd': {
+			int ret = set_debug(p, "-d");
+			if (ret < 0)
+				return ret;
 			break;
+		}
 		case 's':
+			NEED(p, threads, "-s");
 			p->cfg.threads = 1;
 			break;
 		case 'o':
@@ -260,12 +286,14 @@ int furing_parse_cmdline(int argc, char *const argv[], unsigned int flags, struc
 	}
 	memset(cl, 0, cl_n);
 	memcpy(&p.cfg, cfg, cfg_n);
+	p.cfg_n = cfg_n;
 	p.st = calloc(1, sizeof(*p.st));
 	if (!p.st) {
 		snprintf(p.err, p.errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (p.cfg.mount_options && p.cfg.mount_options[0] &&
+	if (cfg_n >= offsetof(struct furing_config, mount_options) + sizeof(p.cfg.mount_options) &&
+	    p.cfg.mount_options && p.cfg.mount_options[0] &&
 	    (p.st->mount_options = strdup(p.cfg.mount_options)) == NULL) {
 		free(p.st);
 		snprintf(p.err, p.errlen, "out of memory");
@@ -279,16 +307,17 @@ int furing_parse_cmdline(int argc, char *const argv[], unsigned int flags, struc
 	}
 	p.cl.priv = p.st;
 	p.cl.mountpoint = p.mountpoint_candidate;
+	if (!p.st->args && !(p.st->args = calloc(1, sizeof(*p.st->args)))) {
+		/* an empty, NULL-terminated list all the same */
+		furing_cmdline_free(&p.cl);
+		snprintf(p.err, p.errlen, "out of memory");
+		return -ENOMEM;
+	}
 	p.cl.args = p.st->args;
 	p.cl.nargs = p.st->nargs;
 	p.cl.fs_options = p.st->fs_options;
 	if (p.st->mount_options)
 		p.cfg.mount_options = p.st->mount_options;
-	if (!p.cl.args) {
-		/* An empty, NULL-terminated list all the same. */
-		static char *const none[1] = {NULL};
-		p.cl.args = (char **)none;
-	}
 	memcpy(cfg, &p.cfg, cfg_n);
 	memcpy(cl, &p.cl, cl_n);
 	return 0;

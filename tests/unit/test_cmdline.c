@@ -244,7 +244,7 @@ static void test_errors(void **state)
 }
 
 /* A caller built against an older, shorter struct: nothing past its size
- * is written. */
+ * is written, and an option whose field it lacks fails. */
 static void test_sizes_are_respected(void **state)
 {
 	struct {
@@ -255,16 +255,21 @@ static void test_sizes_are_respected(void **state)
 		struct furing_cmdline cl;
 		unsigned char guard[16];
 	} l;
-	char *argv[] = {(char *)"prog", (char *)"-d", (char *)"-o", (char *)"noexec", (char *)"/m", NULL};
+	char *argv[] = {(char *)"prog", (char *)"-f", (char *)"-o", (char *)"allow_other,ro", (char *)"/m", NULL};
 	const size_t cfg_size = offsetof(struct furing_config, threads); /* debug, log, mount_options beyond */
-	const size_t cl_size = offsetof(struct furing_cmdline, foreground);
+	const size_t cl_size = offsetof(struct furing_cmdline, help);
 
 	memset(&c, 0xa5, sizeof(c));
 	memset(&l, 0xa5, sizeof(l));
 	c.cfg.fsname = "x";
 	c.cfg.subtype = "y";
+	c.cfg.allow_other = false;
+	c.cfg.read_only = false;
 	assert_int_equal(furing_parse_cmdline(5, argv, 0, &l.cl, cl_size, &c.cfg, cfg_size, err, sizeof(err)), 0);
 	assert_string_equal(l.cl.mountpoint, "/m");
+	assert_true(l.cl.foreground);
+	assert_true(c.cfg.allow_other);
+	assert_true(c.cfg.read_only);
 	const unsigned char *p = (const unsigned char *)&l.cl;
 	for (size_t i = cl_size; i < sizeof(l); i++)
 		assert_int_equal(p[i], 0xa5);
@@ -273,6 +278,20 @@ static void test_sizes_are_respected(void **state)
 		assert_int_equal(p[i], 0xa5);
 	assert_string_equal(c.cfg.fsname, "x");
 	furing_cmdline_free(&l.cl);
+
+	static const char *const beyond[][2] = {{"-d", NULL}, {"-s", NULL}, {"-o", "noexec"}, {"-o", "threads=2"}};
+	for (size_t i = 0; i < sizeof(beyond) / sizeof(beyond[0]); i++) {
+		char *a[] = {(char *)"prog", (char *)beyond[i][0], (char *)beyond[i][1], (char *)"/m", NULL};
+		int n = beyond[i][1] ? 4 : 3;
+		if (!beyond[i][1])
+			a[2] = (char *)"/m";
+		assert_int_equal(furing_parse_cmdline(n, a, 0, &l.cl, cl_size, &c.cfg, cfg_size, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, "this program's struct furing_config has no"))
+			fail_msg("%s: %s", beyond[i][0], err);
+	}
+	for (size_t i = cfg_size; i < sizeof(c); i++)
+		assert_int_equal(p[i], 0xa5);
 }
 
 static void test_no_getopt_state(void **state)
