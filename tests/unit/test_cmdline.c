@@ -229,18 +229,23 @@ static void test_errors(void **state)
 	fails("unknown option -x (in a group", "-fx", "/m", NULL);
 	fails("unknown option --foreground", "--foreground", "/m", NULL);
 	fails("needs a value", "/m", "-o", NULL);
-	fails("empty option", "-o", "ro,,rw", "/m", NULL);
-	fails("-o threads=0: needs a whole number from 1 to 1024", "-o", "threads=0", "/m", NULL);
-	fails("-o threads=2x", "-o", "threads=2x", "/m", NULL);
-	fails("-o threads=-1", "-o", "threads=-1", "/m", NULL);
-	fails("-o queue_depth=4097", "-o", "queue_depth=4097", "/m", NULL);
-	fails("io_uring must be auto, on or off", "-o", "io_uring=yes", "/m", NULL);
-	fails("max_read=12 is below 4096", "-o", "max_read=12", "/m", NULL);
-	fails("blksize= applies only to fuseblk", "-o", "blksize=4096", "/m", NULL);
-	fails("not allowed in a context", "-o", "context=a\"b", "/m", NULL);
-	fails("fsname= is empty", "-o", "fsname=", "/m", NULL);
-	fails("a backslash is not allowed", "-o", "fsname=a\\b", "/m", NULL);
-	fails("unknown option '-o suid'", "-o", "suid", "/m", NULL);
+	/* -o VALUE: the message each refusal must contain. */
+	static const char *const bad_o[][2] = {
+		{"ro,,rw", "empty option"},
+		{"threads=0", "-o threads=0: needs a whole number from 1 to 1024"},
+		{"threads=2x", "-o threads=2x"},
+		{"threads=-1", "-o threads=-1"},
+		{"queue_depth=4097", "-o queue_depth=4097"},
+		{"io_uring=yes", "io_uring must be auto, on or off"},
+		{"max_read=12", "max_read=12 is below 4096"},
+		{"blksize=4096", "blksize= applies only to fuseblk"},
+		{"context=a\"b", "not allowed in a context"},
+		{"fsname=", "fsname= is empty"},
+		{"fsname=a\\b", "a backslash is not allowed"},
+		{"suid", "unknown option '-o suid'"},
+	};
+	for (size_t i = 0; i < sizeof(bad_o) / sizeof(bad_o[0]); i++)
+		fails(bad_o[i][1], "-o", bad_o[i][0], "/m", NULL);
 }
 
 /* A caller built against an older, shorter struct: nothing past its size
