@@ -149,12 +149,14 @@ def test_hello_help_and_version(cli, examples_dir):
 
 def test_hello_mount_options(example, transport):
     """-o items reach the mount: fsname= and subtype= name it, ro and
-    noexec are its flags."""
-    h = example("hello", "-o", "fsname=greeting,subtype=hi", "-o", "ro,noexec", debug=False, fstype="fuse.hi")
+    noexec are its flags, allow_other and default_permissions its FUSE
+    options."""
+    h = example("hello", "-o", "fsname=greeting,subtype=hi", "-o", "ro,noexec", "-oallow_other,default_permissions",
+                debug=False, fstype="fuse.hi")
     (line,) = [l for l in open("/proc/self/mounts").read().splitlines() if l.split()[1] == h.mountpoint]
     source, _, fstype, opts = line.split()[:4]
     assert (source, fstype) == ("greeting", "fuse.hi"), line
-    assert {"ro", "noexec"} <= set(opts.split(",")), line
+    assert {"ro", "noexec", "allow_other", "default_permissions"} <= set(opts.split(",")), line
     assert read_file(os.path.join(h.mountpoint, "hello")) == HELLO_TEXT
     assert h.stop().rc == 0
 
