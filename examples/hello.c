@@ -12,12 +12,14 @@
  * Build against the installed library:
  *   cc -o hello hello.c $(pkg-config --cflags --libs furing)
  *
- * Usage: hello [--io-uring=auto|on|off] [--debug] MOUNTPOINT
- * Runs until SIGINT/SIGTERM or until someone unmounts MOUNTPOINT.
- * Exit status: 0 clean stop, 1 runtime error, 2 usage error. */
+ * Usage: hello [-f] [-d] [-o OPT[,OPT...]] MOUNTPOINT   (hello --help lists the options)
+ * The usual FUSE command line, parsed by furing_parse_cmdline; furing_main
+ * then runs the server: in the background (it returns once the mount
+ * serves) unless -f or -d, until SIGINT/SIGTERM/SIGHUP or until someone
+ * unmounts MOUNTPOINT. Exit status: 0 clean stop, 1 runtime error, 2 usage
+ * error. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -132,69 +134,36 @@ static const struct furing_ops hello_ops = {
 };
 
 /* The library prints nothing by itself. Show its warnings, errors and (with
- * --debug) one line per request, but not the start-up layout (INFO): a
- * quiet program until something goes wrong. */
+ * -d) one line per request, but not the start-up layout (INFO): a quiet
+ * program until something goes wrong. */
 static void log_quiet(void *data, enum furing_log_level level, const char *msg)
 {
 	if (level != FURING_LOG_INFO)
 		furing_log_stderr(data, level, msg);
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, "hello: %s%s (usage: hello [--io-uring=auto|on|off] [--debug] MOUNTPOINT)\n", msg,
-		arg ? arg : "");
-	return 2;
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{"io-uring", required_argument, NULL, 'u'},
-		{"debug", no_argument, NULL, 'd'},
-		{NULL, 0, NULL, 0},
-	};
+	/* Our defaults; the command line may change them (-o fsname=...). */
 	struct furing_config cfg = {.fsname = "hello", .subtype = "hello", .log = log_quiet}; /* zero: the defaults */
+	struct furing_cmdline cl;
 	char err[512];
-	int opt;
 
-	opterr = 0; /* our own one-line messages */
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		if (opt == 'd') {
-			cfg.debug = true; /* one line per request on stderr */
-		} else if (opt == 'u' && !strcmp(optarg, "auto")) {
-			cfg.io_uring = FURING_IO_URING_AUTO;
-		} else if (opt == 'u' && !strcmp(optarg, "on")) {
-			cfg.io_uring = FURING_IO_URING_ON;
-		} else if (opt == 'u' && !strcmp(optarg, "off")) {
-			cfg.io_uring = FURING_IO_URING_OFF;
-		} else if (opt == 'u') {
-			return usage_error("--io-uring must be auto, on or off, not ", optarg);
-		} else {
-			return usage_error("unknown option or missing value: ", argv[optind - 1]);
-		}
+	if (furing_parse_cmdline(argc, argv, 0, &cl, sizeof(cl), &cfg, sizeof(cfg), err, sizeof(err)) < 0) {
+		fprintf(stderr, "hello: %s (see hello --help)\n", err);
+		return 2;
 	}
-	if (argc - optind != 1)
-		return usage_error("give exactly one MOUNTPOINT", NULL);
-
-	struct furing_session *s = furing_session_new(&hello_ops, sizeof(hello_ops), &cfg, sizeof(cfg), NULL, err,
-						      sizeof(err));
-	if (!s) {
-		fprintf(stderr, "hello: %s\n", err);
-		return 1;
+	if (cl.help || cl.version) {
+		if (cl.help)
+			printf("usage: hello [OPTIONS] MOUNTPOINT\n\noptions:\n%s", furing_cmdline_help());
+		else
+			printf("hello (libfuring %s)\n", furing_version());
+		furing_cmdline_free(&cl);
+		return 0;
 	}
-	/* SIGINT/SIGTERM/SIGHUP make furing_session_wait return after unmounting. */
-	int ret = furing_session_handle_signals(s);
-	if (ret == 0)
-		ret = furing_session_start(s, argv[optind], err, sizeof(err));
-	else
-		snprintf(err, sizeof(err), "cannot install signal handlers: %s", strerror(-ret));
-	if (ret < 0) {
-		fprintf(stderr, "hello: %s\n", err);
-		furing_session_destroy(s);
-		return 1;
-	}
-	ret = furing_session_wait(s); /* the reason of a failure is already logged */
-	furing_session_destroy(s);
-	return ret < 0 ? 1 : 0;
+	/* Mounts, serves, stops on SIGINT/SIGTERM/SIGHUP; daemonizes without -f. */
+	int ret = furing_main(cl.mountpoint, cl.foreground ? FURING_MAIN_FOREGROUND : 0, &hello_ops, sizeof(hello_ops),
+			      &cfg, sizeof(cfg), NULL);
+	furing_cmdline_free(&cl); /* after cfg's last use: its mount_options may live in cl */
+	return ret;
 }

@@ -84,6 +84,7 @@ struct furing_req {
 	} argv;
 	struct furing_event io_ev; /* the filesystem's I/O on its behalf */
 	furing_io_done io_done;
+	void *user_data; /* furing_req_set_data; NULL when the request arrives */
 	_Alignas(16) unsigned char scratch[FURING_REQ_SCRATCH_SIZE];
 };
 

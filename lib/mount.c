@@ -285,6 +285,10 @@ static int parse_max_read(const char *v, uint32_t limit, uint32_t *out, char *er
 		snprintf(err, errlen, "mount_options: max_read=%s is not a number of bytes", v);
 		return -EINVAL;
 	}
+	if (n < 4096 && limit == UINT32_MAX) { /* fu_mount_option_check: no payload size yet */
+		snprintf(err, errlen, "mount_options: max_read=%s is below 4096", v);
+		return -EINVAL;
+	}
 	if (n < 4096 || n > limit) {
 		snprintf(err, errlen, "mount_options: max_read=%s is outside 4096..%u (the payload size)", v, limit);
 		return -EINVAL;
@@ -368,6 +372,41 @@ static int parse_extra(const struct fu_mount_opts *o, struct mount_extra *x, cha
 		if ((ret = parse_item(item, o->max_read, x, err, errlen)) < 0)
 			return ret;
 	return 0;
+}
+
+/* The names parse_item knows, flags and keys (with their '='). */
+static bool mount_option_name(const char *item)
+{
+	static const char *const keys[] = {"fsname=", "subtype=", "context=", "max_read=", "blksize="};
+	unsigned long flags = 0;
+
+	if (mount_flag(item, &flags) || !strcmp(item, "blksize"))
+		return true;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strncmp(item, keys[i], strlen(keys[i])))
+			return true;
+	return false;
+}
+
+int fu_mount_option_check(const char *item, char *err, size_t errlen)
+{
+	struct mount_extra x;
+	char *copy;
+	int ret;
+
+	if (!mount_option_name(item))
+		return -ENOENT;
+	copy = strdup(item);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memset(&x, 0, sizeof(x));
+	/* The payload size is not known yet: furing_session_new checks
+	 * max_read against it again. */
+	ret = parse_item(copy, UINT32_MAX, &x, err, errlen);
+	free(copy);
+	return ret;
 }
 
 int fu_mount_check(const struct fu_mount_opts *o, char *err, size_t errlen)

@@ -27,6 +27,11 @@ struct fu_mount_opts {
  * checks the same. */
 int fu_mount_check(const struct fu_mount_opts *o, char *err, size_t errlen);
 
+/* One item of a mount_options string (the command line's -o, cmdline.c):
+ * -ENOENT when it is not a mount option at all, else 0 or -errno with @err
+ * filled, as fu_mount_check would say (max_read unbounded above). */
+int fu_mount_option_check(const char *item, char *err, size_t errlen);
+
 /* Returns the /dev/fuse fd of the new mount, or -1 with @err filled.
  * *via_fusermount tells how it was mounted (and so how to unmount). */
 int fu_mount(const char *mountpoint, const struct fu_mount_opts *o, bool *via_fusermount, char *err, size_t errlen);

@@ -247,6 +247,7 @@ void fu_request_arrived(struct furing_req *r, enum fu_decode_result res, int err
 	atomic_store_explicit(&r->answered, false, memory_order_relaxed);
 	r->ans_err = 0;
 	r->ans_bytes = 0;
+	r->user_data = NULL; /* nothing of the slot's previous request */
 	r->buf_off = answer_offset(r, res, tail_end);
 	if (res == FU_DECODE_OK)
 		fu_dispatch(r);
@@ -294,6 +295,18 @@ size_t furing_req_buf_size(const struct furing_req *r)
 void *furing_req_scratch(struct furing_req *r)
 {
 	return r->scratch;
+}
+
+/* The library only keeps the pointer: it never reads, frees or copies what
+ * it points at. */
+void furing_req_set_data(struct furing_req *r, void *data)
+{
+	r->user_data = data;
+}
+
+void *furing_req_data(const struct furing_req *r)
+{
+	return r->user_data;
 }
 
 /* ---- asynchronous I/O on the worker's ring ---- */

@@ -188,12 +188,27 @@ static void dev_recycle(struct furing_req *req, bool answered)
 
 /* The fallback when io_uring is disabled on the system (sysctl
  * kernel.io_uring_disabled=2): the worker reads, serves and answers one
- * request at a time, and the filesystem's I/O runs inline (request.c). */
+ * request at a time, and the filesystem's I/O runs inline (request.c).
+ * A request whose operation returned without an answer (one answered later
+ * from another thread) keeps the one slot: the worker then sleeps on its
+ * control eventfd, which that answer (or a forced stop) writes, and reads
+ * the next request only once the slot is back. Reading into the slot
+ * earlier would overwrite the pending request. */
 void dev_channel_serve_blocking(struct dev_channel *ch)
 {
 	struct dev_slot *sl = &ch->slots[0];
+	struct fu_worker *w = ch->w;
 
 	while (!ch->gone && sl->state != SLOT_DEAD) {
+		fu_worker_drain_foreign(w);
+		if (sl->state == SLOT_SERVING) {
+			uint64_t v;
+			if (atomic_load(&w->force_stop))
+				break;
+			if (read(w->ctl_fd, &v, sizeof(v)) < 0 && errno != EINTR)
+				break;
+			continue;
+		}
 		ssize_t n = read(ch->fd, sl->in, sl->in_size);
 
 		ch->free = sl->next_free; /* the read takes the slot, as dev_channel_arm would */

@@ -31,12 +31,13 @@
  *     (char *err, size_t errlen) also write a one-line reason there, naming
  *     the library call or configuration field at fault.
  *
- * A LIBRARY IS A GUEST. libfuring installs no signal handler and changes no
- * signal mask of the application's threads (unless furing_session_handle_
- * signals() is called), prints nothing (messages go to furing_config.log,
- * and are dropped without one; furing_log_stderr prints them) and reads no
- * environment variable (but PATH, to find fusermount3 when not root, as
- * execvp would).
+ * A LIBRARY IS A GUEST. libfuring installs no signal handler, changes no
+ * signal mask of the application's threads and never forks (unless
+ * furing_session_handle_signals() or furing_main() is called), prints
+ * nothing (messages go to furing_config.log, and are dropped without one;
+ * furing_log_stderr prints them; furing_main reports its failure on
+ * stderr) and reads no environment variable (but PATH, to find fusermount3
+ * when not root, as execvp would).
  *
  * VERSIONING. Structs passed in (furing_ops, furing_config) are sized by the
  * caller (the *_size arguments): fields are only ever added at their end, so
@@ -383,9 +384,28 @@ struct furing_ops {
 /* ===================================================================== */
 
 /* Answering from another thread: every furing_reply_* call may be made
- * from any thread, once, for a request whose operation has returned or is
- * returning on its worker. The answer is then handed to the worker, which
- * sends it (the ring and its buffers belong to the worker). */
+ * from any thread, once, and at any moment after the operation was called,
+ * also while the operation is still running on its worker (a reply that
+ * races the operation's return).
+ *
+ * THE RULE: the reply call ends the filesystem's hold on the request. From
+ * the moment any thread enters furing_reply_* (or a furing_dirbuf answer),
+ * nobody may touch the handle, its arguments (names, data, furing_file,
+ * ...), its buffer, its scratch or its furing_req_data, not even the
+ * operation that is still running: an operation that hands its request to
+ * another thread (or to a completion that may run at once, see
+ * furing_req_pread) must do so as its last use of it. Copy what is needed
+ * afterwards first, and take furing_req_data before the reply. Returning
+ * from the operation afterwards is always safe: the library takes the
+ * request's slot back only on the worker, once the operation has returned,
+ * so a handle is never reused for a new request while its operation runs.
+ *
+ * When the kernel sees such an answer: on /dev/fuse at once (it is written
+ * from the replying thread); over io_uring once the worker is back in its
+ * loop (it sends the commit), i.e. not before the operation returned. On
+ * the blocking fallback (no io_uring, furing_session_has_io_uring false)
+ * a worker serves one request at a time: it waits for a pending answer
+ * before it reads the next request. */
 
 /* An error (positive errno), or success with nothing more (@err 0). */
 void furing_reply_err(struct furing_req *req, int err);
@@ -511,6 +531,17 @@ size_t furing_req_buf_size(const struct furing_req *req);
 /* 64 bytes of scratch for the filesystem, 16-byte aligned, until the answer. */
 void *furing_req_scratch(struct furing_req *req);
 #define FURING_REQ_SCRATCH_SIZE 64
+/* Per-request data of any size: a pointer the filesystem attaches to the
+ * request (state that does not fit the scratch, such as a furing_event
+ * timer plus its own fields), found again with furing_req_data() from the
+ * request's completions (furing_io_done) or another thread. Every request
+ * arrives with NULL. The library never reads, copies or frees what it
+ * points at: the memory is the filesystem's, and so is freeing it. Like the
+ * handle, the pointer may only be used until the answer: read it before
+ * answering, and free the memory after the answer (or before, once nothing
+ * needs it). */
+void furing_req_set_data(struct furing_req *req, void *data);
+void *furing_req_data(const struct furing_req *req);
 
 /* ===================================================================== */
 /* I/O on the worker's io_uring, on behalf of a request                   */
@@ -577,7 +608,16 @@ void *furing_worker_data(const struct furing_worker *w);
 void furing_worker_set_data(struct furing_worker *w, void *data);
 /* One-shot poll of @fd for @events (POLLIN...): res = revents or -errno. */
 int furing_worker_poll(struct furing_worker *w, struct furing_event *ev, int fd, uint32_t events);
-/* Fires after @nsec nanoseconds: res = -ETIME (or -ECANCELED). */
+/* Fires after @nsec nanoseconds: res = -ETIME (or -ECANCELED).
+ * WITHOUT IO_URING (sysctl kernel.io_uring_disabled, so
+ * furing_session_has_io_uring() is false) there are no worker timers: this
+ * returns -EOPNOTSUPP at once, arms nothing and never calls ev->fn. A
+ * filesystem that waits then does so on a thread of its own (a timerfd,
+ * or a condition variable with a deadline) and answers from that thread;
+ * while it waits, the blocking worker does not read another request (see
+ * "answering from another thread"). Do not sleep in the operation: that
+ * holds the worker as well, and with it whatever request would end the
+ * wait. */
 int furing_worker_timeout(struct furing_worker *w, struct furing_event *ev, uint64_t nsec);
 /* Cancels an armed event: its fn runs with -ECANCELED (unless it had
  * already completed). */
@@ -844,6 +884,98 @@ void furing_session_log(const struct furing_session *s, enum furing_log_level le
  * "stats ..."). The previous handlers come back at furing_session_destroy.
  * One session per process at a time; returns 0, -EBUSY or -errno. */
 int furing_session_handle_signals(struct furing_session *s);
+
+/* ===================================================================== */
+/* A program's main: the command line and the daemon                      */
+/* ===================================================================== */
+
+/* What furing_parse_cmdline found besides the configuration. Allocated by
+ * the caller (sizeof passed as @cl_size), filled by the call; the strings
+ * and the args array live in storage the library allocated, until
+ * furing_cmdline_free. */
+struct furing_cmdline {
+	void *priv;             /* the library's storage; freed by furing_cmdline_free */
+	const char *mountpoint; /* the last argument that is not an option; NULL when none */
+	/* With FURING_CMDLINE_ARGS: the other arguments that are not options,
+	 * in order, NULL-terminated (args[nargs] == NULL); else nargs is 0. */
+	char **args;
+	unsigned int nargs;
+	bool foreground;        /* -f, or -d: furing_main should not daemonize */
+	bool help;              /* -h or --help was given */
+	bool version;           /* -V or --version was given */
+	/* With FURING_CMDLINE_FS_OPTIONS: the -o items the library does not
+	 * know, comma-separated in the order given ("cache=on,uid=5"), for the
+	 * filesystem to parse (getsubopt(3)); NULL when there were none. */
+	const char *fs_options;
+};
+
+/* Flags of furing_parse_cmdline: */
+#define FURING_CMDLINE_ARGS (1u << 0)       /* arguments before the mountpoint (SOURCE MOUNTPOINT) */
+#define FURING_CMDLINE_FS_OPTIONS (1u << 1) /* unknown -o items go to fs_options instead of failing */
+
+/* Parses the usual FUSE command line, @argv[1] .. @argv[@argc - 1]:
+ *   -h, --help        cl->help         -V, --version   cl->version
+ *   -f                cl->foreground   -s              one worker (cfg->threads = 1)
+ *   -d, -o debug      cfg->debug, cl->foreground, and cfg->log = furing_log_stderr
+ *                     when the caller set no log
+ *   -o OPT[,OPT...]   (repeatable; also -oOPT):
+ *       allow_other, default_permissions, ro, rw     the cfg fields of those names
+ *       io_uring=auto|on|off, threads=N (1..1024), queue_depth=N (1..4096)
+ *       noexec, noatime, nosuid, nodev, fsname=NAME, subtype=NAME,
+ *       max_read=BYTES, context=CONTEXT              added to cfg->mount_options
+ *                     (after the caller's own, so that they win), checked as
+ *                     furing_session_new checks them
+ *   --                the rest are arguments, even if they start with '-'
+ * Short flags combine (-fd, -fo ro). Fields of @cfg the command line does
+ * not name keep the caller's values: set defaults (fsname, subtype, log)
+ * before the call. Afterwards cfg->mount_options may point into @cl's
+ * storage: use @cfg before furing_cmdline_free.
+ *
+ * Prints nothing and exits nothing: with --help or --version it only sets
+ * cl->help / cl->version (and then a missing mountpoint is no error); the
+ * caller prints its usage, furing_cmdline_help() and furing_version().
+ * Touches no global state (no getopt, optind or environment).
+ *
+ * Returns 0, or a negative errno with a one-line reason in @err naming the
+ * argument (an unknown option, a bad value, no mountpoint, an argument too
+ * many without FURING_CMDLINE_ARGS); @cl then needs no furing_cmdline_free
+ * (but it does no harm). @cfg_size as for furing_session_new. */
+int furing_parse_cmdline(int argc, char *const argv[], unsigned int flags, struct furing_cmdline *cl,
+			 size_t cl_size, struct furing_config *cfg, size_t cfg_size, char *err, size_t errlen);
+
+/* Frees what furing_parse_cmdline allocated and zeroes cl->priv (twice is
+ * harmless; a zeroed struct too). */
+void furing_cmdline_free(struct furing_cmdline *cl);
+
+/* The options furing_parse_cmdline knows, as lines for a program's --help
+ * ("    -f   ...\n", four spaces in front of each); a static string. */
+const char *furing_cmdline_help(void);
+
+/* Flags of furing_main: */
+#define FURING_MAIN_FOREGROUND (1u << 0) /* do not daemonize (cl->foreground) */
+
+/* A whole FUSE server's life for a program's main(): creates the session
+ * (@ops, @cfg, @fs as for furing_session_new), installs the daemon signal
+ * handlers of furing_session_handle_signals (SIGINT, SIGTERM, SIGHUP stop
+ * and unmount, SIGUSR1 logs the counters), mounts at @mountpoint, serves
+ * until unmounted or stopped, and destroys the session.
+ *
+ * Without FURING_MAIN_FOREGROUND it daemonizes, after the session was
+ * created (so a configuration error is reported by the calling process)
+ * and before the start: the process forks; the parent waits until the
+ * child serves and then exits with status 0 (_exit(2), without returning),
+ * or prints the child's reason for failing to stderr and exits 1. The child
+ * makes a new session (setsid(2)), mounts, and once it serves changes to
+ * "/" and points stdin, stdout and stderr at /dev/null (the log callback's
+ * output then goes there too); furing_main returns in the child alone.
+ * Threads do not survive fork(2): a filesystem that runs threads of its own
+ * starts them in ops->init (which runs in the child) when it daemonizes.
+ *
+ * Returns 0 after a clean end (unmounted, or a signal), 1 after a failure,
+ * whose reason it printed to stderr as "<program>: <reason>" (or the log
+ * got, for a fatal error while serving): a value for exit(). */
+int furing_main(const char *mountpoint, unsigned int flags, const struct furing_ops *ops, size_t ops_size,
+		const struct furing_config *cfg, size_t cfg_size, void *fs);
 
 #ifdef __cplusplus
 }

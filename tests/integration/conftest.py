@@ -26,8 +26,8 @@ import time
 import pytest
 
 from furing_helpers import (
-    EXAMPLES, FSTYPE, TRANSPORT_ARGS, URING_PARAM, StopResult, check_stats_fields, is_mounted,
-    lazy_umount_all, mounts, parse_summary, pattern, stats_lines,
+    EXAMPLES, FSTYPE, FUSE_CMDLINE_EXAMPLES, TRANSPORT_ARGS, URING_PARAM, StopResult, check_stats_fields,
+    fuse_cmdline_argv, is_mounted, lazy_umount_all, mounts, parse_summary, pattern, stats_lines,
 )
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -507,10 +507,10 @@ def _example_factory(request, examples_dir, workdir, transport):
         count[0] += 1
         os.mkdir(mountpoint)
         argv = [binary or os.path.join(examples_dir, name)]
-        argv += _transport_argv(transport, transport_args)
-        if debug:
-            argv.append("--debug")
-        argv += [str(a) for a in extra] + [mountpoint]
+        opts = _transport_argv(transport, transport_args) + (["--debug"] if debug else [])
+        if name in FUSE_CMDLINE_EXAMPLES:
+            opts = ["-f"] + fuse_cmdline_argv(opts)
+        argv += opts + [str(a) for a in extra] + [mountpoint]
         return launch(argv, mountpoint, transport, wait=wait, env=env,
                       fstype=fstype or f"fuse.{name}", summary=False)
 

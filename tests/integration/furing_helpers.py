@@ -31,6 +31,24 @@ TRANSPORT_ARGS = {"dev": ["--io-uring=off"], "ring": ["--io-uring=on"]}
 # The example filesystems (examples/*.c), built next to the binary.
 EXAMPLES = ("hello", "memfs")
 
+# Examples whose command line is the usual FUSE one (furing_parse_cmdline):
+# started with -f (in the foreground, under the fixture's supervision) and
+# the tool-style options below translated to it.
+FUSE_CMDLINE_EXAMPLES = ("hello",)
+
+
+def fuse_cmdline_argv(opts):
+    """--io-uring=MODE -> -o io_uring=MODE, --debug -> -d; others unchanged."""
+    out = []
+    for o in opts:
+        if o.startswith("--io-uring="):
+            out += ["-o", "io_uring=" + o.split("=", 1)[1]]
+        elif o == "--debug":
+            out.append("-d")
+        else:
+            out.append(o)
+    return out
+
 
 # ---------------------------------------------------------------- polling
 

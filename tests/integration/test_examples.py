@@ -14,9 +14,10 @@ import time
 import pytest
 
 from furing_helpers import (
-    FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MiB, RENAME_EXCHANGE, RENAME_NOREPLACE,
-    RENAME_WHITEOUT, assert_same, check_debug_transport, debug_lines, errno_of, fallocate,
-    getxattr_sized, listxattr_sized, pattern, read_file, renameat2, wait_for,
+    FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FUSE_CMDLINE_EXAMPLES, MiB, RENAME_EXCHANGE, RENAME_NOREPLACE,
+    RENAME_WHITEOUT, TRANSPORT_ARGS, assert_same, check_debug_transport, debug_lines, errno_of, fallocate,
+    fuse_cmdline_argv, getxattr_sized, is_mounted, lazy_umount_all, listxattr_sized, pattern, read_file,
+    renameat2, wait_for,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -90,29 +91,158 @@ def test_hello_unimplemented_op_answers_enosys_once(example, transport):
     assert setx[0].result == "-ENOSYS" and setx[0].args == "name=user.x"
 
 
-@pytest.mark.parametrize("how", ["umount", "SIGINT"])
+@pytest.mark.parametrize("how", ["umount", "SIGINT", "SIGHUP"])
 def test_hello_stops_cleanly(example, transport, how):
-    """Someone unmounting it, or ^C, ends hello with exit status 0."""
+    """Someone unmounting it, ^C or a hang-up ends hello (furing_main's
+    signal handlers) with exit status 0."""
     h = example("hello", debug=False)
     assert read_file(os.path.join(h.mountpoint, "hello")) == HELLO_TEXT
     if how == "umount":
         subprocess.run(["umount", h.mountpoint], check=True, timeout=10)
         r = h.wait_exit()
     else:
-        r = h.stop(signal.SIGINT)
+        r = h.stop(getattr(signal, how))
     assert r.rc == 0, f"exit {r.rc} after {how}; stderr:\n{r.stderr[-3000:]}"
     assert not h.mounted()
 
 
 @pytest.mark.parametrize("name", ["hello", "memfs"])
 def test_example_command_line_errors(cli, examples_dir, workdir, name):
+    """Usage errors exit 2, a mount that fails exits 1, each with one line
+    naming the program; hello's (the FUSE command line of
+    furing_parse_cmdline) also in the background, where the waiting parent
+    prints the daemon's reason."""
     exe = os.path.join(examples_dir, name)
-    for args, code in ([], 2), (["--io-uring=maybe", workdir], 2), (["--bogus", workdir], 2), \
-                      ([workdir, workdir], 2), (["--io-uring=off", os.path.join(workdir, "missing")], 1):
+    missing = os.path.join(workdir, "missing")
+    cases = [([], 2), (["--io-uring=maybe", workdir], 2), (["--bogus", workdir], 2), ([workdir, workdir], 2),
+             (["--io-uring=off", missing], 1)]
+    if name in FUSE_CMDLINE_EXAMPLES:
+        cases = [(fuse_cmdline_argv(a), c) for a, c in cases]
+        cases[-1] = (["-f"] + cases[-1][0], 1)
+        cases += [(["-o", "io_uring=off", missing], 1), (["-o", "nosuchoption", workdir], 2),
+                  (["-o", "max_read=12", workdir], 2), (["-o", "threads=0", workdir], 2), (["-x", workdir], 2),
+                  (["-o"], 2)]
+    for args, code in cases:
         r = cli(args, binary=exe)
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert r.rc == code, f"{name} {args}: {r}"
         assert len(lines) == 1 and lines[0].startswith(f"{name}: "), f"{name} {args}: {r}"
+
+
+# ------------------------------------------- hello's FUSE command line
+
+def test_hello_help_and_version(cli, examples_dir):
+    """--help and --version need no mountpoint, mount nothing and print
+    only what the program prints (furing_parse_cmdline prints nothing)."""
+    exe = os.path.join(examples_dir, "hello")
+    for args in (["--help"], ["-h"]):
+        r = cli(args, binary=exe)
+        assert r.rc == 0 and r.stderr == "", r
+        assert r.stdout.startswith("usage: hello [OPTIONS] MOUNTPOINT\n"), r
+        for opt in ("-f ", "-d, -o debug", "-o io_uring=MODE", "-o fsname=NAME", "-o threads=N"):
+            assert opt in r.stdout, (opt, r)
+    for args in (["--version"], ["-V"]):
+        r = cli(args, binary=exe)
+        assert r.rc == 0 and r.stderr == "", r
+        assert r.stdout.startswith("hello (libfuring 0."), r
+
+
+def test_hello_mount_options(example, transport):
+    """-o items reach the mount: fsname= and subtype= name it, ro and
+    noexec are its flags, allow_other and default_permissions its FUSE
+    options."""
+    h = example("hello", "-o", "fsname=greeting,subtype=hi", "-o", "ro,noexec", "-oallow_other,default_permissions",
+                debug=False, fstype="fuse.hi")
+    (line,) = [l for l in open("/proc/self/mounts").read().splitlines() if l.split()[1] == h.mountpoint]
+    source, _, fstype, opts = line.split()[:4]
+    assert (source, fstype) == ("greeting", "fuse.hi"), line
+    assert {"ro", "noexec", "allow_other", "default_permissions"} <= set(opts.split(",")), line
+    assert read_file(os.path.join(h.mountpoint, "hello")) == HELLO_TEXT
+    assert h.stop().rc == 0
+
+
+@pytest.mark.parametrize("args,workers", [(["-s"], 1), (["-o", "threads=3"], 3)])
+def test_hello_threads(example, transport, args, workers):
+    """-s and -o threads=N: the process is its main thread plus N workers."""
+    h = example("hello", *args, debug=False)
+    assert read_file(os.path.join(h.mountpoint, "hello")) == HELLO_TEXT
+    with open(f"/proc/{h.pid}/status") as f:
+        threads = int([l for l in f if l.startswith("Threads:")][0].split()[1])
+    assert threads == 1 + workers
+    assert h.stop().rc == 0
+
+
+def test_hello_debug_stays_in_the_foreground(examples_dir, workdir, transport):
+    """-d without -f: the process started is the server (no fork), and it
+    prints one line per request."""
+    mp = os.path.join(workdir, "dbg")
+    os.mkdir(mp)
+    err_path = os.path.join(workdir, "dbg.stderr")
+    argv = [os.path.join(examples_dir, "hello"), "-d", *fuse_cmdline_argv(TRANSPORT_ARGS[transport]), mp]
+    with open(err_path, "wb") as err:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                             start_new_session=True)
+    try:
+        wait_for(lambda: is_mounted(mp, "fuse.hello") or p.poll() is not None, 10, what="hello -d mounted")
+        assert p.poll() is None, open(err_path).read()
+        assert read_file(os.path.join(mp, "hello")) == HELLO_TEXT
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+        lines = debug_lines(open(err_path).read())
+        check_debug_transport(lines, transport)
+        assert ops(lines, "READ"), lines
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        lazy_umount_all(mp)
+    assert not is_mounted(mp, "fuse.hello")
+
+
+def daemon_pid(mountpoint):
+    """The process whose command line ends in @mountpoint (the daemon)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")[:-1]
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if args and args[-1] == mountpoint.encode() and state != "Z":
+            return int(pid)
+    return None
+
+
+def test_hello_daemonizes(cli, examples_dir, workdir, transport):
+    """Without -f hello returns once the mount serves (furing_main's parent
+    exits 0 when the child reports ready); the daemon is a session leader in
+    "/" with stdio on /dev/null, and SIGTERM unmounts and ends it."""
+    mp = os.path.join(workdir, "bg")
+    os.mkdir(mp)
+    pid = None
+    try:
+        r = cli([*fuse_cmdline_argv(TRANSPORT_ARGS[transport]), mp], binary=os.path.join(examples_dir, "hello"),
+                mountpoint=mp, timeout=15)
+        assert r.rc == 0 and r.stderr == "" and r.stdout == "", r
+        assert is_mounted(mp, "fuse.hello"), "hello returned before its mount was there"
+        assert read_file(os.path.join(mp, "hello")) == HELLO_TEXT
+        pid = daemon_pid(mp)
+        assert pid is not None, "no daemon process found"
+        assert os.getsid(pid) == pid
+        assert os.readlink(f"/proc/{pid}/cwd") == "/"
+        for fd in (0, 1, 2):
+            assert os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/null"
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: daemon_pid(mp) is None and not is_mounted(mp, "fuse.hello"), 10,
+                 what="the daemon to unmount and exit")
+        pid = None
+    finally:
+        if pid is not None and daemon_pid(mp) == pid:
+            os.kill(pid, signal.SIGKILL)
+        lazy_umount_all(mp)
 
 
 # ====================================================================== memfs

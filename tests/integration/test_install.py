@@ -91,20 +91,44 @@ def header_functions(path):
         return set(re.findall(r"\b(furing_[a-z0-9_]+)\(", f.read()))
 
 
-VERSION_NODE = "FURING_0.1"
+MAP = os.path.join(REPO, "lib", "libfuring.map")
+
+
+def map_nodes():
+    """{node: explicit names} of lib/libfuring.map, and the node of its
+    wildcard (furing_*), which takes every other public function."""
+    with open(MAP) as f:
+        text = re.sub(r"/\*.*?\*/", " ", f.read(), flags=re.S)
+    nodes, wildcard = {}, None
+    for node, body in re.findall(r"(FURING_[0-9.]+)\s*\{(.*?)\}", text, flags=re.S):
+        names = set()
+        for sym in re.findall(r"([A-Za-z_][A-Za-z0-9_*]*)\s*;", body.split("local:")[0].replace("global:", "")):
+            if sym == "furing_*":
+                wildcard = node
+            else:
+                names.add(sym)
+        nodes[node] = names
+    return nodes, wildcard
 
 
 def dynamic_symbols(lib):
-    """The exported functions, without the version node's own (absolute)
-    symbol; each must carry that node (lib/libfuring.map)."""
+    """The exported functions, without the version nodes' own (absolute)
+    symbols; each must carry its node of lib/libfuring.map: a name the map
+    lists explicitly (added after the first node) that one, every other the
+    wildcard's."""
+    nodes, wildcard = map_nodes()
+    assert wildcard == "FURING_0.1" and len(nodes) >= 2, (nodes, wildcard)
+    explicit = {name: node for node, names in nodes.items() for name in names}
     out = set()
     for line in run(["nm", "-D", "--defined-only", "--with-symbol-versions", lib]).splitlines():
         f = line.split()
-        if not f or (f[1] == "A" and f[2] == VERSION_NODE):
+        if not f or (f[1] == "A" and f[2] in nodes):
             continue
         name, _, version = f[2].partition("@@")
-        assert version == VERSION_NODE, f"{f[2]}: not in version node {VERSION_NODE}"
+        want = explicit.get(name, wildcard)
+        assert version == want, f"{f[2]}: not in version node {want}"
         out.add(name)
+    assert set(explicit) <= out, f"listed in the map but not exported: {sorted(set(explicit) - out)}"
     return out
 
 

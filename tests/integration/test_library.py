@@ -1,6 +1,8 @@
 """The library itself, through tests/lib/probefs.c (a filesystem written only
 against the public header): notifications from another thread, answers
-from other threads, interrupts, worker timers, poll, kernel passthrough,
+from other threads (also ones that race their operation's return),
+per-request data, interrupts, worker timers (and what replaces them without
+io_uring), poll, kernel passthrough,
 INIT capabilities, init/destroy pairing, start-up failures, and the
 library's manners as a guest (signals, log)."""
 
@@ -249,6 +251,71 @@ except InterruptedError:
             child.kill()
             child.wait()
     assert p.counters()["interrupts"] == "1"
+
+
+def read_concurrently(p, name, threads=8, each=20):
+    results = []
+    lock = threading.Lock()
+
+    def reader():
+        for _ in range(each):
+            data = p.read(name)
+            with lock:
+                results.append(data)
+    ts = [threading.Thread(target=reader) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert len(results) == threads * each, f"{name}: {len(results)} of {threads * each} reads finished"
+    return results
+
+
+def test_reply_racing_its_operation(probefs, transport):
+    """/race is answered from another thread while its operation still runs
+    (the operation returns only after the answer): every read gets its own
+    answer, and the mount keeps serving (the slot is not reused early)."""
+    p = probefs("--threads", "2", transport=transport)
+    assert read_concurrently(p, "race") == [b"race\n"] * 160
+    assert p.read("data") == b"initial\n"
+    assert p.stop() == 0
+
+
+def test_request_data_pointer(probefs, transport):
+    """furing_req_set_data: a malloc'd struct bigger than the scratch,
+    found again with furing_req_data in the completion of the request's
+    furing_req_pread; every request arrives with NULL."""
+    p = probefs(transport=transport)
+    results = read_concurrently(p, "reqdata", threads=4, each=25)
+    assert all(r.startswith(b"reqdata off=0 size=") and r.endswith(b"\n") for r in results), set(results)
+    p.read("timer")
+    c = p.counters()
+    assert c["data_stale"] == "0", c
+    assert c["timer_fallbacks"] == "0", c  # worker timers exist on both transports
+
+
+def test_without_io_uring(probefs, workdir, io_uring_sysctl_off):
+    """No io_uring at all (blocking workers, one request each at a time):
+    furing_worker_timeout is unavailable and probefs answers /timer from a
+    thread of its own, as the header says to; answers from other threads,
+    also ones that race their operation, and per-request data work, and
+    the worker waits for a pending answer instead of reading the next
+    request over it."""
+    log = os.path.join(workdir, "lib.log")
+    p = probefs("--threads", "2", "--log", log)
+    assert "blocking reads" in open(log).read()
+    t0 = time.monotonic()
+    assert p.read("timer") == b"timer\n"
+    assert time.monotonic() - t0 >= 0.019
+    assert p.counters()["timer_fallbacks"] == "1"
+    assert read_concurrently(p, "slow", threads=8, each=10) == [b"slow\n"] * 80
+    assert read_concurrently(p, "race", threads=4, each=10) == [b"race\n"] * 40
+    results = read_concurrently(p, "reqdata", threads=4, each=10)
+    assert all(r.startswith(b"reqdata off=0 size=") for r in results), set(results)
+    for i in range(5):
+        assert p.command(f"set v{i}\n") == 0  # /ctl's write is answered by the notifier thread
+    assert p.counters()["data_stale"] == "0"
+    assert p.stop() == 0
 
 
 # ------------------------------------------------------ kernel passthrough

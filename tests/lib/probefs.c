@@ -1,8 +1,9 @@
 /* probefs: a filesystem that exists to test the library itself, for what
  * the examples do not exercise: notifications sent from another thread,
- * answers made on another thread, interrupts, worker timers, poll
- * notifications, kernel passthrough, INIT capabilities, init/destroy
- * pairing and start-up failures. Driven by tests/integration/test_library.py.
+ * answers made on another thread (also while the operation still runs),
+ * per-request data, interrupts, worker timers, poll notifications, kernel
+ * passthrough, INIT capabilities, init/destroy pairing and start-up
+ * failures. Driven by tests/integration/test_library.py.
  *
  *   /data       text served from memory, cached by the kernel (KEEP_CACHE,
  *               long timeouts): only notifications can change what is read
@@ -13,10 +14,16 @@
  *   /status     the return code of the last command ("ret=N")
  *   /slow       read answered from another thread after 5 ms
  *   /block      read answered only when interrupted (EINTR), or after 20 s (EIO)
- *   /timer      read answered from a 20 ms worker timer
+ *   /timer      read answered from a 20 ms worker timer; without io_uring
+ *               (no worker timers) from a thread of its own after 20 ms
+ *   /race       read answered from another thread while the operation is
+ *               still running: the operation returns only after the answer
+ *   /reqdata    read whose state lives in furing_req_set_data (a malloc'd
+ *               struct past the 64-byte scratch), found again in the
+ *               completion of a furing_req_pread of /dev/zero
  *   /pollable   poll()able: readable once "poll_wake" was written to /ctl
  *   /passthru   with --backing FILE: opened with kernel passthrough when granted
- *   /counters   "passthru_reads=N interrupts=N"
+ *   /counters   "passthru_reads=N interrupts=N timer_fallbacks=N data_stale=N"
  *
  * Commands for /ctl: "set TEXT", "inval_inode", "store OFF TEXT",
  * "retrieve OFF SIZE", "hide_entry", "inval_entry", "delete_entry",
@@ -50,6 +57,8 @@ enum {
 	INO_POLLABLE,
 	INO_PASSTHRU,
 	INO_COUNTERS,
+	INO_RACE,
+	INO_REQDATA,
 	INO_END,
 };
 
@@ -57,7 +66,8 @@ static const char *const names[INO_END] = {
 	[INO_DATA] = "data",         [INO_CTL] = "ctl",           [INO_ENTRY] = "entry",
 	[INO_RETRIEVED] = "retrieved", [INO_STATUS] = "status",   [INO_SLOW] = "slow",
 	[INO_BLOCK] = "block",       [INO_TIMER] = "timer",       [INO_POLLABLE] = "pollable",
-	[INO_PASSTHRU] = "passthru", [INO_COUNTERS] = "counters",
+	[INO_PASSTHRU] = "passthru", [INO_COUNTERS] = "counters", [INO_RACE] = "race",
+	[INO_REQDATA] = "reqdata",
 };
 
 #define TEXT_MAX 4096
@@ -78,6 +88,9 @@ struct probe {
 	struct furing_req *blocked[BLOCKED_MAX];
 	atomic_uint interrupts;
 	atomic_uint passthru_reads;
+	atomic_uint timer_fallbacks; /* /timer served by a thread: no worker timers */
+	atomic_uint data_stale;      /* requests that arrived with furing_req_data not NULL */
+	int zero_fd;                 /* /dev/zero, for /reqdata */
 	const char *backing_path;
 	const char *marker;
 	bool want_passthrough;
@@ -283,6 +296,101 @@ struct timer_read {
 	struct furing_req *req;
 };
 
+/* Without io_uring there are no worker timers (furing_worker_timeout says
+ * -EOPNOTSUPP): the documented way is a thread of one's own that answers. */
+static void *timer_thread(void *arg)
+{
+	struct furing_req *req = arg;
+	struct timespec ts = {0, 20 * 1000 * 1000};
+
+	nanosleep(&ts, NULL);
+	furing_reply_data(req, "timer\n", 6);
+	return NULL;
+}
+
+/* /race: the answer from another thread comes while the operation still
+ * runs; the operation waits for it, touches nothing of the request after
+ * handing it over, and then returns. */
+struct race {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool answered;
+	struct furing_req *req;
+};
+
+static void *race_answer(void *arg)
+{
+	struct race *r = arg;
+
+	furing_reply_data(r->req, "race\n", 5);
+	pthread_mutex_lock(&r->lock);
+	r->answered = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static void race_read(struct furing_req *req)
+{
+	struct race r = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .req = req};
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, race_answer, &r) != 0) {
+		furing_reply_err(req, EAGAIN);
+		return;
+	}
+	/* From here on the request is the other thread's. */
+	pthread_mutex_lock(&r.lock);
+	while (!r.answered)
+		pthread_cond_wait(&r.cond, &r.lock);
+	pthread_mutex_unlock(&r.lock);
+	pthread_join(t, NULL);
+}
+
+/* /reqdata: more state than the scratch holds (a timer event and four
+ * fields already exceed 64 bytes), attached to the request. */
+struct reqdata {
+	struct furing_event timer; /* unused here; there to make it too big for the scratch */
+	uint64_t magic, ino, off;
+	uint32_t size;
+	char text[64];
+};
+#define REQDATA_MAGIC 0x7265716461746121ull
+
+static void reqdata_done(struct furing_req *req, int res)
+{
+	struct reqdata *d = furing_req_data(req); /* taken before the answer */
+
+	if (!d || d->magic != REQDATA_MAGIC || d->ino != INO_REQDATA) {
+		furing_reply_err(req, EPROTO);
+	} else if (res != 8) {
+		furing_reply_err(req, res < 0 ? -res : EIO);
+	} else {
+		snprintf(d->text, sizeof(d->text), "reqdata off=%llu size=%u\n", (unsigned long long)d->off, d->size);
+		furing_reply_data(req, d->text, strlen(d->text));
+	}
+	free(d); /* after the answer: the memory is ours, the library kept only the pointer */
+}
+
+static void reqdata_read(struct furing_req *req, uint64_t off, uint32_t size)
+{
+	_Static_assert(sizeof(struct reqdata) > FURING_REQ_SCRATCH_SIZE, "more than the scratch");
+	struct reqdata *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		furing_reply_err(req, ENOMEM);
+		return;
+	}
+	d->magic = REQDATA_MAGIC;
+	d->ino = INO_REQDATA;
+	d->off = off;
+	d->size = size;
+	furing_req_set_data(req, d);
+	/* The completion may run before this returns (no io_uring): this is
+	 * the last use of req here. */
+	furing_req_pread(req, P.zero_fd, furing_req_buf(req), 8, 0, reqdata_done);
+}
+
 static void timer_fired(struct furing_event *ev, int res)
 {
 	struct timer_read *t = (struct timer_read *)ev;
@@ -314,7 +422,9 @@ static void probe_read(struct furing_req *req, uint64_t ino, uint64_t off, uint3
 {
 	char text[TEXT_MAX + 64];
 
-	if ((ino == INO_SLOW || ino == INO_TIMER || ino == INO_BLOCK) && off > 0) {
+	if (furing_req_data(req) != NULL)
+		atomic_fetch_add(&P.data_stale, 1); /* every request arrives with NULL */
+	if ((ino == INO_SLOW || ino == INO_TIMER || ino == INO_BLOCK || ino == INO_RACE) && off > 0) {
 		furing_reply_buf(req, 0); /* one short answer, then end of file */
 		return;
 	}
@@ -331,6 +441,15 @@ static void probe_read(struct furing_req *req, uint64_t ino, uint64_t off, uint3
 	case INO_BLOCK:
 		block_read(req);
 		return;
+	case INO_RACE:
+		race_read(req);
+		return;
+	case INO_REQDATA:
+		if (off > 0)
+			furing_reply_buf(req, 0);
+		else
+			reqdata_read(req, off, size);
+		return;
 	case INO_TIMER: {
 		struct timer_read *t = calloc(1, sizeof(*t));
 		if (!t) {
@@ -340,8 +459,16 @@ static void probe_read(struct furing_req *req, uint64_t ino, uint64_t off, uint3
 		t->ev.fn = timer_fired;
 		t->req = req;
 		int ret = furing_worker_timeout(furing_req_worker(req), &t->ev, 20 * 1000 * 1000);
-		if (ret < 0) {
+		if (ret < 0)
 			free(t);
+		if (ret == -EOPNOTSUPP && !furing_session_has_io_uring(furing_req_session(req))) {
+			pthread_t th;
+			atomic_fetch_add(&P.timer_fallbacks, 1);
+			if (pthread_create(&th, NULL, timer_thread, req) == 0)
+				pthread_detach(th);
+			else
+				furing_reply_err(req, EAGAIN);
+		} else if (ret < 0) {
 			furing_reply_err(req, -ret);
 		}
 		return;
@@ -351,8 +478,9 @@ static void probe_read(struct furing_req *req, uint64_t ino, uint64_t off, uint3
 		reply_text(req, "served by probefs, not the backing file\n", off, size);
 		return;
 	case INO_COUNTERS:
-		snprintf(text, sizeof(text), "passthru_reads=%u interrupts=%u\n", atomic_load(&P.passthru_reads),
-			 atomic_load(&P.interrupts));
+		snprintf(text, sizeof(text), "passthru_reads=%u interrupts=%u timer_fallbacks=%u data_stale=%u\n",
+			 atomic_load(&P.passthru_reads), atomic_load(&P.interrupts), atomic_load(&P.timer_fallbacks),
+			 atomic_load(&P.data_stale));
 		reply_text(req, text, off, size);
 		return;
 	case INO_POLLABLE:
@@ -665,6 +793,11 @@ int main(int argc, char **argv)
 	if (argc - optind != 1) {
 		fprintf(stderr, "usage: probefs [OPTIONS] MOUNTPOINT\n");
 		return 2;
+	}
+	P.zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	if (P.zero_fd < 0) {
+		fprintf(stderr, "probefs: cannot open /dev/zero\n");
+		return 1;
 	}
 	P.session = furing_session_new(&ops, sizeof(ops), &cfg, sizeof(cfg), &P, err, sizeof(err));
 	if (!P.session) {
