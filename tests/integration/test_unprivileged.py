@@ -144,6 +144,7 @@ def test_unprivileged_stale_mount_recovered(furing, userdir):
     d, img, mp, binary = userdir
     user = dict(prefix=SETPRIV, env=USER_ENV, binary=binary, writable=True, mountpoint=mp)
     first = furing(img, **user)
+    wait_serving(first)  # INIT answered: fusermount3 mounts before it
     first.send(signal.SIGKILL)
     first.proc.wait(10)
     assert len(mounts_at(mp)) == 1, "the killed server's mount should stay"
