@@ -459,7 +459,12 @@ static int pf_statfs(struct furing_req *req, const char *path, struct statvfs *s
 	st->f_bsize = st->f_frsize = 4096;
 	st->f_namemax = 255;
 	st->f_files = LOCKED(fs, (int)fs->count);
-	return 0;
+	/* The asynchronous form, for show: a filesystem that answers later
+	 * (from a completion or another thread) returns FURING_PATH_ASYNC and
+	 * calls furing_path_done once; the answer may come before the return,
+	 * as here, after which nothing handed to the operation is touched. */
+	furing_path_done(req, 0);
+	return FURING_PATH_ASYNC;
 }
 
 static const struct furing_path_ops pathfs_ops = {
