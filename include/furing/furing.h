@@ -977,6 +977,106 @@ const char *furing_cmdline_help(void);
 int furing_main(const char *mountpoint, unsigned int flags, const struct furing_ops *ops, size_t ops_size,
 		const struct furing_config *cfg, size_t cfg_size, void *fs);
 
+/* ===================================================================== */
+/* The path API: operations on names, inodes kept by the library          */
+/* ===================================================================== */
+
+/* A filesystem written against paths (as with libfuse's fuse.h) fills in a
+ * struct furing_path_ops instead of furing_ops. The library keeps the node
+ * table: it gives the kernel node ids, turns each request's node into its
+ * path ("/", "/dir/file"), counts lookups and forgets, moves names on
+ * rename, and keeps a node that was unlinked or renamed over while open
+ * until its last release: operations on such a file get path NULL and
+ * find it by its handle (fi->fh). It runs on the same workers, with the same
+ * rules (operations must not block; state shared between requests needs
+ * the filesystem's own locking).
+ *
+ * Each operation returns 0 (or a byte count for read and write) or a
+ * negative errno, having filled what it was handed (a struct stat, the
+ * read buffer, fi->fh). To answer later instead (I/O on the ring with
+ * furing_req_sqe, or another thread), it returns FURING_PATH_ASYNC and
+ * calls furing_path_done(req, result) once, from any thread; until then
+ * every pointer it was handed (path, buffers, the stat, fi) stays valid.
+ * @req is the lowlevel request: furing_req_ctx, furing_req_scratch and
+ * furing_req_sqe work on it, furing_path_fs gives the filesystem's pointer;
+ * furing_req_set_data and furing_req_data belong to the library here.
+ * A NULL operation answers ENOSYS (getattr of the root: a 0755 directory).
+ * Attributes and names are cached by the kernel for one second. */
+#define FURING_PATH_ASYNC INT_MIN
+
+/* An open file or directory. open, create and opendir set fh (anything)
+ * and open_flags (FURING_OPEN_*); the library keeps both until release. */
+struct furing_path_file {
+	uint64_t fh;
+	int flags;           /* open(2) flags */
+	uint32_t open_flags; /* FURING_OPEN_*: what the open answer asks for */
+};
+
+/* readdir's filler: adds @name (with @st's type and inode number, @st may
+ * be NULL) to the listing. @next_off 0 throughout a listing: the library
+ * keeps the whole listing (readdir is then called once, with @off 0, per
+ * opendir and rewind); non-zero: the offset readdir continues from, the
+ * listing goes straight into the answer and the call returns 1 when it is
+ * full (stop there). Returns 0, 1 (full) or -ENOMEM. */
+typedef int (*furing_path_fill_fn)(void *dh, const char *name, const struct stat *st, uint64_t next_off);
+
+struct furing_path_ops {
+	/* As furing_ops.init and .destroy (@fs: the filesystem's pointer). */
+	int (*init)(void *fs, struct furing_conn *conn);
+	void (*destroy)(void *fs);
+	/* @fi: the open file (fstat) or NULL. Also answers lookups. */
+	int (*getattr)(struct furing_req *req, const char *path, struct stat *st, const struct furing_path_file *fi);
+	/* Only the fields @a->valid names (FURING_SET_SIZE: truncate); the answer's
+	 * attributes come from getattr afterwards. */
+	int (*setattr)(struct furing_req *req, const char *path, const struct furing_setattr *a,
+		       const struct furing_path_file *fi);
+	int (*mknod)(struct furing_req *req, const char *path, mode_t mode, dev_t rdev);
+	int (*mkdir)(struct furing_req *req, const char *path, mode_t mode);
+	int (*unlink)(struct furing_req *req, const char *path);
+	int (*rmdir)(struct furing_req *req, const char *path);
+	/* @flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE. */
+	int (*rename)(struct furing_req *req, const char *from, const char *to, unsigned int flags);
+	int (*statfs)(struct furing_req *req, const char *path, struct statvfs *st);
+	/* NULL open: every open succeeds with fh 0. */
+	int (*open)(struct furing_req *req, const char *path, struct furing_path_file *fi);
+	/* Creates and opens; NULL: the kernel falls back to mknod and open. */
+	int (*create)(struct furing_req *req, const char *path, mode_t mode, struct furing_path_file *fi);
+	/* At most @size bytes into @buf (the request's buffer): the count, short at the end. */
+	int (*read)(struct furing_req *req, const char *path, void *buf, uint32_t size, uint64_t off,
+		    const struct furing_path_file *fi);
+	/* The count written. */
+	int (*write)(struct furing_req *req, const char *path, const void *buf, uint32_t size, uint64_t off,
+		     const struct furing_path_file *fi);
+	int (*flush)(struct furing_req *req, const char *path, const struct furing_path_file *fi);
+	int (*fsync)(struct furing_req *req, const char *path, bool datasync, const struct furing_path_file *fi);
+	/* The result is ignored: the file is closed either way. */
+	int (*release)(struct furing_req *req, const char *path, const struct furing_path_file *fi);
+	int (*opendir)(struct furing_req *req, const char *path, struct furing_path_file *fi);
+	/* Every entry, "." and ".." included, through @fill(@dh, ...). */
+	int (*readdir)(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill, void *dh,
+		       const struct furing_path_file *fi);
+	int (*releasedir)(struct furing_req *req, const char *path, const struct furing_path_file *fi);
+};
+
+struct furing_path;
+
+/* A path filesystem over the lowlevel engine: @ops (@ops_size =
+ * sizeof(struct furing_path_ops)) and the filesystem's pointer @fs. Hand
+ * furing_path_lowlevel_ops() and the returned handle (as the fs pointer)
+ * to furing_session_new or furing_main; free it with furing_path_destroy
+ * after the session is destroyed. NULL on failure (ENOMEM, or an @ops_size
+ * larger than the library knows: EINVAL), with errno set. */
+struct furing_path *furing_path_new(const struct furing_path_ops *ops, size_t ops_size, void *fs);
+/* The lowlevel table that serves a furing_path (sizeof(struct furing_ops) bytes). */
+const struct furing_ops *furing_path_lowlevel_ops(void);
+/* Frees the node table (NULL: nothing). */
+void furing_path_destroy(struct furing_path *p);
+/* The filesystem's pointer given to furing_path_new, from a request. */
+void *furing_path_fs(const struct furing_req *req);
+/* The answer of an operation that returned FURING_PATH_ASYNC: what it would
+ * have returned. Once, from any thread. */
+void furing_path_done(struct furing_req *req, int result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,8 +5,9 @@ with DESTDIR, and a fresh build configured for a temporary prefix. For each:
 what is installed (soname, static library, header, pkg-config file), that
 the shared library exports the header's functions and nothing else, that
 the version macros agree with furing_version() and the project version, and
-that examples/hello.c, copied out of the tree and compiled with nothing but
-`pkg-config --cflags --libs furing`, mounts and serves its file."""
+that examples/hello.c and examples/pathfs.c (the path API), copied out of the
+tree and compiled with nothing but `pkg-config --cflags --libs furing`, mount
+and serve."""
 
 import json
 import os
@@ -191,12 +192,14 @@ def test_version_macros_match_library_and_project(installed, kind, workdir):
 def test_out_of_tree_hello(installed, kind, workdir, example_plain):
     inst = installed(kind)
     # Copies: quoted includes cannot reach the repository from here.
-    for name in ("hello.c", "memfs.c"):
+    for name in ("hello.c", "memfs.c", "pathfs.c"):
         shutil.copy(os.path.join(REPO, "examples", name), workdir)
     flags = inst.pkg_config("--cflags", "--libs")
     hello = os.path.join(workdir, "hello")
     run(["cc", *STRICT, "-o", hello, "hello.c", *flags], cwd=workdir)
     run(["cc", *STRICT, "-o", "memfs", "memfs.c", *flags], cwd=workdir)
+    pathfs = os.path.join(workdir, "pathfs")
+    run(["cc", *STRICT, "-o", pathfs, "pathfs.c", *flags], cwd=workdir)
     dyn = readelf_dynamic(hello)
     assert "Shared library: [libfuring.so.0]" in dyn and "RPATH" not in dyn and "RUNPATH" not in dyn
     # The static library links on its own too (liburing from pkg-config --static).
@@ -217,6 +220,16 @@ def test_out_of_tree_hello(installed, kind, workdir, example_plain):
     r = h.stop()
     assert r.rc == 0, r.stderr
     assert not h.mounted()
+    # The path API's example, built the same way, serves a tree.
+    p = example_plain("pathfs", binary=pathfs, env=env, debug=False)
+    os.mkdir(os.path.join(p.mountpoint, "d"))
+    with open(os.path.join(p.mountpoint, "d", "f"), "wb") as f:
+        f.write(b"out of tree\n")
+    os.rename(os.path.join(p.mountpoint, "d", "f"), os.path.join(p.mountpoint, "g"))
+    assert sorted(os.listdir(p.mountpoint)) == ["d", "g"]
+    assert read_file(os.path.join(p.mountpoint, "g")) == b"out of tree\n"
+    r = p.stop()
+    assert r.rc == 0, r.stderr
 
 
 def test_examples_build_like_outside_programs():
@@ -224,7 +237,7 @@ def test_examples_build_like_outside_programs():
     include directory only, and the shared library."""
     with open(os.path.join(BUILD, "compile_commands.json")) as f:
         commands = [c for c in json.load(f) if "/examples/" in c["file"]]
-    assert {os.path.basename(c["file"]) for c in commands} == {"hello.c", "memfs.c"}
+    assert {os.path.basename(c["file"]) for c in commands} == {"hello.c", "memfs.c", "pathfs.c"}
     for c in commands:
         args = c.get("arguments") or c["command"].split()
         includes = [a[2:] for a in args if a.startswith("-I")] + \
@@ -236,7 +249,7 @@ def test_examples_build_like_outside_programs():
         with open(os.path.join(c["directory"], c["file"])) as src:
             quoted = [l for l in src if re.match(r'\s*#\s*include\s*"', l)]
         assert not quoted, f"{c['file']} includes from the tree: {quoted}"
-    for name in ("hello", "memfs"):
+    for name in ("hello", "memfs", "pathfs"):
         assert "Shared library: [libfuring.so.0]" in readelf_dynamic(os.path.join(BUILD, "examples", name))
 
 
@@ -256,6 +269,6 @@ def test_library_alone_builds_without_libnbd(workdir):
     build = os.path.join(workdir, "lib-only")
     run(["meson", "setup", build, REPO, "-Dtool=false", "-Dbuildtype=plain"], env=env)
     run(["ninja", "-C", build], env=env, timeout=110)
-    for path in ("libfuring.so.0", "libfuring.a", "examples/hello", "examples/memfs", "tests/lib/probefs"):
+    for path in ("libfuring.so.0", "libfuring.a", "examples/hello", "examples/memfs", "examples/pathfs", "tests/lib/probefs"):
         assert os.path.exists(os.path.join(build, path)), f"-Dtool=false did not build {path}"
     assert not os.path.exists(os.path.join(build, "furing")), "-Dtool=false built the tool"

@@ -1,0 +1,93 @@
+/* What the path API's files share: the handle, the per-request state and
+ * the open-file record. */
+#ifndef FURING_PATH_PRIV_H
+#define FURING_PATH_PRIV_H
+
+#include <furing/furing.h>
+
+#include "table.h"
+
+#define PATH_CACHE_S 1.0 /* attribute and entry timeout */
+
+struct furing_path {
+	struct furing_path_ops ops;
+	void *fs;
+	struct ptable table;
+};
+
+/* One listed name of a buffered listing. */
+struct pdirent {
+	uint64_t ino;
+	mode_t mode;
+	char *name;
+};
+
+/* What an open answer's fh points at. */
+struct pfile {
+	struct pnode *node;
+	struct furing_path_file fi;
+	/* opendir in buffered mode: the whole listing (readdir with next_off 0) */
+	struct pdirent *ents;
+	size_t nents, cap;
+	bool listed;
+};
+
+/* The per-request state (furing_req_data): what a step needs after the
+ * filesystem's operation answered, perhaps later on another thread. */
+struct preq {
+	struct furing_path *p;
+	int op;    /* enum pop */
+	int stage; /* 0: the operation itself; 1: the getattr that follows */
+	struct pnode *node, *newdir;
+	const char *name, *newname; /* in the request, valid until the answer */
+	char *path, *path2;
+	struct pfile *pf;
+	struct stat st;
+	struct statvfs sv;
+	struct furing_path_file fi; /* create and open: filled by the filesystem */
+	struct furing_dirbuf d;
+	uint64_t off;
+	bool direct; /* readdir: the filesystem gives offsets */
+};
+
+enum pop {
+	P_LOOKUP, P_GETATTR, P_SETATTR, P_MKNOD, P_MKDIR, P_UNLINK, P_RMDIR, P_RENAME, P_STATFS,
+	P_OPEN, P_CREATE, P_READ, P_WRITE, P_FLUSH, P_FSYNC, P_RELEASE, P_OPENDIR, P_READDIR, P_RELEASEDIR,
+};
+
+static inline struct furing_path *path_of(struct furing_req *req)
+{
+	return furing_req_fs(req);
+}
+
+/* A new state for @req, attached as its data; NULL after answering ENOMEM. */
+struct preq *preq_new(struct furing_req *req, int op);
+/* Frees the state (after the answer). */
+void preq_free(struct preq *q);
+/* The filesystem's operation returned @res: FURING_PATH_ASYNC, or the result. */
+void preq_result(struct furing_req *req, struct preq *q, int res);
+/* The step after the operation (path_files.c handles the file ones). */
+void preq_finish_node(struct furing_req *req, struct preq *q, int res);
+void preq_finish_file(struct furing_req *req, struct preq *q, int res);
+/* The node's path into q->path; false after answering (ENOENT, ENOMEM). */
+bool preq_path(struct furing_req *req, struct preq *q, uint64_t ino, bool removed_ok);
+
+extern const struct furing_ops path_lowlevel;
+void path_files_ops(struct furing_ops *o);
+
+void path_open(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
+void path_create(struct furing_req *req, uint64_t parent, const char *name, mode_t mode, const struct furing_file *fi);
+void path_read(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi);
+void path_write(struct furing_req *req, uint64_t ino, uint64_t off, const void *data, uint32_t size,
+		const struct furing_file *fi);
+void path_flush(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
+void path_fsync(struct furing_req *req, uint64_t ino, bool datasync, const struct furing_file *fi);
+void path_release(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
+void path_opendir(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
+void path_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi);
+void path_releasedir(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
+
+/* The path of an open file's node (NULL when it was removed); false after answering ENOMEM. */
+bool preq_file_path(struct furing_req *req, struct preq *q, const struct furing_file *fi);
+
+#endif
