@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <linux/magic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +18,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* Inline copies only up to this size: a large copy is better done by an
- * io-wq thread on another CPU while the worker serves the next request. */
-#define INLINE_IO_MAX (64 * 1024)
+#include "../fscommon/inline_io.h"
 
 struct file_backend {
 	struct backend b;
@@ -58,26 +55,15 @@ static int io_fd(const struct file_backend *f, uint64_t off, uint32_t len, const
 	return f->fd;
 }
 
-/* Reads and writes go to the worker's io_uring, except on a memory-backed
- * image (tmpfs, ramfs) with --backend-io=auto|inline: there the I/O is a
- * memcpy that cannot wait for a device, but the kernel cannot do it without
- * blocking semantics (shmem has no FMODE_NOWAIT), so io_uring would hand
- * every read to an io-wq thread and pay two context switches for a 4 KiB
- * copy. bench/README.md has the numbers. */
+/* Reads and writes go to the worker's io_uring, except small ones on a
+ * memory-backed image (tmpfs, ramfs) with --backend-io=auto|inline, which
+ * the worker copies itself (fscommon/inline_io.h says why). */
 static void file_io(struct backend *b, struct furing_req *req, bool write, void *buf, uint32_t len, uint64_t off,
 		    furing_io_done done)
 {
 	struct file_backend *f = FB(b);
-	int fd = io_fd(f, off, len, buf);
 
-	if (f->inline_io && len <= INLINE_IO_MAX) {
-		ssize_t n = write ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
-		done(req, n < 0 ? -errno : (int)n);
-	} else if (write) {
-		furing_req_pwrite(req, fd, buf, len, off, done);
-	} else {
-		furing_req_pread(req, fd, buf, len, off, done);
-	}
+	inline_io_rw(req, io_fd(f, off, len, buf), write, buf, len, off, f->inline_io, done);
 }
 
 /* The pages are not ours to touch, so never inline: READ_FIXED /
@@ -291,8 +277,7 @@ struct backend *file_backend_open(const struct export_opts *o, char *err, size_t
 	}
 	f->b.size = size;
 	struct statfs sfs;
-	bool in_memory = !f->blockdev && fstatfs(f->fd, &sfs) == 0 &&
-			 (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+	bool in_memory = !f->blockdev && fstatfs(f->fd, &sfs) == 0 && inline_io_in_memory((long)sfs.f_type);
 	f->inline_io = o->backend_io == EXPORT_IO_INLINE || (o->backend_io == EXPORT_IO_AUTO && in_memory);
 	return &f->b;
 }

@@ -50,11 +50,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../fscommon/inline_io.h"
 #include "pt.h"
-
-/* Inline copies only up to this size: a large copy is better done by an
- * io-wq thread on another CPU while the worker serves the next request. */
-#define INLINE_IO_MAX (64 * 1024)
 
 /* IORING_OP_FTRUNCATE (Linux 6.9) is newer than liburing 2.3's header:
  * its number from the kernel's uapi, the length in sqe->off. */
@@ -311,14 +308,7 @@ void be_setxattr(struct furing_req *req, const char *path, const char *name, con
 void be_rw(struct furing_req *req, bool write, int fd, void *buf, uint32_t len, uint64_t off, bool inline_ok,
 	   furing_io_done done)
 {
-	if (inline_ok && len <= INLINE_IO_MAX) {
-		ssize_t n = write ? pwrite(fd, buf, len, (off_t)off) : pread(fd, buf, len, (off_t)off);
-		done(req, n < 0 ? -errno : (int)n);
-	} else if (write) {
-		furing_req_pwrite(req, fd, buf, len, off, done);
-	} else {
-		furing_req_pread(req, fd, buf, len, off, done);
-	}
+	inline_io_rw(req, fd, write, buf, len, off, inline_ok, done);
 }
 
 void be_fsync(struct furing_req *req, int fd, bool datasync, furing_io_done done)

@@ -115,9 +115,10 @@ static struct pt_file *file_new(struct furing_req *req, struct pt_inode *in, int
 			 * opens. */
 			o->flags = FURING_OPEN_DIRECT_IO | FURING_OPEN_PARALLEL_WRITES | (o->flags & FURING_OPEN_NOFLUSH);
 			if (!atomic_exchange(&fs->warned_backing, true))
-				fprintf(stderr, "furing: kernel passthrough: cannot register a backing file (%s); "
-						"such files are served by furing\n",
-					strerror(-id));
+				furing_session_log(furing_req_session(req), FURING_LOG_WARNING,
+						   "kernel passthrough: cannot register a backing file (%s); "
+						   "such files are served by furing",
+						   strerror(-id));
 		}
 	}
 	/* Zero-copy where the library can grant it (Linux 7.3 zero-copy

@@ -12,6 +12,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "../fscommon/inline_io.h"
 #include "pt.h"
 
 #ifndef FUSE_SUPER_MAGIC
@@ -102,7 +103,7 @@ struct pt_fs *pt_open(const struct pt_opts *o, char *err, size_t errlen)
 	}
 	fs->root_dev = st.st_dev;
 	fs->root_ino = st.st_ino;
-	fs->root_mem = sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC;
+	fs->root_mem = inline_io_in_memory((long)sfs.f_type);
 	fs->root_local = close_is_local((unsigned long)sfs.f_type);
 	fs->timeout = o->cache == PT_CACHE_NONE ? 0 : o->cache == PT_CACHE_ALWAYS ? ALWAYS_TIMEOUT_S : AUTO_TIMEOUT_S;
 	fs->negative_cache = o->cache != PT_CACHE_NONE;
