@@ -270,16 +270,28 @@ static void p_forget(void *fs, uint64_t ino, uint64_t nlookup)
 	table_unlock(&p->table);
 }
 
-static void p_getattr(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
+/* The request of an operation on node @ino, with its path, or with the open
+ * file of @fi when the node has no name left (unlinked while open). NULL
+ * when that failed; then the request has been answered. */
+static struct preq *preq_of_node(struct furing_req *req, int kind, uint64_t ino,
+				 const struct furing_file *fi)
 {
-	struct preq *q = preq_new(req, P_GETATTR);
+	struct preq *q = preq_new(req, kind);
 	if (!q)
-		return;
+		return NULL;
 	if (fi && fi->fh)
 		q->pf = (struct pfile *)(uintptr_t)fi->fh;
 	if (!preq_path(req, q, ino, true))
-		return;
+		return NULL;
 	if (!q->path && !open_file_of(req, q))
+		return NULL;
+	return q;
+}
+
+static void p_getattr(struct furing_req *req, uint64_t ino, const struct furing_file *fi)
+{
+	struct preq *q = preq_of_node(req, P_GETATTR, ino, fi);
+	if (!q)
 		return;
 	if (!q->p->ops.getattr && ino == FURING_ROOT_ID) {
 		q->st.st_mode = S_IFDIR | 0755;
@@ -293,14 +305,8 @@ static void p_getattr(struct furing_req *req, uint64_t ino, const struct furing_
 static void p_setattr(struct furing_req *req, uint64_t ino, const struct furing_setattr *attr,
 		      const struct furing_file *fi)
 {
-	struct preq *q = preq_new(req, P_SETATTR);
+	struct preq *q = preq_of_node(req, P_SETATTR, ino, fi);
 	if (!q)
-		return;
-	if (fi && fi->fh)
-		q->pf = (struct pfile *)(uintptr_t)fi->fh;
-	if (!preq_path(req, q, ino, true))
-		return;
-	if (!q->path && !open_file_of(req, q))
 		return;
 	const struct furing_path_ops *o = &q->p->ops;
 	preq_result(req, q, o->setattr ? o->setattr(req, q->path, attr, q->pf ? &q->pf->fi : NULL) : -ENOSYS);
