@@ -72,6 +72,12 @@ void preq_free(struct preq *q)
 	free(q);
 }
 
+void preq_reply_err(struct furing_req *req, struct preq *q, int err)
+{
+	furing_reply_err(req, err);
+	preq_free(q);
+}
+
 bool preq_path(struct furing_req *req, struct preq *q, uint64_t ino, bool removed_ok)
 {
 	struct ptable *t = &q->p->table;
@@ -84,8 +90,7 @@ bool preq_path(struct furing_req *req, struct preq *q, uint64_t ino, bool remove
 	table_unlock(t);
 	q->node = n;
 	if (!n || enomem || (!q->path && !removed_ok)) {
-		furing_reply_err(req, enomem ? ENOMEM : ENOENT);
-		preq_free(q);
+		preq_reply_err(req, q, enomem ? ENOMEM : ENOENT);
 		return false;
 	}
 	return true;
@@ -105,8 +110,7 @@ static bool child_path(struct furing_req *req, struct preq *q, uint64_t dir, con
 	table_unlock(t);
 	*dirp = d;
 	if (!d || !*out) {
-		furing_reply_err(req, enomem ? ENOMEM : ENOENT);
-		preq_free(q);
+		preq_reply_err(req, q, enomem ? ENOMEM : ENOENT);
 		return false;
 	}
 	return true;
@@ -128,8 +132,7 @@ static bool open_file_of(struct furing_req *req, struct preq *q)
 	q->pf = q->node->file;
 	table_unlock(t);
 	if (!q->pf) {
-		furing_reply_err(req, ENOENT);
-		preq_free(q);
+		preq_reply_err(req, q, ENOENT);
 		return false;
 	}
 	return true;
@@ -180,8 +183,7 @@ void preq_finish_node(struct furing_req *req, struct preq *q, int res)
 	struct ptable *t = &q->p->table;
 
 	if (res < 0) {
-		furing_reply_err(req, -res);
-		preq_free(q);
+		preq_reply_err(req, q, -res);
 		return;
 	}
 	switch (q->op) {

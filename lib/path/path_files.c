@@ -25,8 +25,7 @@ bool preq_file_path(struct furing_req *req, struct preq *q, const struct furing_
 	q->path = table_path(t, q->node, &enomem);
 	table_unlock(t);
 	if (enomem) {
-		furing_reply_err(req, ENOMEM);
-		preq_free(q);
+		preq_reply_err(req, q, ENOMEM);
 		return false;
 	}
 	return true;
@@ -59,8 +58,7 @@ void path_create(struct furing_req *req, uint64_t parent, const char *name, mode
 	if (!q)
 		return;
 	if (!q->p->ops.create) {
-		furing_reply_err(req, ENOSYS); /* the kernel falls back to mknod + open */
-		preq_free(q);
+		preq_reply_err(req, q, ENOSYS); /* the kernel falls back to mknod + open */
 		return;
 	}
 	struct ptable *t = &q->p->table;
@@ -71,8 +69,7 @@ void path_create(struct furing_req *req, uint64_t parent, const char *name, mode
 		q->path = table_path_of(t, q->node, name, &enomem);
 	table_unlock(t);
 	if (!q->path) {
-		furing_reply_err(req, enomem ? ENOMEM : ENOENT);
-		preq_free(q);
+		preq_reply_err(req, q, enomem ? ENOMEM : ENOENT);
 		return;
 	}
 	q->name = name;
@@ -231,13 +228,11 @@ void preq_finish_file(struct furing_req *req, struct preq *q, int res)
 
 	if (q->op == P_RELEASE || q->op == P_RELEASEDIR) {
 		forget_open(q);
-		furing_reply_err(req, 0);
-		preq_free(q);
+		preq_reply_err(req, q, 0);
 		return;
 	}
 	if (res < 0) {
-		furing_reply_err(req, -res);
-		preq_free(q);
+		preq_reply_err(req, q, -res);
 		return;
 	}
 	switch (q->op) {

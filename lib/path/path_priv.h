@@ -64,6 +64,8 @@ static inline struct furing_path *path_of(struct furing_req *req)
 struct preq *preq_new(struct furing_req *req, int op);
 /* Frees the state (after the answer). */
 void preq_free(struct preq *q);
+/* Answers @err (0: success with no data) and frees @q: the request is done. */
+void preq_reply_err(struct furing_req *req, struct preq *q, int err);
 /* The filesystem's operation returned @res: FURING_PATH_ASYNC, or the result. */
 void preq_result(struct furing_req *req, struct preq *q, int res);
 /* The step after the operation (path_files.c handles the file ones). */
