@@ -288,6 +288,12 @@ def wait_serving(f, timeout=10):
     assert f.running(), f"furing exited with {f.proc.returncode}:\n{f.stderr_text()}"
 
 
+def kernel_version():
+    """The running kernel's (major, minor)."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return int(m.group(1)), int(m.group(2))
+
+
 def online_cpus():
     """The CPUs this process may run on, sorted."""
     return sorted(os.sched_getaffinity(0))

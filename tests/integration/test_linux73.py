@@ -13,16 +13,14 @@ import subprocess
 import pytest
 
 from pt_fixtures import passthrough_plain  # noqa: F401
-from furing_helpers import MiB, assert_same, pattern, read_file, write_direct
+from furing_helpers import MiB, assert_same, kernel_version, pattern, read_file, write_direct
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def kernel_has_pools():
     """Linux 7.3 and later offer buffer pools (FUSE 7.46)."""
-    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    major, minor = int(m.group(1)), int(m.group(2))
-    return (major, minor) >= (7, 3)
+    return kernel_version() >= (7, 3)
 
 
 def write_blocks(path, size, seed):
