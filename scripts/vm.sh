@@ -64,27 +64,36 @@ system_mirror() {
 moddir=$cache/kernels/$kernel-$flavour/modules
 guest_modules=(drivers/block/loop.ko drivers/block/virtio_blk.ko)
 
-# Downloads the newest Debian package $1 from experimental/sid into
-# $cache/debs and prints its path.
-fetch_deb() {
-	local mirror apt pkg=$1
+# The private apt set-up for experimental/sid, its lists updated once per run
+# (the kernel and its modules may both be fetched).
+apt_opts=()
+apt_ready() {
+	local mirror apt=$cache/apt
+	[ ${#apt_opts[@]} -eq 0 ] || return 0
 	mirror=$(system_mirror)
 	[ -n "$mirror" ] || { echo "vm: no Debian mirror found in /etc/apt/sources.list*" >&2; return 1; }
-	apt=$cache/apt
 	mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$cache/debs"
 	printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
 		"$mirror" experimental "$mirror" sid >"$apt/sources.list"
 	local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
 		-o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o APT::Sandbox::User=root)
-	echo "vm: fetching $pkg from Debian experimental/sid into $cache" >&2
 	apt-get "${opts[@]}" -qq update >&2 || { echo "vm: apt-get update of experimental/sid failed" >&2; return 1; }
-	(cd "$cache/debs" && apt-get "${opts[@]}" -qq download "$pkg" >&2) ||
+	apt_opts=("${opts[@]}")
+}
+
+# Downloads the newest Debian package $1 from experimental/sid into
+# $cache/debs and prints its path (after apt_ready).
+fetch_deb() {
+	local pkg=$1
+	echo "vm: fetching $pkg from Debian experimental/sid into $cache" >&2
+	(cd "$cache/debs" && apt-get "${apt_opts[@]}" -qq download "$pkg" >&2) ||
 		{ echo "vm: Debian has no package $pkg (is Linux $kernel in experimental or sid?)" >&2; return 1; }
 	ls -t "$cache/debs/${pkg}_"*.deb | head -n 1
 }
 
 fetch_kernel() {
-	local deb extract=$cache/extract m
+	local deb extract=$cache/extract
+	apt_ready || return 1
 	# linux-image-* is a meta package; the kernel itself is in linux-binary-*.
 	deb=$(fetch_deb "linux-binary-$kernel-$flavour") || return 1
 	rm -rf "$extract" && mkdir -p "$extract" "$(dirname "$vmlinuz")"
@@ -96,6 +105,7 @@ fetch_kernel() {
 
 fetch_modules() {
 	local deb extract=$cache/extract m ko
+	apt_ready || return 1
 	deb=$(fetch_deb "linux-modules-$kernel-$flavour") || return 1
 	rm -rf "$extract" "$moddir" && mkdir -p "$extract" "$moddir"
 	dpkg-deb -x "$deb" "$extract"
