@@ -3,8 +3,12 @@
 # pools, zero-copy) against the image file itself and libfuse's passthrough_hp,
 # with fio, in one Linux 7.3 VM (scripts/vm.sh, QEMU TCG).
 #
-#   sudo bench/linux73.sh [--runtime S] [--size SIZE] [--out DIR]
+#   sudo bench/linux73.sh [--runtime S] [--size SIZE] [--rounds N] [--pin LIST] [--out DIR]
 #
+# --rounds: every job runs N times on every target (default 3), interleaved,
+# and the tables give the median: one 3 s run under TCG swings by up to 2x.
+# --pin: furing's --pin modes to run every furing target with, comma-separated
+# (default auto, furing's default; with several, each target gets /MODE).
 # Boots the VM once; inside it one image on tmpfs (/dev/shm) is served by every
 # target at once and the jobs run interleaved (for each job, every target in
 # turn). Prints a summary table; the guest's console, per-run rows and the
@@ -42,6 +46,8 @@ TARGETS=(
   "zero-copy|--writable --io-uring=on --buffer-pool=on --zero-copy=on"
   "libfuse|"
 )
+PINS=auto
+ROUNDS=3
 
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
@@ -50,6 +56,10 @@ while (($#)); do
     --runtime=*) RUNTIME=${1#*=} ;;
     --size) SIZE=${2:?}; shift ;;
     --size=*) SIZE=${1#*=} ;;
+    --rounds) ROUNDS=${2:?}; shift ;;
+    --rounds=*) ROUNDS=${1#*=} ;;
+    --pin) PINS=${2:?}; shift ;;
+    --pin=*) PINS=${1#*=} ;;
     --out) OUT=${2:?}; shift ;;
     --out=*) OUT=${1#*=} ;;
     --guest) GUEST=1 ;;
@@ -60,6 +70,22 @@ while (($#)); do
 done
 [[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || { echo "linux73: --runtime wants whole seconds >= 1" >&2; exit 2; }
 [[ $SIZE =~ ^[0-9]+[KMG]?$ ]] || { echo "linux73: --size wants e.g. 256M or 1G" >&2; exit 2; }
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || { echo "linux73: --rounds wants a whole number >= 1" >&2; exit 2; }
+[[ $PINS =~ ^(auto|off|on)(,(auto|off|on))*$ ]] || { echo "linux73: --pin wants a list of auto, off, on (e.g. auto,off)" >&2; exit 2; }
+IFS=, read -ra PIN_LIST <<<"$PINS"
+# Every furing target once per pin mode, named NAME/MODE when there are several.
+expand_targets() {
+  local spec name flags pin out=()
+  for spec in "${TARGETS[@]}"; do
+    name=${spec%%|*} flags=${spec#*|}
+    if [[ -z $flags ]]; then out+=("$spec"); continue; fi
+    for pin in "${PIN_LIST[@]}"; do
+      if ((${#PIN_LIST[@]} > 1)); then out+=("$name/$pin|$flags --pin=$pin"); else out+=("$name|$flags --pin=$pin"); fi
+    done
+  done
+  TARGETS=("${out[@]}")
+}
+expand_targets
 
 # ---------------------------------------------------------------------------
 # Guest side: runs as PID 1's command inside the VM. The tree is read-only
@@ -77,6 +103,15 @@ guest() {
   note() { printf 'NOTE: %s\n' "$*"; emit note "$*"; }
 
   mounted() { [[ -n $(mount_fstype "$1") ]]; }
+  # Each thread's allowed CPUs (TID:LIST ...): whether --pin=auto had bound
+  # the workers when the job ended (they stay as they are until served again).
+  thread_cpus() {
+    local t out=()
+    for t in /proc/"$1"/task/*; do
+      out+=("${t##*/}:$(awk '/^Cpus_allowed_list:/ { print $2 }' "$t/status" 2>/dev/null)")
+    done
+    echo "${out[*]}"
+  }
   stop_one() { stop_pid "$1"; force_umount "$2"; }
   cleanup() {
     local n
@@ -91,6 +126,7 @@ guest() {
   emit meta kernel "$(uname -r)"
   emit meta nproc "$(nproc)"
   emit meta runtime "$RUNTIME"
+  emit meta rounds "$ROUNDS"
   emit meta size "$SIZE"
   emit meta enable_uring "$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null || echo '?')"
   mkdir -p "$dir" "$mdir"
@@ -121,8 +157,8 @@ guest() {
           stop_one "${PID[$name]}" "$mnt"; unset "PID[$name]" "MNT[$name]"; NAMES=("${NAMES[@]:0:${#NAMES[@]}-1}")
         fi ;;
       *)
-        mnt=$mdir/$name.mnt; : >"$mnt"
-        LOG[$name]=$mdir/$name.log
+        mnt=$mdir/${name//\//-}.mnt; : >"$mnt"
+        LOG[$name]=$mdir/${name//\//-}.log
         # shellcheck disable=SC2086
         "$FURING_BIN" export $flags "$img" "$mnt" >"${LOG[$name]}" 2>&1 &
         PID[$name]=$! FILE[$name]=$mnt MNT[$name]=$mnt NAMES+=("$name")
@@ -146,12 +182,14 @@ guest() {
     emit mem0 "$name" "$(awk '/^VmRSS:/ { print $2 }' "/proc/${PID[$name]}/status")"
   done
 
-  # Jobs x targets, interleaved.
-  local job jn rw bs qd eng out rc
+  # Rounds x jobs x targets, interleaved: a slow spell of the host hits
+  # every target a little rather than one target a lot.
+  local job jn rw bs qd eng out rc round
+  for ((round = 1; round <= ROUNDS; round++)); do
   for job in "${JOBS[@]}"; do
     IFS=: read -r jn rw bs qd eng <<<"$job"
     for name in "${NAMES[@]}"; do
-      out=$mdir/$jn.$name.json
+      out=$mdir/$jn.${name//\//-}.json
       rc=0
       timeout -k 5 $((RUNTIME + RAMP + 60)) fio --name="$jn" --filename="${FILE[$name]}" --rw="$rw" --bs="$bs" \
         --iodepth="$qd" --ioengine="$eng" --direct=1 --numjobs=1 --size="$SIZE" --time_based \
@@ -159,19 +197,21 @@ guest() {
         --output-format=json --output="$out" >"$mdir/fio.err" 2>&1 || rc=$?
       if ((rc)); then
         note "$jn on $name: fio failed (status $rc): $(tail -n 2 "$mdir/fio.err" | tr '\n' ' ')"
-        emit result "$name" "$jn" fail fail; continue
+        emit result "$name" "$jn" fail fail 0 "$round"; continue
       fi
-      python3 - "$out" "$name" "$jn" <<'PY' || emit result "$name" "$jn" fail fail
+      python3 - "$out" "$name" "$jn" "$round" <<'PY' || emit result "$name" "$jn" fail fail 0 "$round"
 import json, sys
 d = json.load(open(sys.argv[1]))
 j = d['jobs'][0]
 iops = j['read']['iops'] + j['write']['iops']
 bw = (j['read']['bw_bytes'] + j['write']['bw_bytes']) / 1048576.0
 err = j.get('error', 0)
-print('@73\tresult\t%s\t%s\t%.0f\t%.1f\t%s' % (sys.argv[2], sys.argv[3], iops, bw, err))
+print('@73\tresult\t%s\t%s\t%.0f\t%.1f\t%s\t%s' % (sys.argv[2], sys.argv[3], iops, bw, err, sys.argv[4]))
 PY
-      printf '  %-18s %-10s done\n' "$jn" "$name"
+      [[ -z ${PID[$name]:-} || $name == libfuse ]] || emit cpus "$name" "$jn" "$(thread_cpus "${PID[$name]}")"
+      printf '  round %d %-18s %-14s done\n' "$round" "$jn" "$name"
     done
+  done
   done
 
   # Memory after the jobs, then stop and keep the daemons' logs.
@@ -214,13 +254,13 @@ echo "linux73: booting Linux 7.3 under scripts/vm.sh (TCG); ${#JOBS[@]} jobs x u
   echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
   echo "start $(date -u +%FT%TZ)"
   echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "args --runtime $RUNTIME --size $SIZE"
+  echo "args --runtime $RUNTIME --size $SIZE --rounds $ROUNDS --pin $PINS"
 } >"$OUT/host.txt"
 # vm.sh passes only FURING_* variables into the guest: the rest go by env.
 set +e
 "$REPO/scripts/vm.sh" --smp=2 --mem=2048 --timeout="$VM_TIMEOUT" -- \
   env BENCH_LIBFUSE_DIR="$LIBFUSE_DIR" FURING_BIN="$FURING_BIN" \
-  bench/linux73.sh --guest --runtime "$RUNTIME" --size "$SIZE" 2>&1 |
+  bench/linux73.sh --guest --runtime "$RUNTIME" --size "$SIZE" --rounds "$ROUNDS" --pin "$PINS" 2>&1 |
   sed -u 's/\r$//' | tee "$OUT/console.log" | grep --line-buffered -v $'^@73\t'
 vm_rc=${PIPESTATUS[0]}
 set -e
@@ -231,11 +271,13 @@ grep $'^@73\t' "$OUT/console.log" | cut -f2- >"$OUT/rows.tsv" || true
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
 import collections, os, sys
 out = sys.argv[1]
-res, mem, mem0, buf, meta, notes = {}, {}, {}, {}, {}, []
+res, mem, mem0, buf, meta, notes, cpus, order = {}, {}, {}, {}, {}, [], {}, []
 for line in open(os.path.join(out, 'rows.tsv')):
     f = line.rstrip('\n').split('\t')
     if f[0] == 'result' and len(f) >= 6:
-        res[(f[1], f[2])] = f[3:5]
+        res.setdefault((f[1], f[2]), []).append(f[3:5])
+        if f[1] not in order:
+            order.append(f[1])
     elif f[0] == 'mem' and len(f) >= 4 and f[2].isdigit() and f[3].isdigit():
         mem[f[1]] = (int(f[2]), int(f[3]))
     elif f[0] == 'mem0' and len(f) >= 3 and f[2].isdigit():
@@ -246,14 +288,23 @@ for line in open(os.path.join(out, 'rows.tsv')):
         meta[f[1]] = f[2]
     elif f[0] == 'note':
         notes.append(f[1])
+    elif f[0] == 'cpus' and len(f) >= 4:
+        cpus[(f[1], f[2])] = f[3].split()
 jobs = ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32', 'read-1m-qd8', 'write-1m-qd8']
-targets = [t for t in ['file', 'per-entry', 'pools', 'zero-copy', 'libfuse'] if any(k[0] == t for k in res)]
+targets = order
+# Pin modes in the run: '' when the targets have plain names, else '/auto', '/off'...
+suffixes = sorted({t[t.index('/'):] for t in targets if '/' in t}) or ['']
+
+def runs(t, j):
+    """Every round's figure (MiB/s for 1m jobs, IOPS otherwise), failures left out."""
+    return [float(r[1]) if '1m' in j else float(r[0]) for r in res.get((t, j), []) if r[0] != 'fail']
 
 def val(t, j):
-    r = res.get((t, j))
-    if not r or r[0] == 'fail':
-        return None
-    return float(r[1]) if '1m' in j else float(r[0])
+    v = sorted(runs(t, j))
+    if not v or len(v) < len(res.get((t, j), [])):
+        return None  # a failed round fails the cell
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 def fmt(v, j):
     if v is None:
@@ -262,8 +313,9 @@ def fmt(v, j):
         return '%.0f' % v
     return '%.1fk' % (v / 1000) if v >= 1000 else '%.0f' % v
 
-print('Linux %s, %s vCPUs (TCG), image %s on tmpfs, %s s per job; IOPS (MiB/s for 1m), ratio to the file in brackets'
-      % (meta.get('kernel', '?'), meta.get('nproc', '?'), meta.get('size', '?'), meta.get('runtime', '?')))
+print('Linux %s, %s vCPUs (TCG), image %s on tmpfs, %s s per job, median of %s rounds; IOPS (MiB/s for 1m), '
+      'ratio to the file in brackets' % (meta.get('kernel', '?'), meta.get('nproc', '?'), meta.get('size', '?'),
+                                         meta.get('runtime', '?'), meta.get('rounds', '1')))
 print()
 print('| job | ' + ' | '.join(targets) + ' |')
 print('|---|' + '---:|' * len(targets))
@@ -278,6 +330,14 @@ for j in jobs:
         cells.append(c)
     print('| %s | %s |' % (j, ' | '.join(cells)))
 print()
+if meta.get('rounds', '1') != '1':
+    print('Every round (in run order):')
+    print()
+    print('| job | ' + ' | '.join(targets) + ' |')
+    print('|---|' + '---:|' * len(targets))
+    for j in jobs:
+        print('| %s | %s |' % (j, ' | '.join(' / '.join(fmt(v, j) for v in runs(t, j)) or 'fail' for t in targets)))
+    print()
 print('| target | buffer memory (serving line) | VmRSS before the jobs | VmRSS after | VmHWM |')
 print('|---|---|---:|---:|---:|')
 for t in targets:
@@ -288,6 +348,20 @@ for t in targets:
                                     '%.1f MiB' % (m[0] / 1024) if m else '?',
                                     '%.1f MiB' % (m[1] / 1024) if m else '?'))
 print()
+if cpus:
+    # Threads' allowed CPUs when each job ended, counted: "0-1 x3, 0, 1" means
+    # three threads free and two bound to one CPU each.
+    def where(lst):
+        c = collections.Counter(x.split(':', 1)[1] for x in lst if x.split(':', 1)[1])
+        return ', '.join(k if n == 1 else '%s x%d' % (k, n) for k, n in sorted(c.items()))
+    furing = [t for t in targets if t not in ('file', 'libfuse')]
+    print('Threads\' allowed CPUs when the job ended (last round) (a worker bound by --pin=auto shows one CPU):')
+    print()
+    print('| job | ' + ' | '.join(furing) + ' |')
+    print('|---|' + '---|' * len(furing))
+    for j in jobs:
+        print('| %s | %s |' % (j, ' | '.join(where(cpus.get((t, j), [])) or '?' for t in furing)))
+    print()
 
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
@@ -301,25 +375,30 @@ def buf_mib(t):
     return float(m.group(1)) if m else None
 
 print('Targets:')
-for j in ['read-1m-qd8', 'write-1m-qd8']:
-    r = ratio(val('zero-copy', j), val('file', j))
-    print('- zero-copy %s >= 0.9x the file: %s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.9))))
-bp, be = buf_mib('pools'), buf_mib('per-entry')
-r = ratio(bp, be)
-print('- pools <= 1/4 per-entry buffer memory (serving lines): %s' % ('n/a' if r is None else '%.1f / %.1f MiB = %.2f, %s' % (bp, be, r, verdict(r <= 0.25 + 1e-9))))
-if 'pools' in mem and 'per-entry' in mem:
-    r = mem['pools'][0] / mem['per-entry'][0]
-    print('- pools <= 1/4 per-entry RSS after the jobs: %.1f / %.1f MiB = %.2f, %s' % (mem['pools'][0] / 1024, mem['per-entry'][0] / 1024, r, verdict(r <= 0.25)))
-for j in ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32']:
-    r = ratio(val('pools', j), val('per-entry', j))
-    print('- pools %s >= 0.95x per-entry IOPS: %s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.95))))
-for j in ['randread-4k-qd32', 'randwrite-4k-qd32']:
-    for t in ['per-entry', 'pools', 'zero-copy']:
-        r = ratio(val(t, j), val('libfuse', j))
-        if r is not None:
-            print('- furing %s %s >= 1.5x libfuse: %.2fx, %s' % (t, j, r, verdict(r >= 1.5)))
-    if val('libfuse', j) is None:
-        print('- furing >= 1.5x libfuse at %s: n/a (no libfuse run)' % j)
+for sfx in suffixes:
+    pe, po, zc = 'per-entry' + sfx, 'pools' + sfx, 'zero-copy' + sfx
+    if sfx:
+        print('- with --pin=%s:' % sfx[1:])
+    ind = '  ' if sfx else ''
+    for j in ['read-1m-qd8', 'write-1m-qd8']:
+        r = ratio(val(zc, j), val('file', j))
+        print(ind + '- zero-copy %s >= 0.9x the file: %s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.9))))
+    bp, be = buf_mib(po), buf_mib(pe)
+    r = ratio(bp, be)
+    print(ind + '- pools <= 1/4 per-entry buffer memory (serving lines): %s' % ('n/a' if r is None else '%.1f / %.1f MiB = %.2f, %s' % (bp, be, r, verdict(r <= 0.25 + 1e-9))))
+    if po in mem and pe in mem:
+        r = mem[po][0] / mem[pe][0]
+        print(ind + '- pools <= 1/4 per-entry RSS after the jobs: %.1f / %.1f MiB = %.2f, %s' % (mem[po][0] / 1024, mem[pe][0] / 1024, r, verdict(r <= 0.25)))
+    for j in ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32']:
+        r = ratio(val(po, j), val(pe, j))
+        print(ind + '- pools %s >= 0.95x per-entry IOPS: %s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.95))))
+    for j in ['randread-4k-qd32', 'randwrite-4k-qd32']:
+        for t in [pe, po, zc]:
+            r = ratio(val(t, j), val('libfuse', j))
+            if r is not None:
+                print(ind + '- furing %s %s >= 1.5x libfuse: %.2fx, %s' % (t, j, r, verdict(r >= 1.5)))
+        if val('libfuse', j) is None:
+            print(ind + '- furing >= 1.5x libfuse at %s: n/a (no libfuse run)' % j)
 for n in notes:
     print('NOTE: ' + n)
 PY
