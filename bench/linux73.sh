@@ -26,7 +26,7 @@ RAMP=1
 SIZE=256M
 OUT=""
 GUEST=0
-VM_TIMEOUT=${BENCH_VM_TIMEOUT:-1200}
+VM_TIMEOUT=${BENCH_VM_TIMEOUT:-}
 LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
 FURING_BIN=${FURING_BIN:-$REPO/build/furing}
 
@@ -73,6 +73,9 @@ done
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || { echo "linux73: --rounds wants a whole number >= 1" >&2; exit 2; }
 [[ $PINS =~ ^(auto|off|on)(,(auto|off|on))*$ ]] || { echo "linux73: --pin wants a list of auto, off, on (e.g. auto,off)" >&2; exit 2; }
 IFS=, read -ra PIN_LIST <<<"$PINS"
+# A round of the default five targets took about 4 min under TCG (fio and
+# python start slowly there): allow 6 min per round and target set, plus boot.
+[[ -n $VM_TIMEOUT ]] || VM_TIMEOUT=$((300 + ROUNDS * ${#PIN_LIST[@]} * (RUNTIME + RAMP) * 90))
 # Every furing target once per pin mode, named NAME/MODE when there are several.
 expand_targets() {
   local spec name flags pin out=()
