@@ -274,6 +274,15 @@ static int nbd_set_times(struct backend *b, const struct timespec ts[2])
 
 /* ---- workers and the end ---- */
 
+static void nbd_worker_stop(struct backend *b, struct furing_worker *w)
+{
+	struct nbd_worker_conns *wc = furing_worker_data(w);
+
+	for (int s = 0; wc && s < NBD_SLOTS; s++)
+		if (wc->conn[s])
+			nbd_conn_stop(wc->conn[s]);
+}
+
 static int nbd_worker_start(struct backend *b, struct furing_worker *w)
 {
 	struct nbd_backend *nb = NB(b);
@@ -284,19 +293,15 @@ static int nbd_worker_start(struct backend *b, struct furing_worker *w)
 	furing_worker_set_data(w, &nb->workers[i]);
 	for (int s = 0; s < NBD_SLOTS; s++) {
 		int ret = nb->workers[i].conn[s] ? nbd_conn_start(nb->workers[i].conn[s], w) : 0;
-		if (ret < 0)
+		if (ret < 0) {
+			/* The engine calls worker_stop only after a successful
+			 * start: a connection must not keep this worker (its
+			 * close would use it). */
+			nbd_worker_stop(b, w);
 			return ret;
+		}
 	}
 	return 0;
-}
-
-static void nbd_worker_stop(struct backend *b, struct furing_worker *w)
-{
-	struct nbd_worker_conns *wc = furing_worker_data(w);
-
-	for (int s = 0; wc && s < NBD_SLOTS; s++)
-		if (wc->conn[s])
-			nbd_conn_stop(wc->conn[s]);
 }
 
 static int nbd_close_backend(struct backend *b)
