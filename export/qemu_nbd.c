@@ -2,8 +2,8 @@
  *
  * It runs as our child in a session of its own (so a terminal's Ctrl-C
  * reaches only furing, which flushes and then stops it in order), dies with
- * us if we are killed (PR_SET_PDEATHSIG), and writes its messages to a log in
- * its private directory, whose last line becomes our one-line error when it
+ * us if we are killed (spawn.h), and writes its messages to a log in its
+ * private directory, whose last line becomes our one-line error when it
  * fails to start. */
 #include "qemu_nbd.h"
 
@@ -13,13 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "spawn.h"
 
 #define START_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 10000
@@ -135,26 +136,26 @@ static bool accepts_connections(const struct qemu_nbd *q)
 	return ok;
 }
 
-static pid_t spawn(struct qemu_nbd *q, const char *prog, char **argv)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
+struct exec_args {
+	const struct qemu_nbd *q;
+	const char *prog;
+	char **argv;
+};
 
-	if (pid != 0)
-		return pid;
-	/* The child: only async-signal-safe calls until exec. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != parent)
-		_exit(127);
+/* In the child (spawn_tied): only async-signal-safe calls until exec. */
+static void exec_qemu_nbd(void *arg)
+{
+	const struct exec_args *a = arg;
+
 	setsid();
 	int null = open("/dev/null", O_RDWR);
-	int log = open(q->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	int log = open(a->q->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
 	if (null < 0 || log < 0)
 		_exit(127);
 	dup2(null, STDIN_FILENO);
 	dup2(log, STDOUT_FILENO);
 	dup2(log, STDERR_FILENO);
-	execv(prog, argv);
+	execv(a->prog, a->argv);
 	_exit(127);
 }
 
@@ -206,7 +207,7 @@ struct qemu_nbd *qemu_nbd_start(const char *image, const char *format, bool writ
 	argv[n++] = (char *)image;
 	argv[n] = NULL;
 
-	q->pid = spawn(q, prog, argv);
+	q->pid = spawn_tied(exec_qemu_nbd, &(struct exec_args){.q = q, .prog = prog, .argv = argv});
 	if (q->pid < 0) {
 		snprintf(err, errlen, "cannot start qemu-nbd: %s", strerror(errno));
 		remove_files(q);
