@@ -97,8 +97,9 @@ struct backend_ops {
 	void (*worker_stop)(struct backend *b, struct furing_worker *w);
 
 	/* After the session ended (no worker runs): makes acknowledged writes
-	 * durable and frees everything. Returns 0, or -1 after printing one
-	 * "furing: " line when that failed (acknowledged writes may be lost). */
+	 * durable and frees everything. Returns 0, or -1 after logging one
+	 * line (export_opts.log) when that failed (acknowledged writes may be
+	 * lost). */
 	int (*close)(struct backend *b);
 };
 

@@ -40,6 +40,7 @@
 
 struct nbd_backend {
 	struct backend b;
+	struct nbd_disk disk; /* what its connections share (the log's view of the server) */
 	struct nbd_worker_conns *workers; /* each worker's data pointer */
 	unsigned int nworkers;
 	bool writable, writethrough;
@@ -273,6 +274,15 @@ static int nbd_set_times(struct backend *b, const struct timespec ts[2])
 
 /* ---- workers and the end ---- */
 
+static void nbd_worker_stop(struct backend *b, struct furing_worker *w)
+{
+	struct nbd_worker_conns *wc = furing_worker_data(w);
+
+	for (int s = 0; wc && s < NBD_SLOTS; s++)
+		if (wc->conn[s])
+			nbd_conn_stop(wc->conn[s]);
+}
+
 static int nbd_worker_start(struct backend *b, struct furing_worker *w)
 {
 	struct nbd_backend *nb = NB(b);
@@ -283,19 +293,15 @@ static int nbd_worker_start(struct backend *b, struct furing_worker *w)
 	furing_worker_set_data(w, &nb->workers[i]);
 	for (int s = 0; s < NBD_SLOTS; s++) {
 		int ret = nb->workers[i].conn[s] ? nbd_conn_start(nb->workers[i].conn[s], w) : 0;
-		if (ret < 0)
+		if (ret < 0) {
+			/* The engine calls worker_stop only after a successful
+			 * start: a connection must not keep this worker (its
+			 * close would use it). */
+			nbd_worker_stop(b, w);
 			return ret;
+		}
 	}
 	return 0;
-}
-
-static void nbd_worker_stop(struct backend *b, struct furing_worker *w)
-{
-	struct nbd_worker_conns *wc = furing_worker_data(w);
-
-	for (int s = 0; wc && s < NBD_SLOTS; s++)
-		if (wc->conn[s])
-			nbd_conn_stop(wc->conn[s]);
 }
 
 static int nbd_close_backend(struct backend *b)
@@ -335,13 +341,13 @@ static bool open_worker(struct nbd_backend *nb, unsigned int i, unsigned int wan
 	char why[512];
 	struct nbd_worker_conns *wc = &nb->workers[i];
 
-	wc->conn[NBD_SLOT_DATA] = nbd_conn_open(uri, i, NBD_SLOT_DATA, false, o->writable, o->nbd_timeout_s, why,
-						sizeof(why));
+	wc->conn[NBD_SLOT_DATA] = nbd_conn_open(&nb->disk, uri, i, NBD_SLOT_DATA, false, o->writable,
+						o->nbd_timeout_s, why, sizeof(why));
 	if (!wc->conn[NBD_SLOT_DATA] || nbd_conn_caps(wc->conn[NBD_SLOT_DATA])->size != size)
 		goto fail;
 	if (status && !wc->conn[NBD_SLOT_STATUS]) {
-		wc->conn[NBD_SLOT_STATUS] = nbd_conn_open(uri, want + i, NBD_SLOT_STATUS, true, o->writable,
-							  o->nbd_timeout_s, why, sizeof(why));
+		wc->conn[NBD_SLOT_STATUS] = nbd_conn_open(&nb->disk, uri, want + i, NBD_SLOT_STATUS, true,
+							  o->writable, o->nbd_timeout_s, why, sizeof(why));
 		if (!wc->conn[NBD_SLOT_STATUS])
 			goto fail;
 	}
@@ -372,14 +378,15 @@ struct backend *nbd_backend_open(const struct export_opts *o, const char *uri, c
 	nb->b.ops = &nbd_ops;
 	nb->writable = o->writable;
 	nb->writethrough = o->writethrough;
+	nb->disk.log = o->log;
 	pthread_mutex_init(&nb->times_lock, NULL);
 	clock_gettime(CLOCK_REALTIME, &nb->mtime);
 	nb->atime = nb->ctime = nb->mtime;
 
 	/* The first connection asks for block status: it says what the server
 	 * allows, and is kept for block status or as the only connection. */
-	struct nbd_conn *first = nbd_conn_open(uri, 0, NBD_SLOT_DATA, true, o->writable, o->nbd_timeout_s, why,
-					       sizeof(why));
+	struct nbd_conn *first = nbd_conn_open(&nb->disk, uri, 0, NBD_SLOT_DATA, true, o->writable,
+					       o->nbd_timeout_s, why, sizeof(why));
 	if (!first) {
 		snprintf(err, errlen, "cannot connect to %s: %s", uri, why);
 		goto fail;

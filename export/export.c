@@ -523,7 +523,8 @@ static struct backend *open_backend(struct export *e, const struct export_opts *
 	if (!o->format || !strcmp(o->format, "raw"))
 		return file_backend_open(o, err, errlen);
 	/* Each worker may hold two connections (backend_nbd.c). */
-	e->qemu_nbd = qemu_nbd_start(o->image, o->format, o->writable, o->backend_direct, 2 * o->workers, err, errlen);
+	e->qemu_nbd = qemu_nbd_start(o->image, o->format, o->writable, o->backend_direct, 2 * o->workers, &o->log, err,
+				     errlen);
 	if (!e->qemu_nbd)
 		return NULL;
 	struct backend *be = nbd_backend_open(o, qemu_nbd_uri(e->qemu_nbd), err, errlen);

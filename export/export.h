@@ -29,6 +29,15 @@ enum export_kpt {
 	EXPORT_KPT_OFF,
 };
 
+/* Where the export's messages go while no session of it runs (before the
+ * start, after furing_session_destroy, while qemu-nbd stops); during a
+ * session they go to the session's log (furing_config.log). @fn NULL:
+ * nowhere. The tool gives furing_log_stderr, as for its session. */
+struct export_log {
+	furing_log_fn fn;
+	void *data;
+};
+
 struct export_opts {
 	const char *image;   /* a path, or an NBD URI (export_is_nbd_uri) */
 	const char *format;  /* NULL or "raw": the file itself; else qemu-nbd --format */
@@ -41,6 +50,7 @@ struct export_opts {
 	unsigned int workers;     /* worker threads the session will have (NBD: connections to open) */
 	unsigned int nbd_timeout_s; /* NBD: an unanswered request resets its connection after this; 0: never */
 	enum export_kpt kernel_passthrough;
+	struct export_log log;
 };
 
 #define EXPORT_NBD_TIMEOUT_DEFAULT 30
@@ -54,7 +64,7 @@ bool export_is_nbd_uri(const char *image);
  * qemu-nbd first for a --format); NULL with @err (one line) on failure. */
 struct export *export_open(const struct export_opts *o, char *err, size_t errlen);
 /* After the session ended: acknowledged writes made durable, everything
- * stopped and freed. Returns 0, or -1 after printing why that failed. */
+ * stopped and freed. Returns 0, or -1 after logging (o->log) why that failed. */
 int export_close(struct export *e);
 /* How many worker threads the backend can feed (0: any). */
 unsigned int export_max_workers(const struct export *e);

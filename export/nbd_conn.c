@@ -18,8 +18,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "export.h"
+#include "log.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 #define TICK_NS 1000000000ull
@@ -42,6 +40,7 @@ enum conn_state {
 };
 
 struct nbd_conn {
+	struct nbd_disk *disk; /* the export's, shared with its other connections */
 	char *uri;
 	unsigned int index;
 	enum nbd_slot slot;
@@ -54,7 +53,7 @@ struct nbd_conn {
 	int fd;               /* h's socket once ready */
 	enum conn_state state;
 	bool sync;         /* no io_uring: every set waits for its completion in nbd_conn_end */
-	bool down;         /* counted in conns_down */
+	bool down;         /* counted in disk->conns_down */
 
 	struct furing_worker *w;
 	struct furing_event in_ev, out_ev, tick_ev;
@@ -72,29 +71,16 @@ struct nbd_conn {
 	struct furing_req *done_head, *done_tail; /* finished sets, for drain() */
 };
 
-/* The log says what happened to the export, not to each connection: one
- * line when the server is lost (the first connection down), one when it is
- * back (the last one up), one for the first request it failed. */
-static _Atomic unsigned int conns_down;
-static atomic_bool refusal_logged;
-
 /* Set while nbd_conn_close waits on this thread: completions of commands
  * whose requests are gone (a forced stop) must not touch them. */
 static __thread struct nbd_conn *closing_conn;
 
 static const char *const op_names[] = {"read", "write", "flush", "zero", "block status"};
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "furing: %s\n", line);
-}
+/* While a worker drives the connection, its session's log; before and
+ * after (nbd_conn_close runs after the session), the export's. */
+#define conn_log(c, level, ...)                                                                                       \
+	export_log(&(c)->disk->log, (c)->w ? furing_worker_session((c)->w) : NULL, level, __VA_ARGS__)
 
 /* libnbd's last error on this thread, without its trailing newline. */
 static const char *nbd_why(void)
@@ -191,8 +177,8 @@ static unsigned int connect_timeout(const struct nbd_conn *c)
 	return c->timeout_s ? c->timeout_s : EXPORT_NBD_TIMEOUT_DEFAULT;
 }
 
-struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, enum nbd_slot slot, bool block_status,
-			       bool writable, unsigned int timeout_s, char *err, size_t errlen)
+struct nbd_conn *nbd_conn_open(struct nbd_disk *disk, const char *uri, unsigned int index, enum nbd_slot slot,
+			       bool block_status, bool writable, unsigned int timeout_s, char *err, size_t errlen)
 {
 	struct nbd_conn *c = calloc(1, sizeof(*c));
 
@@ -201,6 +187,7 @@ struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, enum nbd_slo
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	c->disk = disk;
 	c->index = index;
 	c->slot = slot;
 	c->block_status = block_status;
@@ -271,6 +258,16 @@ static void set_finished(struct nbd_conn *c, struct furing_req *req)
 	push_done(c, req);
 }
 
+/* The server failed a command: said for the export's first one only. */
+static void note_refusal(struct nbd_conn *c, enum nbd_op op, int error)
+{
+	if (!atomic_exchange(&c->disk->refusal_logged, true))
+		conn_log(c, FURING_LOG_WARNING,
+			 "the NBD server failed a %s: %s (the application gets an I/O error; later failures are not "
+			 "logged)",
+			 op_names[op], strerror(error));
+}
+
 /* libnbd's completion, inside libnbd (no nbd_* calls on this handle here):
  * only the result. The command leaves the set in command_retired. */
 static int command_completed(void *user_data, int *error)
@@ -281,17 +278,16 @@ static int command_completed(void *user_data, int *error)
 		return 1;
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
 	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
+	struct nbd_conn *c = wc->conn[cmd->slot];
 
 	/* A simple reply: its header, and a successful read's data. */
-	wc->conn[cmd->slot]->reply_bytes += 16 + (cmd->op == NBD_OP_READ && !*error ? (uint32_t)cmd->res : 0);
+	c->reply_bytes += 16 + (cmd->op == NBD_OP_READ && !*error ? (uint32_t)cmd->res : 0);
 	cmd->completed++;
 	if (*error && !cmd->err) {
 		cmd->err = *error;
 		/* ENOTCONN: the connection died, which conn_lost reports once. */
-		if (*error != ENOTCONN && !atomic_exchange(&refusal_logged, true))
-			say("the NBD server failed a %s: %s (the application gets an I/O error; later failures are "
-			    "not logged)",
-			    op_names[cmd->op], strerror(*error));
+		if (*error != ENOTCONN)
+			note_refusal(c, cmd->op, *error);
 	}
 	return 1;
 }
@@ -352,10 +348,11 @@ static void conn_lost(struct nbd_conn *c, const char *why)
 {
 	if (!c->down) {
 		c->down = true;
-		if (atomic_fetch_add(&conns_down, 1) == 0)
-			say("NBD server lost (connection %u: %s): requests fail with EIO until it is back; "
-			    "reconnecting every second",
-			    c->index, why);
+		if (atomic_fetch_add(&c->disk->conns_down, 1) == 0)
+			conn_log(c, FURING_LOG_WARNING,
+				 "NBD server lost (connection %u: %s): requests fail with EIO until it is back; "
+				 "reconnecting every second",
+				 c->index, why);
 	}
 	drop_handle(c);
 	c->stalled_s = 0;
@@ -368,8 +365,10 @@ static void conn_reconnected(struct nbd_conn *c)
 
 	read_caps(c->h, &caps);
 	if (caps.size != c->caps.size || (c->writable && caps.read_only)) {
-		say("the NBD server is back but offers another disk (%llu bytes%s, was %llu): not using it",
-		    (unsigned long long)caps.size, caps.read_only ? ", read-only" : "", (unsigned long long)c->caps.size);
+		conn_log(c, FURING_LOG_WARNING,
+			 "the NBD server is back but offers another disk (%llu bytes%s, was %llu): not using it",
+			 (unsigned long long)caps.size, caps.read_only ? ", read-only" : "",
+			 (unsigned long long)c->caps.size);
 		drop_handle(c);
 		return;
 	}
@@ -378,8 +377,8 @@ static void conn_reconnected(struct nbd_conn *c)
 	c->read_on = simple_plain(c->h);
 	c->state = CONN_READY;
 	c->down = false;
-	if (atomic_fetch_sub(&conns_down, 1) == 1)
-		say("NBD server back: reconnected to %s", c->uri);
+	if (atomic_fetch_sub(&c->disk->conns_down, 1) == 1)
+		conn_log(c, FURING_LOG_INFO, "NBD server back: reconnected to %s", c->uri);
 }
 
 static void start_reconnect(struct nbd_conn *c)
@@ -680,9 +679,10 @@ int nbd_conn_close(struct nbd_conn *c)
 			int64_t cookie = nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0);
 			int r = cookie < 0 ? -1 : wait_cookie(c, cookie, connect_timeout(c));
 			if (r < 0) {
-				say("nbd connection %u: the final flush failed: %s: writes acknowledged since the last fsync "
-				    "may be lost",
-				    c->index, r == -2 ? "no answer from the server" : nbd_why());
+				conn_log(c, FURING_LOG_ERROR,
+					 "nbd connection %u: the final flush failed: %s: writes acknowledged since the last "
+					 "fsync may be lost",
+					 c->index, r == -2 ? "no answer from the server" : nbd_why());
 				ret = -1;
 			}
 		}

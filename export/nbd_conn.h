@@ -19,6 +19,7 @@
 #ifndef FURING_EXPORT_NBD_CONN_H
 #define FURING_EXPORT_NBD_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <libnbd.h>
 
 #include "backend.h"
+#include "export.h"
 
 struct nbd_conn;
 
@@ -47,14 +49,27 @@ struct nbd_worker_conns {
 	struct nbd_conn *conn[NBD_SLOTS];
 };
 
+/* What the connections of one export share. The log says what happened to
+ * the export, not to each connection: one line when the server is lost (the
+ * first connection down), one when it is back (the last one up), one for the
+ * first request it failed. Each export has its own (the NBD backend's): in
+ * one process serving several exports, one export's lost server must
+ * neither silence the other's messages nor count in its "back". */
+struct nbd_disk {
+	_Atomic unsigned int conns_down; /* its connections now down */
+	atomic_bool refusal_logged;      /* the server failed a request, and that was said */
+	struct export_log log;           /* for messages while no session runs (export.h) */
+};
+
 /* Connects to @uri (blocking, at most @timeout_s; 0 means never time out
  * requests, and connects wait EXPORT_NBD_TIMEOUT_DEFAULT). @index names the
  * connection in messages; @slot is its place in its worker's
  * nbd_worker_conns. @block_status: negotiate structured replies and
  * base:allocation (else reads are cheaper and block status unavailable).
+ * @disk: the export's, which must outlive the connection.
  * NULL with @err (one line) on failure. */
-struct nbd_conn *nbd_conn_open(const char *uri, unsigned int index, enum nbd_slot slot, bool block_status,
-			       bool writable, unsigned int timeout_s, char *err, size_t errlen);
+struct nbd_conn *nbd_conn_open(struct nbd_disk *disk, const char *uri, unsigned int index, enum nbd_slot slot,
+			       bool block_status, bool writable, unsigned int timeout_s, char *err, size_t errlen);
 const struct nbd_conn_caps *nbd_conn_caps(const struct nbd_conn *c);
 
 /* On its worker, before serving: arms the socket's poll and the 1 s tick. */
@@ -62,7 +77,7 @@ int nbd_conn_start(struct nbd_conn *c, struct furing_worker *w);
 /* The worker stopped: its events will never complete. */
 void nbd_conn_stop(struct nbd_conn *c);
 /* After serving, from any thread: flushes (so acknowledged writes are
- * durable), disconnects, frees. 0, or -1 after printing why the flush failed. */
+ * durable), disconnects, frees. 0, or -1 after logging why the flush failed. */
 int nbd_conn_close(struct nbd_conn *c);
 
 /* The backend's per-request state (in the backend's part of the scratch). */

@@ -2,18 +2,19 @@
  *
  * It runs as our child in a session of its own (so a terminal's Ctrl-C
  * reaches only furing, which flushes and then stops it in order), dies with
- * us if we are killed (PR_SET_PDEATHSIG), and writes its messages to a log in
- * its private directory, whose last line becomes our one-line error when it
- * fails to start. */
+ * us if we are killed (spawn.h), and writes its messages to a log in its
+ * private directory, whose last line becomes our one-line error when it
+ * fails to start. Our own messages after the start go to the export's log
+ * (export_log: no session runs while qemu-nbd stops). */
 #include "qemu_nbd.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,25 +22,86 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "spawn.h"
+
 #define START_TIMEOUT_MS 10000
 #define STOP_TIMEOUT_MS 10000
 
 struct qemu_nbd {
 	pid_t pid;
+	struct export_log msgs;
+	struct qemu_nbd *prev, *next; /* in `running`, while `listed` */
+	bool listed;
 	char dir[64];
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char log[128];
 	char uri[192];
 };
 
-/* The one this process started, stopped by exit() too (a fatal error
- * after the export opened must not leave it running or its directory). */
-static struct qemu_nbd *live;
+/* Every qemu-nbd this process runs, for exit(): a fatal error after an
+ * export opened (the tool's die()) must not leave one running or its
+ * directory behind. Each belongs to its export, which stops it and takes it
+ * off the list; the list itself is the process's because exit() is (it ends
+ * every export at once: a process serving several has several here). One
+ * pointer would keep only the last one started, and forget it when any of
+ * them stopped. Whoever takes one off the list (its export, or the exit
+ * handler) is the one that stops it. */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct qemu_nbd *running;
+static bool exit_handler_set;
 
-static void stop_at_exit(void)
+static int stop_child(struct qemu_nbd *q);
+
+static void stop_all_at_exit(void)
 {
-	if (live)
-		qemu_nbd_stop(live);
+	for (;;) {
+		pthread_mutex_lock(&running_lock);
+		struct qemu_nbd *q = running;
+		if (q) {
+			running = q->next;
+			if (running)
+				running->prev = NULL;
+			q->listed = false;
+		}
+		pthread_mutex_unlock(&running_lock);
+		if (!q)
+			return;
+		stop_child(q);
+	}
+}
+
+static void add_running(struct qemu_nbd *q)
+{
+	pthread_mutex_lock(&running_lock);
+	if (!exit_handler_set)
+		exit_handler_set = atexit(stop_all_at_exit) == 0;
+	q->prev = NULL;
+	q->next = running;
+	if (running)
+		running->prev = q;
+	running = q;
+	q->listed = true;
+	pthread_mutex_unlock(&running_lock);
+}
+
+/* False when the exit handler took it first (exit() on another thread). */
+static bool remove_running(struct qemu_nbd *q)
+{
+	pthread_mutex_lock(&running_lock);
+	bool was = q->listed;
+	if (was) {
+		if (q->prev)
+			q->prev->next = q->next;
+		else
+			running = q->next;
+		if (q->next)
+			q->next->prev = q->prev;
+		q->prev = q->next = NULL;
+		q->listed = false;
+	}
+	pthread_mutex_unlock(&running_lock);
+	return was;
 }
 
 static bool find_in_path(const char *name, char *out, size_t outlen)
@@ -135,31 +197,31 @@ static bool accepts_connections(const struct qemu_nbd *q)
 	return ok;
 }
 
-static pid_t spawn(struct qemu_nbd *q, const char *prog, char **argv)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
+struct exec_args {
+	const struct qemu_nbd *q;
+	const char *prog;
+	char **argv;
+};
 
-	if (pid != 0)
-		return pid;
-	/* The child: only async-signal-safe calls until exec. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != parent)
-		_exit(127);
+/* In the child (spawn_tied): only async-signal-safe calls until exec. */
+static void exec_qemu_nbd(void *arg)
+{
+	const struct exec_args *a = arg;
+
 	setsid();
 	int null = open("/dev/null", O_RDWR);
-	int log = open(q->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	int log = open(a->q->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
 	if (null < 0 || log < 0)
 		_exit(127);
 	dup2(null, STDIN_FILENO);
 	dup2(log, STDOUT_FILENO);
 	dup2(log, STDERR_FILENO);
-	execv(prog, argv);
+	execv(a->prog, a->argv);
 	_exit(127);
 }
 
 struct qemu_nbd *qemu_nbd_start(const char *image, const char *format, bool writable, bool direct,
-				unsigned int clients, char *err, size_t errlen)
+				unsigned int clients, const struct export_log *msgs, char *err, size_t errlen)
 {
 	char prog[4096], arg_format[128], arg_socket[160], arg_shared[32], line[512];
 	struct qemu_nbd *q;
@@ -178,6 +240,7 @@ struct qemu_nbd *qemu_nbd_start(const char *image, const char *format, bool writ
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	q->msgs = *msgs;
 	snprintf(q->dir, sizeof(q->dir), "/tmp/furing-qemu-nbd-XXXXXX");
 	if (!mkdtemp(q->dir)) {
 		snprintf(err, errlen, "cannot make a directory for qemu-nbd's socket: %s", strerror(errno));
@@ -206,7 +269,7 @@ struct qemu_nbd *qemu_nbd_start(const char *image, const char *format, bool writ
 	argv[n++] = (char *)image;
 	argv[n] = NULL;
 
-	q->pid = spawn(q, prog, argv);
+	q->pid = spawn_tied(exec_qemu_nbd, &(struct exec_args){.q = q, .prog = prog, .argv = argv});
 	if (q->pid < 0) {
 		snprintf(err, errlen, "cannot start qemu-nbd: %s", strerror(errno));
 		remove_files(q);
@@ -223,8 +286,7 @@ struct qemu_nbd *qemu_nbd_start(const char *image, const char *format, bool writ
 			return NULL;
 		}
 		if (accepts_connections(q)) {
-			live = q;
-			atexit(stop_at_exit);
+			add_running(q);
 			return q;
 		}
 		if (waited >= START_TIMEOUT_MS) {
@@ -260,10 +322,15 @@ const char *qemu_nbd_uri(const struct qemu_nbd *q)
 
 int qemu_nbd_stop(struct qemu_nbd *q)
 {
+	return remove_running(q) ? stop_child(q) : 0;
+}
+
+/* Off the list: ours alone. */
+static int stop_child(struct qemu_nbd *q)
+{
 	int status = -1;
 	char line[512];
 
-	live = NULL;
 	if (q->pid > 0) {
 		kill(q->pid, SIGTERM);
 		for (int waited = 0; (status = reap(q, false)) < 0 && waited < STOP_TIMEOUT_MS; waited += 10)
@@ -271,11 +338,11 @@ int qemu_nbd_stop(struct qemu_nbd *q)
 		if (status < 0) {
 			kill(q->pid, SIGKILL);
 			reap(q, true);
-			fprintf(stderr, "furing: qemu-nbd did not stop within %d s of SIGTERM: killed\n",
-				STOP_TIMEOUT_MS / 1000);
+			export_log(&q->msgs, NULL, FURING_LOG_ERROR, "qemu-nbd did not stop within %d s of SIGTERM: killed",
+				   STOP_TIMEOUT_MS / 1000);
 		} else if (status != 0 && status != 128 + SIGTERM) {
 			last_log_line(q, line, sizeof(line));
-			fprintf(stderr, "furing: qemu-nbd exited with status %d: %s\n", status, line);
+			export_log(&q->msgs, NULL, FURING_LOG_ERROR, "qemu-nbd exited with status %d: %s", status, line);
 		}
 	}
 	remove_files(q);

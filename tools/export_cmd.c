@@ -143,6 +143,9 @@ static void parse_export(int argc, char **argv, struct cli *c)
 
 	cli_session_init(&c->session, "export");
 	c->ex.nbd_timeout_s = EXPORT_NBD_TIMEOUT_DEFAULT;
+	/* The export's messages while no session runs (qemu-nbd's stop, the
+	 * final flush) look like the session's. */
+	c->ex.log = (struct export_log){.fn = furing_log_stderr};
 	while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_WRITABLE:
