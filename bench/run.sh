@@ -16,10 +16,14 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
-ALL_TARGETS=(direct loop qemu furing-legacy furing-uring furing-uring-nopoll furing-uring-pin furing-uring-float furing-legacy-bd
+ALL_TARGETS=(direct loop qemu qemu11 furing-legacy furing-uring furing-uring-nopoll furing-uring-pin furing-uring-float furing-legacy-bd
              furing-uring-bd furing-uring-kpt furing-uring-kpt-rw libfuse-legacy libfuse-uring libfuse-passthrough)
 # Also accepted by --targets, never run by default: furing-uring-bpN (furing-uring
-# with --busy-poll=N, for a sweep of the busy-poll limit in one interleaved run).
+# with --busy-poll=N, for a sweep of the busy-poll limit in one interleaved run),
+# qemu11-itN (QEMU 11's export on N iothreads, for a sweep of that number).
+# qemu is Debian 12's qemu-storage-daemon 7.2 (one thread serves the export);
+# qemu11 is sid's, run from bench/sid-root.sh's root, its FUSE export spread
+# over $QEMU11_IOTHREADS iothreads.
 # Read-only targets: their write jobs are "n/a" in every table, not failures.
 READONLY_TARGETS=(furing-uring-kpt)
 ALL_IMAGES=(tmpfs disk)
@@ -70,7 +74,9 @@ Runs fio against the same raw image through several targets, interleaved
   --targets LIST     comma list out of: ${ALL_TARGETS[*]}
                      (default: all; the *-bd variants need furing --backend-direct,
                      the libfuse-* ones passthrough_hp in BENCH_LIBFUSE_DIR);
-                     also furing-uring-bpN (--busy-poll=N), e.g. furing-uring-bp20
+                     also furing-uring-bpN (--busy-poll=N), e.g. furing-uring-bp20,
+                     and qemu11-itN (QEMU 11 on N iothreads; qemu11: BENCH_QEMU11_IOTHREADS,
+                     default 2; needs 'sudo bench/sid-root.sh setup', else skipped)
                      furing-uring-kpt is read-only: its write jobs show as n/a;
                      furing-uring-kpt-rw is writable, reads and writes through the kernel
   --images LIST      comma list out of: tmpfs disk (default: both;
@@ -156,7 +162,7 @@ targets_order = meta.get('targets', '').split()
 jobs_order = meta.get('jobs', '').split()
 images_order = meta.get('images', '').split()
 clk = float(meta.get('clk_tck', '100'))
-DAEMON = lambda t: t == 'qemu' or t.startswith('furing') or t.startswith('libfuse')
+DAEMON = lambda t: t.startswith('qemu') or t.startswith('furing') or t.startswith('libfuse')
 def unit_of(job):            # 1M jobs report MiB/s, the rest IOPS
     return 'MiB/s' if '-1m-' in job else 'IOPS'
 
@@ -278,6 +284,7 @@ def mdtable(headers, rows):
 
 PAIRS = [('furing-uring', 'furing-legacy', 'uring/legacy'),
          ('furing-uring', 'qemu', 'uring/qemu'),
+         ('furing-uring', 'qemu11', 'uring/qemu11'),
          ('furing-uring', 'loop', 'uring/loop'),
          ('furing-uring-pin', 'qemu', 'uring-pin/qemu'),
          ('furing-uring-pin', 'loop', 'uring-pin/loop'),
@@ -598,8 +605,8 @@ split_list() { tr ',' ' ' <<<"$1"; }
 TARGETS=()
 if [[ -n $TARGETS_ARG ]]; then
   for t in $(split_list "$TARGETS_ARG"); do
-    contains "$t" "${ALL_TARGETS[@]}" || [[ $t =~ ^furing-uring-bp[0-9]+$ ]] ||
-      die "unknown target '$t' (known: ${ALL_TARGETS[*]} furing-uring-bpN)"
+    contains "$t" "${ALL_TARGETS[@]}" || [[ $t =~ ^furing-uring-bp[0-9]+$ || $t =~ ^qemu11-it[1-9][0-9]*$ ]] ||
+      die "unknown target '$t' (known: ${ALL_TARGETS[*]} furing-uring-bpN qemu11-itN)"
     contains "$t" "${TARGETS[@]}" || TARGETS+=("$t")
   done
 else
@@ -659,6 +666,12 @@ if contains qemu "${TARGETS[@]}"; then
     note "qemu-storage-daemon not available (apt-get install qemu-system-common failed): qemu target skipped"
     remove_target qemu
   fi
+fi
+QEMU11_TARGETS=()
+for t in "${TARGETS[@]}"; do [[ $t == qemu11* ]] && QEMU11_TARGETS+=("$t"); done
+if ((${#QEMU11_TARGETS[@]})) && ! QEMU11_VERSION=$("$SCRIPT_DIR/sid-root.sh" check 2>&1); then
+  note "QEMU 11 not available (${QEMU11_VERSION##*: }): ${QEMU11_TARGETS[*]} skipped; 'sudo bench/sid-root.sh setup' makes it"
+  remove_target "${QEMU11_TARGETS[@]}"
 fi
 need_cmd gnuplot gnuplot-nox || note "gnuplot not available (apt-get install gnuplot-nox failed): no PNG chart"
 
@@ -801,11 +814,22 @@ trap 'say ""; say "interrupted, cleaning up"; exit 130' INT TERM
 # Daemons
 # ---------------------------------------------------------------------------
 QEMU_AIO=io_uring
-qemu_cmd() {  # qemu_cmd IMAGE MNT AIO
-  echo qemu-storage-daemon \
-    --blockdev "node-name=file0,driver=file,filename=$1,aio=$3,cache.direct=on" \
+QEMU11_IOTHREADS=${BENCH_QEMU11_IOTHREADS:-2}
+qemu_cmd() {  # qemu_cmd TARGET IMAGE MNT AIO
+  local t=$1 n=0 i it=() exp
+  case $t in
+    qemu) echo qemu-storage-daemon ;;
+    qemu11) n=$QEMU11_IOTHREADS ;;
+    qemu11-it*) n=${t#qemu11-it} ;;
+  esac
+  # QEMU 11's FUSE export takes a list of iothreads and spreads requests
+  # over them round-robin (iothread.0=..., iothread.1=...).
+  exp="type=fuse,id=exp0,node-name=fmt0,mountpoint=$3,writable=on"
+  for ((i = 0; i < n; i++)); do it+=(--object "iothread,id=iot$i"); exp+=",iothread.$i=iot$i"; done
+  ((n == 0)) || echo "$SCRIPT_DIR/sid-root.sh" exec /usr/bin/qemu-storage-daemon "${it[@]}"
+  echo --blockdev "node-name=file0,driver=file,filename=$2,aio=$4,cache.direct=on" \
     --blockdev node-name=fmt0,driver=raw,file=file0 \
-    --export "type=fuse,id=exp0,node-name=fmt0,mountpoint=$2,writable=on"
+    --export "$exp"
 }
 furing_args() {  # furing_args TARGET
   case $1 in
@@ -856,11 +880,11 @@ start_daemon() {
   local mnt=$WORK/$tag-$t.mnt log=$OUT/$tag-$t.log fstype pid i
   local -a cmd
   case $t in
-    qemu)
+    qemu|qemu11*)
       rm -f "$mnt"
       touch "$mnt"   # qemu needs an existing regular file
       # shellcheck disable=SC2207
-      cmd=($(qemu_cmd "$img" "$mnt" "$QEMU_AIO"))
+      cmd=($(qemu_cmd "$t" "$img" "$mnt" "${QEMU_AIO[$t]}"))
       fstype=fuse ;;
     furing-*)
       rm -f "$mnt"
@@ -958,13 +982,25 @@ stop_daemon() {
   unset "IDLE_US_S[$t]"
 }
 
-probe_qemu() {   # check the fuse export and aio=io_uring on a small image
-  local img=$WORK/probe.img mnt=$WORK/probe.mnt aio pid i ok
+declare -A QEMU_AIO=()
+qemu_version() {  # qemu_version TARGET: "qemu-storage-daemon 11.1.3"
+  local v
+  if [[ $1 == qemu ]]; then v=$(qemu-storage-daemon --version | head -1); else v=$("$SCRIPT_DIR/sid-root.sh" exec /usr/bin/qemu-storage-daemon --version | head -1); fi
+  echo "qemu-storage-daemon $(awk '{print $3}' <<<"$v")"
+}
+qemu_threads() {  # qemu_threads TARGET: ", N iothreads" for QEMU 11's targets
+  case $1 in
+    qemu11) echo ", $QEMU11_IOTHREADS iothreads" ;;
+    qemu11-it*) echo ", ${1#qemu11-it} iothreads" ;;
+  esac
+}
+probe_qemu() {   # probe_qemu TARGET: check the fuse export and aio=io_uring on a small image
+  local t=$1 img=$WORK/probe.img mnt=$WORK/probe.mnt aio pid i ok
   truncate -s 16M "$img"
   for aio in io_uring native; do
     touch "$mnt"
     # shellcheck disable=SC2046
-    setsid $(qemu_cmd "$img" "$mnt" "$aio") </dev/null >"$WORK/probe.log" 2>&1 &
+    setsid $(qemu_cmd "$t" "$img" "$mnt" "$aio") </dev/null >"$WORK/probe.log" 2>&1 &
     pid=$!
     ok=0
     for ((i = 0; i < START_TIMEOUT * 10; i++)); do
@@ -975,8 +1011,8 @@ probe_qemu() {   # check the fuse export and aio=io_uring on a small image
     stop_pid "$pid"
     force_umount "$mnt"
     if ((ok)); then
-      QEMU_AIO=$aio
-      [[ $aio == io_uring ]] || note "qemu-storage-daemon: aio=io_uring not supported here, using aio=native ($(head -c 200 "$WORK/probe.log" | tr '\n' ' '))"
+      QEMU_AIO[$t]=$aio
+      [[ $aio == io_uring ]] || note "$t: aio=io_uring not supported here, using aio=native ($(head -c 200 "$WORK/probe.log" | tr '\n' ' '))"
       rm -f "$img" "$mnt"
       return 0
     fi
@@ -984,18 +1020,19 @@ probe_qemu() {   # check the fuse export and aio=io_uring on a small image
       break
     fi
   done
-  cp "$WORK/probe.log" "$OUT/qemu-probe.log"
-  note "qemu-storage-daemon FUSE export does not work here: $(head -c 300 "$WORK/probe.log" | tr '\n' ' '); qemu target skipped"
+  cp "$WORK/probe.log" "$OUT/$t-probe.log"
+  note "$t: qemu-storage-daemon's FUSE export does not work here: $(head -c 300 "$WORK/probe.log" | tr '\n' ' '); $t target skipped"
   rm -f "$img" "$mnt"
   return 1
 }
-if contains qemu "${TARGETS[@]}"; then
-  if probe_qemu; then
-    say "qemu-storage-daemon $(qemu-storage-daemon --version | head -1 | awk '{print $3}'): fuse export OK, aio=$QEMU_AIO, cache.direct=on"
+for t in "${TARGETS[@]}"; do
+  [[ $t == qemu* ]] || continue
+  if probe_qemu "$t"; then
+    say "$t: $(qemu_version "$t"): fuse export OK, aio=${QEMU_AIO[$t]}, cache.direct=on$(qemu_threads "$t")"
   else
-    remove_target qemu
+    remove_target "$t"
   fi
-fi
+done
 
 # ---------------------------------------------------------------------------
 # Images
@@ -1039,8 +1076,11 @@ JOB_NAMES=(); for spec in "${JOBS[@]}"; do JOB_NAMES+=("${spec%%:*}"); done
     "$(awk '/^model name/ { $1 = $2 = $3 = ""; sub(/^ +/, ""); print; exit }' /proc/cpuinfo)"
   printf 'fio\t%s\n' "$(fio --version)"
   [[ -n $FURING ]] && printf 'furing\t%s (%s)\n' "$FURING" "$(timeout 10 "$FURING" --version 2>&1 | head -1)"
-  contains qemu "${TARGETS[@]}" && printf 'qemu\tqemu-storage-daemon %s, aio=%s, cache.direct=on\n' \
-    "$(qemu-storage-daemon --version | head -1 | awk '{print $3}')" "$QEMU_AIO"
+  for t in "${TARGETS[@]}"; do
+    if [[ $t == qemu* ]]; then
+      printf '%s\t%s, aio=%s, cache.direct=on%s\n' "$t" "$(qemu_version "$t")" "${QEMU_AIO[$t]}" "$(qemu_threads "$t")"
+    fi
+  done
   [[ -n $LIBFUSE_DESC && " ${TARGETS[*]} " == *" libfuse-"* ]] &&
     printf 'libfuse\tpassthrough_hp %s, %s\n' "$LIBFUSE_DESC" \
       "$([[ -n ${BENCH_LIBFUSE_ARGS:-} ]] && echo "extra args: $BENCH_LIBFUSE_ARGS" || echo 'libfuse defaults for threads and io_uring_q_depth')"

@@ -49,14 +49,9 @@ flavour=cloud-amd64
 vmlinuz=$cache/kernels/$kernel-$flavour/vmlinuz
 
 # The Debian mirror this machine's own sources use (never written anywhere but
-# the private sources list in the cache).
-system_mirror() {
-	{
-		sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
-		sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
-			/etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
-	} | tr ' ' '\n' | grep -v -e security -e '^$' | head -n 1
-}
+# the private sources list in the cache): system_mirror.
+# shellcheck source=scripts/debian-mirror.sh
+. scripts/debian-mirror.sh
 
 # The guest loads two modules of the kernel's own package: loop (the block-device
 # and loop-mounted ext4 tests) and virtio_blk (its /tmp is an ext4 disk, as on
