@@ -7,6 +7,8 @@
 #   furing-legacy  furing export --io-uring=off URI FILE
 #   nbdfuse        libnbd's nbdfuse FILE URI (libnbd-bin)
 #   qsd            qemu-storage-daemon: an nbd blockdev + its FUSE export
+#   qsd11          the same from QEMU 11.1 (bench/sid-root.sh), its export on
+#                  BENCH_QEMU11_IOTHREADS iothreads (default 2)
 #
 # Servers (one at a time, on a private Unix socket): nbdkit's memory plugin,
 # qemu-nbd on a raw image on tmpfs, qemu-nbd on a qcow2 image on tmpfs.
@@ -24,7 +26,7 @@ REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
 ALL_SERVERS=(nbdkit-memory qemu-nbd-raw qemu-nbd-qcow2)
-ALL_TARGETS=(fio-nbd furing-uring furing-legacy nbdfuse qsd)
+ALL_TARGETS=(fio-nbd furing-uring furing-legacy nbdfuse qsd qsd11)
 # name:rw:bs:iodepth
 ALL_JOBS=(
   "randread-4k-qd32:randread:4k:32"
@@ -176,6 +178,9 @@ fi
 if contains qsd "${TARGETS[@]}" && ! need_cmd qemu-storage-daemon qemu-system-common; then
   note "qemu-storage-daemon missing (qemu-system-common): qsd skipped"; remove_target qsd
 fi
+if contains qsd11 "${TARGETS[@]}" && ! QEMU11_VERSION=$("$SCRIPT_DIR/sid-root.sh" check 2>&1); then
+  note "QEMU 11 not available (${QEMU11_VERSION##*: }): qsd11 skipped; 'sudo bench/sid-root.sh setup' makes it"; remove_target qsd11
+fi
 HAVE_FURING=0
 for t in "${TARGETS[@]}"; do [[ $t == furing* ]] && HAVE_FURING=1; done
 FURING=""
@@ -270,7 +275,8 @@ start_server() {   # start_server NAME: one server on $SOCK, its disk filled wit
 # Daemons (FUSE targets), all up at once on the running server
 # ---------------------------------------------------------------------------
 start_daemon() {   # start_daemon TARGET SERVER
-  local t=$1 s=$2 file=$WORK/$t.file log=$OUT/$2-$1.log i
+  local t=$1 s=$2 i
+  local file=$WORK/$t.file log=$OUT/$s-$t.log
   touch "$file"
   DFILE[$t]=$file
   case $t in
@@ -280,6 +286,11 @@ start_daemon() {   # start_daemon TARGET SERVER
     qsd)           setsid qemu-storage-daemon \
                      --blockdev "driver=nbd,node-name=n0,server.type=unix,server.path=$SOCK" \
                      --export "type=fuse,id=e0,node-name=n0,mountpoint=$file,writable=on" </dev/null >"$log" 2>&1 & ;;
+    qsd11)         local n=${BENCH_QEMU11_IOTHREADS:-2} it=() exp="type=fuse,id=e0,node-name=n0,mountpoint=$file,writable=on"
+                   for ((i = 0; i < n; i++)); do it+=(--object "iothread,id=iot$i"); exp+=",iothread.$i=iot$i"; done
+                   setsid "$SCRIPT_DIR/sid-root.sh" exec /usr/bin/qemu-storage-daemon "${it[@]}" \
+                     --blockdev "driver=nbd,node-name=n0,server.type=unix,server.path=$SOCK" \
+                     --export "$exp" </dev/null >"$log" 2>&1 & ;;
   esac
   DPID[$t]=$!
   printf '%s\t%s\n' "$s-$t.cmd" "$(tr '\0' ' ' </proc/${DPID[$t]}/cmdline 2>/dev/null)" >>"$OUT/meta.tsv"
@@ -397,7 +408,7 @@ print('start: %s' % meta.get('uptime_start', '?').strip())
 print('end:   %s' % meta.get('uptime_end', '?').strip())
 for srv in meta['servers'].split():
     print('\n== %s  (IOPS; 1M job: MiB/s; qd1: lat p50 us; cpu = daemon CPU us per I/O)' % srv)
-    hdr = ['job'] + targets + ['uring/nbdfuse', 'uring/qsd', 'uring/fio-nbd']
+    hdr = ['job'] + targets + ['uring/nbdfuse', 'uring/qsd', 'uring/qsd11', 'uring/fio-nbd']
     rows = []
     for job in jobs:
         unit = 'mib' if '-1m-' in job else 'iops'
@@ -412,7 +423,7 @@ for srv in meta['servers'].split():
                 cell += ' cpu %.1f' % c
             row.append(cell)
         u = med((srv, job, 'furing-uring'), unit)
-        for peer, goal in (('nbdfuse', 2.0), ('qsd', 2.0), ('fio-nbd', 0.7)):
+        for peer, goal in (('nbdfuse', 2.0), ('qsd', 2.0), ('qsd11', 1.5), ('fio-nbd', 0.7)):
             p = med((srv, job, peer), unit)
             if u is None or not p:
                 row.append('-')
@@ -423,7 +434,7 @@ for srv in meta['servers'].split():
     w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
     for r in [hdr] + rows:
         print('  '.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r)))
-print('\ntargets at 4k qd32: furing-uring >= 2x nbdfuse, >= 2x qsd, >= 0.7x fio-nbd ("ok"/"MISS")')
+print('\ntargets at 4k qd32: furing-uring >= 2x nbdfuse, >= 2x qsd, >= 1.5x qsd11, >= 0.7x fio-nbd ("ok"/"MISS")')
 notes = open(os.path.join(out, 'notes.txt')).read().strip()
 if notes:
     print('notes:\n' + notes)
