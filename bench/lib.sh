@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh - what the bench scripts share: messages, process and mount
 # clean-up, Debian packages. Sourced by run.sh, passthrough.sh and nbd.sh,
 # which set OUT (the results directory, may be empty before it exists).
@@ -57,4 +58,49 @@ apt_install() {    # Debian packages, with one `apt-get update` if the first try
   APT_UPDATED=1
   apt-get update >>"${OUT:-/tmp}/apt.log" 2>&1 || true
   apt-get install -y --no-install-recommends "$@" >>"${OUT:-/tmp}/apt.log" 2>&1
+}
+
+# parse_bench_options "$@": the options bench/run.sh, passthrough.sh and nbd.sh
+# share (--quick, --runtime S, --size SIZE, --targets, --jobs, --repeat N,
+# --out DIR, -h/--help), each as "--opt VALUE" or "--opt=VALUE", plus the
+# script's own: before the call it names them in BENCH_VALUE_OPTS (option ->
+# variable that gets the value) and BENCH_FLAG_OPTS (option -> variable set to
+# 1). The script defines usage() and the defaults of RUNTIME, SIZE and REPEAT;
+# --quick makes them 2 s and 256M unless given, and RUNTIME and REPEAT are
+# checked here.
+declare -A BENCH_VALUE_OPTS=() BENCH_FLAG_OPTS=()
+parse_bench_options() {
+  local opt val runtime_set=0 size_set=0
+  local -A value=([--runtime]=RUNTIME [--size]=SIZE [--targets]=TARGETS_ARG [--jobs]=JOBS_ARG
+                  [--repeat]=REPEAT [--out]=OUT)
+  local -A flag=([--quick]=QUICK)
+  for opt in "${!BENCH_VALUE_OPTS[@]}"; do value[$opt]=${BENCH_VALUE_OPTS[$opt]}; done
+  for opt in "${!BENCH_FLAG_OPTS[@]}"; do flag[$opt]=${BENCH_FLAG_OPTS[$opt]}; done
+  QUICK=0
+  while (($#)); do
+    opt=$1
+    case $opt in
+      -h|--help) usage; exit 0 ;;
+      --*=*)
+        val=${opt#*=} opt=${opt%%=*}
+        [[ -n ${value[$opt]:-} ]] || { usage >&2; die "unknown option: $1"; } ;;
+      *)
+        if [[ -n ${flag[$opt]:-} ]]; then
+          printf -v "${flag[$opt]}" 1; shift; continue
+        fi
+        [[ -n ${value[$opt]:-} ]] || { usage >&2; die "unknown option: $1"; }
+        (($# >= 2)) || die "$opt wants a value"
+        val=$2; shift ;;
+    esac
+    printf -v "${value[$opt]}" '%s' "$val"
+    if [[ $opt == --runtime ]]; then runtime_set=1; elif [[ $opt == --size ]]; then size_set=1; fi
+    shift
+  done
+  if ((QUICK)); then
+    ((runtime_set)) || RUNTIME=2
+    # shellcheck disable=SC2034 # (the calling script reads it)
+    ((size_set)) || SIZE=256M
+  fi
+  [[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1, got '$RUNTIME'"
+  [[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "--repeat wants an integer >= 1, got '$REPEAT'"
 }

@@ -38,9 +38,6 @@ RUNTIME=5
 RAMP=1
 SIZE=1G
 REPEAT=1
-QUICK=0
-SIZE_SET=0
-RUNTIME_SET=0
 SERVERS_ARG="" TARGETS_ARG="" JOBS_ARG="" OUT=""
 START_TIMEOUT=10
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
@@ -69,34 +66,10 @@ FURING_EXTRA_ARGS (added to every furing export), BENCH_TMPFS_DIR (default /dev/
 EOF
 }
 
-while (($#)); do
-  case $1 in
-    --quick) QUICK=1 ;;
-    --runtime) RUNTIME=${2:?}; RUNTIME_SET=1; shift ;;
-    --runtime=*) RUNTIME=${1#*=}; RUNTIME_SET=1 ;;
-    --size) SIZE=${2:?}; SIZE_SET=1; shift ;;
-    --size=*) SIZE=${1#*=}; SIZE_SET=1 ;;
-    --servers) SERVERS_ARG=${2:?}; shift ;;
-    --servers=*) SERVERS_ARG=${1#*=} ;;
-    --targets) TARGETS_ARG=${2:?}; shift ;;
-    --targets=*) TARGETS_ARG=${1#*=} ;;
-    --jobs) JOBS_ARG=${2:?}; shift ;;
-    --jobs=*) JOBS_ARG=${1#*=} ;;
-    --repeat) REPEAT=${2:?}; shift ;;
-    --repeat=*) REPEAT=${1#*=} ;;
-    --out) OUT=${2:?}; shift ;;
-    --out=*) OUT=${1#*=} ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option: $1" ;;
-  esac
-  shift
-done
-if ((QUICK)); then
-  ((RUNTIME_SET)) || RUNTIME=2
-  ((SIZE_SET)) || SIZE=256M
-fi
-[[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1, got '$RUNTIME'"
-[[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "--repeat wants an integer >= 1, got '$REPEAT'"
+# (read by parse_bench_options in lib.sh)
+# shellcheck disable=SC2034
+BENCH_VALUE_OPTS=([--servers]=SERVERS_ARG)
+parse_bench_options "$@"
 [[ $(id -u) == 0 ]] || die "run as root (FUSE mounts, apt-get, enable_uring)"
 
 pick() {   # pick ARG ALL... -> the chosen names (all when ARG is empty), checked

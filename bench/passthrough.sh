@@ -38,7 +38,6 @@ RAMP=1
 SIZE=1G
 REPEAT=1
 TARGETS_ARG="" SOURCES_ARG="" JOBS_ARG="" OUT="" REPORT_ONLY=""
-QUICK=0 SIZE_SET=0 RUNTIME_SET=0
 START_TIMEOUT=10
 ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
@@ -72,36 +71,10 @@ BENCH_DISK_DIR, BENCH_LIBFUSE_DIR (default $LIBFUSE_DIR), BENCH_LIBFUSE_ARGS.
 EOF
 }
 
-while (($#)); do
-  case $1 in
-    --quick) QUICK=1 ;;
-    --runtime) RUNTIME=${2:?}; RUNTIME_SET=1; shift ;;
-    --runtime=*) RUNTIME=${1#*=}; RUNTIME_SET=1 ;;
-    --size) SIZE=${2:?}; SIZE_SET=1; shift ;;
-    --size=*) SIZE=${1#*=}; SIZE_SET=1 ;;
-    --targets) TARGETS_ARG=${2:?}; shift ;;
-    --targets=*) TARGETS_ARG=${1#*=} ;;
-    --sources) SOURCES_ARG=${2:?}; shift ;;
-    --sources=*) SOURCES_ARG=${1#*=} ;;
-    --jobs) JOBS_ARG=${2:?}; shift ;;
-    --jobs=*) JOBS_ARG=${1#*=} ;;
-    --repeat) REPEAT=${2:?}; shift ;;
-    --repeat=*) REPEAT=${1#*=} ;;
-    --out) OUT=${2:?}; shift ;;
-    --out=*) OUT=${1#*=} ;;
-    --report-only) REPORT_ONLY=${2:?}; shift ;;
-    --report-only=*) REPORT_ONLY=${1#*=} ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option: $1" ;;
-  esac
-  shift
-done
-if ((QUICK)); then
-  ((RUNTIME_SET)) || RUNTIME=2
-  ((SIZE_SET)) || SIZE=256M
-fi
-[[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1, got '$RUNTIME'"
-[[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "--repeat wants an integer >= 1, got '$REPEAT'"
+# (read by parse_bench_options in lib.sh)
+# shellcheck disable=SC2034
+BENCH_VALUE_OPTS=([--sources]=SOURCES_ARG [--report-only]=REPORT_ONLY)
+parse_bench_options "$@"
 
 # ---------------------------------------------------------------------------
 # Report: runs.tsv + fio JSON / metabench lines -> tables, ratios, targets.

@@ -45,13 +45,11 @@ TARGETS_ARG=""
 IMAGES_ARG=""
 JOBS_ARG=""
 OUT=""
-QUICK=0
 RESTART=0
 DROP_CACHES=0
 IDLE_S=5                   # seconds of idle CPU measured after an image's last job
 REPORT_ONLY=""
-SIZE_SET=0
-RUNTIME_SET=0
+
 ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 START_TIMEOUT=10           # seconds a daemon gets to show up in mountinfo
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
@@ -98,38 +96,12 @@ BENCH_LIBFUSE_ARGS (added to every passthrough_hp command line).
 EOF
 }
 
-while (($#)); do
-  case $1 in
-    --quick) QUICK=1 ;;
-    --runtime) RUNTIME=${2:?}; RUNTIME_SET=1; shift ;;
-    --runtime=*) RUNTIME=${1#*=}; RUNTIME_SET=1 ;;
-    --size) SIZE=${2:?}; SIZE_SET=1; shift ;;
-    --size=*) SIZE=${1#*=}; SIZE_SET=1 ;;
-    --targets) TARGETS_ARG=${2:?}; shift ;;
-    --targets=*) TARGETS_ARG=${1#*=} ;;
-    --images) IMAGES_ARG=${2:?}; shift ;;
-    --images=*) IMAGES_ARG=${1#*=} ;;
-    --jobs) JOBS_ARG=${2:?}; shift ;;
-    --jobs=*) JOBS_ARG=${1#*=} ;;
-    --repeat) REPEAT=${2:?}; shift ;;
-    --repeat=*) REPEAT=${1#*=} ;;
-    --restart-daemons) RESTART=1 ;;
-    --drop-caches) DROP_CACHES=1 ;;
-    --out) OUT=${2:?}; shift ;;
-    --out=*) OUT=${1#*=} ;;
-    --report-only) REPORT_ONLY=${2:?}; shift ;;
-    --report-only=*) REPORT_ONLY=${1#*=} ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option: $1" ;;
-  esac
-  shift
-done
-if ((QUICK)); then
-  ((RUNTIME_SET)) || RUNTIME=2
-  ((SIZE_SET)) || SIZE=256M
-fi
-[[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "--runtime wants whole seconds >= 1, got '$RUNTIME'"
-[[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "--repeat wants an integer >= 1, got '$REPEAT'"
+# (both read by parse_bench_options in lib.sh)
+# shellcheck disable=SC2034
+BENCH_VALUE_OPTS=([--images]=IMAGES_ARG [--report-only]=REPORT_ONLY)
+# shellcheck disable=SC2034
+BENCH_FLAG_OPTS=([--restart-daemons]=RESTART [--drop-caches]=DROP_CACHES)
+parse_bench_options "$@"
 
 # ---------------------------------------------------------------------------
 # Report (Python, stdlib only): parses runs.tsv + fio JSON, prints the tables,
