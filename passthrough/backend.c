@@ -113,27 +113,93 @@ static struct io_uring_sqe *sqe_plain(struct furing_req *req, furing_io_done don
 	return sqe_as(req, NULL, done, &failed, &pers);
 }
 
-void be_openat2(struct furing_req *req, const struct furing_ctx *who, int dirfd, const char *path,
-		struct open_how *how, furing_io_done done)
-{
-	bool failed;
-	uint16_t pers;
-	struct io_uring_sqe *sqe = sqe_as(req, who, done, &failed, &pers);
+/* The calls made as the caller (@who): each creates something SOURCE's
+ * filesystem gives an owner. One description of the call serves both ways
+ * of making it: as an SQE carrying @who's personality, or inline with the
+ * thread's fsuid/fsgid switched around the system call (ident.c). */
+enum be_as_op { BE_OPENAT2, BE_MKDIRAT, BE_SYMLINKAT, BE_MKNODAT, BE_RENAMEAT2 };
 
-	if (sqe) {
-		io_uring_prep_openat2(sqe, dirfd, path, how);
-		sqe->personality = pers;
-		return;
+struct be_as_call {
+	enum be_as_op op;
+	int dirfd;
+	const char *name;
+	int newdirfd;        /* renameat2 */
+	const char *newname; /* renameat2; symlinkat: the target */
+	mode_t mode;         /* mkdirat, mknodat */
+	dev_t rdev;          /* mknodat */
+	unsigned int flags;  /* renameat2 */
+	struct open_how *how; /* openat2 */
+};
+
+static void be_as_prep(struct io_uring_sqe *sqe, const struct be_as_call *c)
+{
+	switch (c->op) {
+	case BE_OPENAT2:
+		io_uring_prep_openat2(sqe, c->dirfd, c->name, c->how);
+		break;
+	case BE_MKDIRAT:
+		io_uring_prep_mkdirat(sqe, c->dirfd, c->name, c->mode);
+		break;
+	case BE_SYMLINKAT:
+		io_uring_prep_symlinkat(sqe, c->newname, c->dirfd, c->name);
+		break;
+	case BE_RENAMEAT2:
+		io_uring_prep_renameat(sqe, c->dirfd, c->name, c->newdirfd, c->newname, c->flags);
+		break;
+	case BE_MKNODAT:
+		break; /* never on the ring: io_uring has no mknodat */
 	}
-	if (failed)
-		return;
+}
+
+static long be_as_syscall(const struct be_as_call *c)
+{
+	switch (c->op) {
+	case BE_OPENAT2:
+		return syscall(SYS_openat2, c->dirfd, c->name, c->how, sizeof(*c->how));
+	case BE_MKDIRAT:
+		return mkdirat(c->dirfd, c->name, c->mode);
+	case BE_SYMLINKAT:
+		return symlinkat(c->newname, c->dirfd, c->name);
+	case BE_MKNODAT:
+		return mknodat(c->dirfd, c->name, c->mode, c->rdev);
+	case BE_RENAMEAT2:
+		return renameat2(c->dirfd, c->name, c->newdirfd, c->newname, c->flags);
+	}
+	errno = ENOSYS;
+	return -1;
+}
+
+/* Makes @c as @who: on the ring when it can go there (io_uring has no
+ * mknodat), else inline. */
+static void be_as(struct furing_req *req, const struct furing_ctx *who, const struct be_as_call *c,
+		  furing_io_done done)
+{
+	if (c->op != BE_MKNODAT) {
+		bool failed;
+		uint16_t pers;
+		struct io_uring_sqe *sqe = sqe_as(req, who, done, &failed, &pers);
+
+		if (failed)
+			return;
+		if (sqe) {
+			be_as_prep(sqe, c);
+			sqe->personality = pers; /* after the prep, which clears it */
+			return;
+		}
+	}
 	struct ident_saved saved;
 	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
 	if (ret == 0) {
-		ret = res_of(syscall(SYS_openat2, dirfd, path, how, sizeof(*how)));
+		ret = res_of(be_as_syscall(c));
 		ident_leave(pt_fs_of(req), &saved);
 	}
 	done(req, ret);
+}
+
+void be_openat2(struct furing_req *req, const struct furing_ctx *who, int dirfd, const char *path,
+		struct open_how *how, furing_io_done done)
+{
+	be_as(req, who, &(struct be_as_call){.op = BE_OPENAT2, .dirfd = dirfd, .name = path, .how = how}, done);
 }
 
 void be_statx(struct furing_req *req, int dirfd, const char *path, int flags, unsigned int mask, struct statx *out,
@@ -162,61 +228,21 @@ void be_close(struct furing_req *req, int fd, furing_io_done done)
 void be_mkdirat(struct furing_req *req, const struct furing_ctx *who, int dirfd, const char *name, mode_t mode,
 		furing_io_done done)
 {
-	bool failed;
-	uint16_t pers;
-	struct io_uring_sqe *sqe = sqe_as(req, who, done, &failed, &pers);
-
-	if (sqe) {
-		io_uring_prep_mkdirat(sqe, dirfd, name, mode);
-		sqe->personality = pers;
-		return;
-	}
-	if (failed)
-		return;
-	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
-	if (ret == 0) {
-		ret = res_of(mkdirat(dirfd, name, mode));
-		ident_leave(pt_fs_of(req), &saved);
-	}
-	done(req, ret);
+	be_as(req, who, &(struct be_as_call){.op = BE_MKDIRAT, .dirfd = dirfd, .name = name, .mode = mode}, done);
 }
 
 void be_symlinkat(struct furing_req *req, const struct furing_ctx *who, const char *target, int dirfd,
 		  const char *name, furing_io_done done)
 {
-	bool failed;
-	uint16_t pers;
-	struct io_uring_sqe *sqe = sqe_as(req, who, done, &failed, &pers);
-
-	if (sqe) {
-		io_uring_prep_symlinkat(sqe, target, dirfd, name);
-		sqe->personality = pers;
-		return;
-	}
-	if (failed)
-		return;
-	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
-	if (ret == 0) {
-		ret = res_of(symlinkat(target, dirfd, name));
-		ident_leave(pt_fs_of(req), &saved);
-	}
-	done(req, ret);
+	be_as(req, who, &(struct be_as_call){.op = BE_SYMLINKAT, .dirfd = dirfd, .name = name, .newname = target},
+	      done);
 }
 
-/* Inline always: io_uring has no mknodat. */
 void be_mknodat(struct furing_req *req, const struct furing_ctx *who, int dirfd, const char *name, mode_t mode,
 		dev_t rdev, furing_io_done done)
 {
-	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
-
-	if (ret == 0) {
-		ret = res_of(mknodat(dirfd, name, mode, rdev));
-		ident_leave(pt_fs_of(req), &saved);
-	}
-	done(req, ret);
+	be_as(req, who,
+	      &(struct be_as_call){.op = BE_MKNODAT, .dirfd = dirfd, .name = name, .mode = mode, .rdev = rdev}, done);
 }
 
 /* @oldpath is a node's /proc/self/fd path: AT_SYMLINK_FOLLOW follows that
@@ -247,24 +273,10 @@ void be_unlinkat(struct furing_req *req, int dirfd, const char *name, int flags,
 void be_renameat2(struct furing_req *req, const struct furing_ctx *who, int olddirfd, const char *oldname,
 		  int newdirfd, const char *newname, unsigned int flags, furing_io_done done)
 {
-	bool failed;
-	uint16_t pers;
-	struct io_uring_sqe *sqe = sqe_as(req, who, done, &failed, &pers);
-
-	if (sqe) {
-		io_uring_prep_renameat(sqe, olddirfd, oldname, newdirfd, newname, flags);
-		sqe->personality = pers;
-		return;
-	}
-	if (failed)
-		return;
-	struct ident_saved saved;
-	int ret = ident_enter(pt_fs_of(req), who, true, &saved);
-	if (ret == 0) {
-		ret = res_of(renameat2(olddirfd, oldname, newdirfd, newname, flags));
-		ident_leave(pt_fs_of(req), &saved);
-	}
-	done(req, ret);
+	be_as(req, who,
+	      &(struct be_as_call){.op = BE_RENAMEAT2, .dirfd = olddirfd, .name = oldname, .newdirfd = newdirfd,
+				   .newname = newname, .flags = flags},
+	      done);
 }
 
 void be_ftruncate(struct furing_req *req, int fd, uint64_t size, furing_io_done done)
