@@ -36,7 +36,7 @@ static const char passthrough_help[] =
 	"\n"
 	"Identity: the kernel checks every access against SOURCE's owners and modes with the\n"
 	"caller's credentials (default_permissions). Run as root, furing creates files,\n"
-	"directories, symlinks and nodes as the caller (an io_uring personality, or the\n"
+	"directories, symlinks and nodes as the caller (io_uring personalities, or the\n"
 	"thread's fsuid/fsgid for a call made inline), so they\n"
 	"belong to the caller, or to the directory's group when it is setgid. Run as another\n"
 	"user (through fusermount3), everything created belongs to that user.\n"
