@@ -40,8 +40,8 @@
  * a held handle, creating opens, mkdirat, symlinkat, linkat, unlinkat and
  * renameat2. io_uring hands every one of them to io-wq, and they are
  * answered from memory in the common case (the kernel has just looked up
- * the directory; a journal wait is short); inline, the disk metadata job
- * runs 1.4x faster (bench/README.md). Lookups, reads, writes, fsync and
+ * the directory; a journal wait is short); inline, unlinks ran 1.75x as
+ * fast as on the ring (bench/README.md). Lookups, reads, writes, fsync and
  * fallocate stay on the ring there: an open that only looks a name up is
  * tried from the dentry cache first without a thread hop, and a name not
  * cached, like the data calls, may wait for the device.
