@@ -467,8 +467,6 @@ for tag in "${SOURCES[@]}"; do
   dd if=/dev/urandom of="$src/data.img" bs=4M count=$((SIZE_BYTES / 4194304)) conv=notrunc,fsync status=none
   TS=()
   for t in "${TARGETS[@]}"; do
-    # on a disk source --backend-io=auto is the ring already
-    if [[ $t == furing-uring-ring && $tag != tmpfs ]]; then continue; fi
     TS+=("$t")
     mkdir -p "$src/meta-$t"
   done

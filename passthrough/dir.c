@@ -246,8 +246,11 @@ static void item_opened(struct plus_item *it, int res)
 	}
 	it->fd = res;
 	it->opened = true;
-	struct io_uring_sqe *sqe =
-		pt_fs_of(it->b->req)->inline_calls ? NULL : furing_worker_sqe(furing_req_worker(it->b->req), &it->ev);
+	/* statx of a held handle: inline where backend.c makes it inline. */
+	const struct pt_fs *fs = pt_fs_of(it->b->req);
+	struct io_uring_sqe *sqe = fs->inline_calls || fs->inline_names
+					   ? NULL
+					   : furing_worker_sqe(furing_req_worker(it->b->req), &it->ev);
 	if (!sqe) {
 		item_statted(it, statx(it->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &it->stx) < 0
 					 ? -errno

@@ -110,6 +110,7 @@ struct pt_fs *pt_open(const struct pt_opts *o, char *err, size_t errlen)
 	fs->inline_mem_io = o->backend_io == PT_IO_AUTO;
 	fs->inline_all_io = o->backend_io == PT_IO_INLINE;
 	fs->inline_calls = fs->inline_all_io || (o->backend_io == PT_IO_AUTO && fs->root_mem);
+	fs->inline_names = o->backend_io == PT_IO_AUTO && fs->root_local && !fs->root_mem;
 	fs->uid = geteuid();
 	fs->gid = getegid();
 	fs->ident = fs->uid == 0;

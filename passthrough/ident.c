@@ -17,7 +17,8 @@
  *     for a local caller: owner = caller, group = caller's, or the
  *     directory's when it is setgid (and a new directory inherits setgid);
  *     quota is charged to the caller.
- *   - inline (mknodat, and everything when the session has no io_uring),
+ *   - inline (mknodat; the creating calls on a SOURCE in memory or on a
+ *     local disk, backend.c; everything when the session has no io_uring),
  *     by switching the thread's fsuid/fsgid around the call.
  *
  * The switched credentials keep the daemon's file capabilities (setfsuid

@@ -95,6 +95,7 @@ struct pt_fs {
 	bool inline_mem_io;   /* small reads/writes inline for files on tmpfs/ramfs (--backend-io=auto) */
 	bool inline_all_io;   /* ... for every file (--backend-io=inline) */
 	bool inline_calls;    /* metadata calls inline too (SOURCE on tmpfs/ramfs, or --backend-io=inline) */
+	bool inline_names;    /* ... of them statx and the name calls (SOURCE on a local disk, --backend-io=auto) */
 	uint32_t stack_depth; /* max_stack_depth for kernel passthrough */
 	/* Decided in init from what the kernel offers: */
 	bool writeback;       /* FURING_CAP_WRITEBACK_CACHE granted */
