@@ -60,6 +60,19 @@ apt_install() {    # Debian packages, with one `apt-get update` if the first try
   apt-get install -y --no-install-recommends "$@" >>"${OUT:-/tmp}/apt.log" 2>&1
 }
 
+# Settings the benches share (each BENCH_* variable overrides one).
+# shellcheck disable=SC2034 # (read by the scripts that source this file)
+{
+ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
+START_TIMEOUT=10                             # seconds a daemon gets to show up mounted
+TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}       # the image or source in memory
+DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}         # the image or source on disk
+# libfuse peer: a meson build directory of libfuse (bench/README.md says how to
+# make one); the libfuse-* targets are skipped when passthrough_hp is not in it.
+LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
+LIBFUSE_HP=$LIBFUSE_DIR/example/passthrough_hp
+}
+
 # parse_bench_options "$@": the options bench/run.sh, passthrough.sh and nbd.sh
 # share (--quick, --runtime S, --size SIZE, --targets, --jobs, --repeat N,
 # --out DIR, -h/--help), each as "--opt VALUE" or "--opt=VALUE", plus the

@@ -27,7 +27,6 @@ SIZE=256M
 OUT=""
 GUEST=0
 VM_TIMEOUT=${BENCH_VM_TIMEOUT:-}
-LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
 FURING_BIN=${FURING_BIN:-$REPO/build/furing}
 
 # name:rw:bs:iodepth:ioengine

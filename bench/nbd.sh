@@ -39,9 +39,6 @@ RAMP=1
 SIZE=1G
 REPEAT=1
 SERVERS_ARG="" TARGETS_ARG="" JOBS_ARG="" OUT=""
-START_TIMEOUT=10
-TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
-ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 
 
 usage() {

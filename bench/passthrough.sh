@@ -38,12 +38,6 @@ RAMP=1
 SIZE=1G
 REPEAT=1
 TARGETS_ARG="" SOURCES_ARG="" JOBS_ARG="" OUT="" REPORT_ONLY=""
-START_TIMEOUT=10
-ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
-TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
-DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
-LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
-LIBFUSE_HP=$LIBFUSE_DIR/example/passthrough_hp
 
 
 usage() {

@@ -50,14 +50,6 @@ DROP_CACHES=0
 IDLE_S=5                   # seconds of idle CPU measured after an image's last job
 REPORT_ONLY=""
 
-ENABLE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
-START_TIMEOUT=10           # seconds a daemon gets to show up in mountinfo
-TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
-DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
-# libfuse peer: a meson build directory of libfuse (bench/README.md says how to
-# make one); the libfuse-* targets are skipped when passthrough_hp is not in it.
-LIBFUSE_DIR=${BENCH_LIBFUSE_DIR:-/work/scratch/libfuse/build}
-LIBFUSE_HP=$LIBFUSE_DIR/example/passthrough_hp
 
 usage() {
   cat <<EOF
