@@ -16,6 +16,11 @@ int control_fail(struct control_error *e, const char *cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->desc, sizeof(e->desc), fmt, ap);
 	va_end(ap);
+	/* Descriptions quote what the client sent (a key, a value), which may
+	 * hold newlines and other control characters: one line stays one. */
+	for (char *c = e->desc; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	return -1;
 }
 
