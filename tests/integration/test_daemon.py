@@ -425,6 +425,53 @@ def test_passthrough_beside_an_export(daemon, workdir):
     assert [x["id"] for x in d.request("query-exports")["return"]["exports"]] == ["img"]
 
 
+def test_add_and_remove_beside_io(daemon, workdir):
+    """Exports come and go while another serves I/O without a pause: the
+    one under I/O sees no error and loses no write."""
+    d = daemon()
+    img = make_image(workdir, "busy.raw", size=8 * MiB)
+    mnt = os.path.join(workdir, "busy.mnt")
+    d.add("busy", img, mnt, writable=True)
+    stop = threading.Event()
+    failures = []
+    rounds = [0]
+
+    def io():
+        fd = os.open(mnt, os.O_RDWR)
+        try:
+            i = 0
+            while not stop.is_set():
+                off = (i * 69632) % (8 * MiB - 65536)
+                data = pattern(65536, i)
+                if os.pwrite(fd, data, off) != len(data) or os.pread(fd, len(data), off) != data:
+                    failures.append(f"round {i}: data differs at {off}")
+                    return
+                i += 1
+            rounds[0] = i
+        except OSError as e:
+            failures.append(f"I/O error on the busy export: {e}")
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=io)
+    t.start()
+    try:
+        other = make_image(workdir, "other.raw")
+        for n in range(6):
+            m = os.path.join(workdir, f"other{n}.mnt")
+            d.add(f"other{n}", other, m)
+            assert_same(read_all(m), read_all(other), "an export added beside the busy one")
+            r = d.request("export-del", id=f"other{n}", mode="hard" if n % 2 else "safe")
+            assert "return" in r, r
+    finally:
+        stop.set()
+        t.join(30)
+    assert not failures, failures
+    assert rounds[0] > 0
+    r = d.request("export-del", id="busy")
+    assert "return" in r and r["return"]["clean"], r
+
+
 def test_ctl(daemon, workdir, cli):
     d = daemon()
     img = make_image(workdir, "img.raw")
