@@ -5,6 +5,7 @@ answered without harm to the exports that serve, the socket's guard."""
 import errno
 import json
 import os
+import random
 import signal
 import socket
 import stat
@@ -387,7 +388,31 @@ def test_bad_requests_leave_exports_serving(daemon, workdir, tmp_path_factory):
     assert d.request("query-exports")["return"]["exports"][0]["state"] == "running"
     for x in idle:
         x.close()
+    # random bytes and mangled requests, one line each: an error for each
+    # (or, for the odd mutation that is still valid, an export, removed again)
+    rnd = random.Random(19)
+    good = json.dumps({"command": "export-add", "arguments": {
+        "id": "r", "type": "export", "source": img, "mountpoint": mnt, "threads": 1}}).encode()
+    c = d.connect()
+    for i in range(300):
+        if i % 2:
+            line = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 200)))
+        else:
+            line = bytearray(good)
+            for _ in range(rnd.randrange(1, 6)):
+                line[rnd.randrange(len(line))] = rnd.randrange(256)
+        line = bytes(line).replace(b"\n", b" ")
+        if not line.strip(b" \t\r"):
+            continue
+        c.send_raw(line + b"\n")
+        r = c.read()
+        if "return" in r:                  # a mutation that is still a valid request
+            assert c.request("export-del", id=r["return"]["id"], mode="hard").get("return"), r
+        else:
+            assert "error" in r, (line, r)
+    c.close()
     assert_same(read_all(mnt), expect, "the export after bad clients")
+    assert [x["id"] for x in d.request("query-exports")["return"]["exports"]] == ["keep"]
     assert d.proc.poll() is None
 
 
