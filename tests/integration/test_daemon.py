@@ -16,6 +16,7 @@ import time
 import pytest
 
 from furing_helpers import assert_same, is_mounted, lazy_umount_all, pattern, wait_for
+from test_unprivileged import SETPRIV, USER_ENV, dev_fuse_for_users, userdir  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -59,13 +60,13 @@ class Control:
 
 
 class Daemon:
-    def __init__(self, binary, workdir):
-        self.sock_path = os.path.join(workdir, "control.sock")
+    def __init__(self, binary, workdir, prefix=(), env=None, sockdir=None):
+        self.sock_path = os.path.join(sockdir or workdir, "control.sock")
         self.stderr_path = os.path.join(workdir, "daemon.stderr")
         self.workdir = workdir
         with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen([binary, "daemon", "--control", self.sock_path],
-                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            self.proc = subprocess.Popen(list(prefix) + [binary, "daemon", "--control", self.sock_path],
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                                          start_new_session=True)
         self.mountpoints = []
 
@@ -137,8 +138,8 @@ class Daemon:
 def daemon(request, furing_bin, workdir):
     started = []
 
-    def start():
-        d = Daemon(furing_bin, workdir)
+    def start(binary=None, **kw):
+        d = Daemon(binary or furing_bin, workdir, **kw)
         started.append(d)
         return d.wait_ready()
 
@@ -495,6 +496,33 @@ def test_add_and_remove_beside_io(daemon, workdir):
     assert rounds[0] > 0
     r = d.request("export-del", id="busy")
     assert "return" in r and r["return"]["clean"], r
+
+
+HOLDER = "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint('open', flush=True)\nsys.stdin.read()\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to uid 65534")
+def test_unprivileged_daemon_safe_del(daemon, userdir):
+    """A daemon run as a user mounts and unmounts through fusermount3; its
+    safe removal is refused while the user holds the file open."""
+    udir, img, mp, binary = userdir
+    d = daemon(binary=binary, prefix=SETPRIV, env=USER_ENV, sockdir=udir)
+    d.add("u", img, mp)
+    assert is_mounted(mp)
+    # root may not open a user's fuse mount without allow_other: the user holds it
+    holder = subprocess.Popen(SETPRIV + ["/usr/bin/python3", "-c", HOLDER, mp], env=USER_ENV,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        r = d.request("export-del", id="u")
+        assert error_class(r) == "Busy", r
+        assert is_mounted(mp)
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    r = safe_del_when_closed(d, "u")
+    assert "return" in r, r
+    assert not is_mounted(mp)
 
 
 def test_ctl(daemon, workdir, cli):
