@@ -10,7 +10,7 @@ fi
 
 packages=(
 	build-essential meson ninja-build pkg-config
-	liburing-dev libcmocka-dev libnbd-dev
+	liburing-dev libcmocka-dev libnbd-dev libjansson-dev
 	nbdkit qemu-utils
 	python3 python3-pytest python3-pytest-timeout
 	fio fuse3 util-linux

@@ -29,53 +29,109 @@ static bool starts_with_digit(const char *v)
 	return v[0] >= '0' && v[0] <= '9';
 }
 
-unsigned long parse_count(const char *opt, const char *v, unsigned long min, unsigned long max)
+bool value_count(const char *opt, const char *v, unsigned long min, unsigned long max, unsigned long *out, char *err,
+		 size_t errlen)
 {
 	char *end;
 
 	errno = 0;
 	unsigned long n = strtoul(v, &end, 10);
-	if (!starts_with_digit(v) || errno || *end || n < min || n > max)
-		die(EXIT_USAGE, "%s needs a whole number from %lu to %lu, not '%s'", opt, min, max, v);
-	return n;
+	if (!starts_with_digit(v) || errno || *end || n < min || n > max) {
+		snprintf(err, errlen, "%s needs a whole number from %lu to %lu, not '%s'", opt, min, max, v);
+		return false;
+	}
+	*out = n;
+	return true;
 }
 
 #define BYTES_MIN 8192u
 #define BYTES_MAX (16u << 20)
 
-uint32_t parse_bytes(const char *opt, const char *v)
+bool value_bytes(const char *opt, const char *v, uint32_t *out, char *err, size_t errlen)
 {
 	char *end;
 	unsigned int shift = 0;
 
 	errno = 0;
 	unsigned long long n = strtoull(v, &end, 10);
-	if (!starts_with_digit(v) || errno)
-		die(EXIT_USAGE, "%s needs a size in bytes (K/M suffixes), not '%s'", opt, v);
+	if (!starts_with_digit(v) || errno) {
+		snprintf(err, errlen, "%s needs a size in bytes (K/M suffixes), not '%s'", opt, v);
+		return false;
+	}
 	if (*end == 'K' || *end == 'k')
 		shift = 10, end++;
 	else if (*end == 'M' || *end == 'm')
 		shift = 20, end++;
 	/* Compare before shifting: a shift past 64 bits wraps (2^52+1 M is 1 M). */
-	if (*end || n > BYTES_MAX >> shift || n << shift < BYTES_MIN || (n << shift) % 4096)
-		die(EXIT_USAGE, "%s must be a multiple of 4096 from 8K to 16M, not '%s'", opt, v);
-	return (uint32_t)(n << shift);
+	if (*end || n > BYTES_MAX >> shift || n << shift < BYTES_MIN || (n << shift) % 4096) {
+		snprintf(err, errlen, "%s must be a multiple of 4096 from 8K to 16M, not '%s'", opt, v);
+		return false;
+	}
+	*out = (uint32_t)(n << shift);
+	return true;
 }
 
-int parse_choice(const char *opt, const char *v, const char *const names[])
+bool value_choice(const char *opt, const char *v, const char *const names[], int *out, char *err, size_t errlen)
 {
 	char list[256] = "";
 	size_t n = 0;
 
 	for (int i = 0; names[i]; i++) {
-		if (!strcmp(v, names[i]))
-			return i;
+		if (!strcmp(v, names[i])) {
+			*out = i;
+			return true;
+		}
 		n += (size_t)snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0, "%s%s",
 				      i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
 		if (n >= sizeof(list))
 			n = sizeof(list) - 1;
 	}
-	die(EXIT_USAGE, "%s must be %s, not '%s'", opt, list, v);
+	snprintf(err, errlen, "%s must be %s, not '%s'", opt, list, v);
+	return false;
+}
+
+/* A byte count with an optional K/M/G suffix, from 4 KiB to 4 GiB. */
+static bool value_size(const char *opt, const char *v, uint64_t *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	unsigned int shift = 0;
+
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == v || *end || *v == '-' || n > (4ull << 30) >> shift || (n << shift) < 4096) {
+		snprintf(err, errlen, "%s must be a byte count from 4K to 4G (K/M/G suffix allowed), not '%s'", opt, v);
+		return false;
+	}
+	*out = (uint64_t)n << shift;
+	return true;
+}
+
+unsigned long parse_count(const char *opt, const char *v, unsigned long min, unsigned long max)
+{
+	char err[256];
+	unsigned long n;
+
+	if (!value_count(opt, v, min, max, &n, err, sizeof(err)))
+		die(EXIT_USAGE, "%s", err);
+	return n;
+}
+
+int parse_choice(const char *opt, const char *v, const char *const names[])
+{
+	char err[512];
+	int i;
+
+	if (!value_choice(opt, v, names, &i, err, sizeof(err)))
+		die(EXIT_USAGE, "%s", err);
+	return i;
 }
 
 static int write_pidfile(const char *path)
@@ -135,37 +191,30 @@ static void daemonize_ready(int fd)
 		return;
 }
 
-/* The library names its own settings; on the command line they are
- * options. */
-static void print_start_error(const struct furing_config *cfg, const char *err)
+/* The library names its own settings; on the command line (and in the
+ * daemon's arguments) they are options. */
+static void start_error(const struct furing_config *cfg, const char *lib_err, char *err, size_t errlen)
 {
 	static const char lib_on[] = "io_uring = FURING_IO_URING_ON: ";
 
-	if (cfg->io_uring == FURING_IO_URING_ON && !strncmp(err, lib_on, sizeof(lib_on) - 1))
-		fprintf(stderr, "furing: --io-uring=on: %s\n", err + sizeof(lib_on) - 1);
+	if (cfg->io_uring == FURING_IO_URING_ON && !strncmp(lib_err, lib_on, sizeof(lib_on) - 1))
+		snprintf(err, errlen, "--io-uring=on: %s", lib_err + sizeof(lib_on) - 1);
 	else
-		fprintf(stderr, "furing: %s\n", err);
+		snprintf(err, errlen, "%s", lib_err);
 }
 
-/* A byte count with an optional K/M/G suffix, from 4 KiB to 4 GiB. */
-static uint64_t parse_size(const char *opt, const char *v)
+void cli_config_defaults(struct furing_config *cfg)
 {
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	unsigned int shift = 0;
-
-	if (*end == 'K' || *end == 'k')
-		shift = 10;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30;
-	if (shift)
-		end++;
-	if (errno || end == v || *end || *v == '-' || n > (4ull << 30) >> shift || (n << shift) < 4096)
-		die(EXIT_USAGE, "%s must be a byte count from 4K to 4G (K/M/G suffix allowed), not '%s'", opt, v);
-	return (uint64_t)n << shift;
+	/* valgrind does not see a waiting io_uring_enter as blocking: the
+	 * valgrind test asks the loop to wait in poll(2) instead. */
+	const char *wait = getenv("FURING_LOOP_WAIT");
+	cfg->wait_with_poll = wait && !strcmp(wait, "poll");
+	/* Placement follows the load by default (see --help and
+	 * bench/README.md): bound while other callers keep other queues busy,
+	 * free while one caller runs alone. */
+	cfg->pin = FURING_PIN_AUTO;
+	/* The library is silent by default; the tool shows its messages. */
+	cfg->log = furing_log_stderr;
 }
 
 void cli_session_init(struct cli_session *cs, const char *command)
@@ -176,19 +225,10 @@ void cli_session_init(struct cli_session *cs, const char *command)
 	/* Our own messages for getopt's complaints, and a fresh scan. */
 	opterr = 0;
 	optind = 1;
-	/* valgrind does not see a waiting io_uring_enter as blocking: the
-	 * valgrind test asks the loop to wait in poll(2) instead. */
-	const char *wait = getenv("FURING_LOOP_WAIT");
-	cs->cfg.wait_with_poll = wait && !strcmp(wait, "poll");
-	/* Placement follows the load by default (see --help and
-	 * bench/README.md): bound while other callers keep other queues busy,
-	 * free while one caller runs alone. */
-	cs->cfg.pin = FURING_PIN_AUTO;
-	/* The library is silent by default; the tool shows its messages. */
-	cs->cfg.log = furing_log_stderr;
+	cli_config_defaults(&cs->cfg);
 }
 
-void cli_shared_option(struct cli_session *cs, int o, char **argv)
+int cli_transport_option(struct furing_config *cfg, int o, const char *v, char *err, size_t errlen)
 {
 	static const char *const io_uring_modes[] = {"auto", "on", "off", NULL};
 	static const enum furing_io_uring_mode io_uring_values[] = {FURING_IO_URING_AUTO, FURING_IO_URING_ON,
@@ -198,51 +238,84 @@ void cli_shared_option(struct cli_session *cs, int o, char **argv)
 	static const char *const feature_modes[] = {"auto", "on", "off", NULL};
 	static const enum furing_feature feature_values[] = {FURING_FEATURE_AUTO, FURING_FEATURE_ON,
 							     FURING_FEATURE_OFF};
-	struct furing_config *cfg = &cs->cfg;
+	unsigned long n;
+	int i;
 
 	switch (o) {
 	case CLI_OPT_ALLOW_OTHER:
 		cfg->allow_other = true;
-		break;
+		return 1;
 	case CLI_OPT_IO_URING:
-		cfg->io_uring = io_uring_values[parse_choice("--io-uring", optarg, io_uring_modes)];
-		break;
+		if (!value_choice("--io-uring", v, io_uring_modes, &i, err, errlen))
+			return -1;
+		cfg->io_uring = io_uring_values[i];
+		return 1;
 	case CLI_OPT_THREADS:
-		cfg->threads = (unsigned int)parse_count("--threads", optarg, 1, 1024);
-		break;
+		if (!value_count("--threads", v, 1, 1024, &n, err, errlen))
+			return -1;
+		cfg->threads = (unsigned int)n;
+		return 1;
 	case CLI_OPT_QUEUE_DEPTH:
-		cfg->queue_depth = (unsigned int)parse_count("--queue-depth", optarg, 1, 4096);
-		break;
+		if (!value_count("--queue-depth", v, 1, 4096, &n, err, errlen))
+			return -1;
+		cfg->queue_depth = (unsigned int)n;
+		return 1;
 	case CLI_OPT_PAYLOAD_SIZE:
-		cfg->payload_size = parse_bytes("--payload-size", optarg);
-		break;
+		return value_bytes("--payload-size", v, &cfg->payload_size, err, errlen) ? 1 : -1;
 	case CLI_OPT_BUSY_POLL:
-		cfg->busy_poll_us = (uint32_t)parse_count("--busy-poll", optarg, 0, 1000000);
+		if (!value_count("--busy-poll", v, 0, 1000000, &n, err, errlen))
+			return -1;
+		cfg->busy_poll_us = (uint32_t)n;
 		cfg->busy_poll_off = cfg->busy_poll_us == 0;
-		break;
+		return 1;
 	case CLI_OPT_PIN:
-		cfg->pin = optarg ? pin_values[parse_choice("--pin", optarg, pin_modes)] : FURING_PIN_ON;
-		break;
+		if (!v) {
+			cfg->pin = FURING_PIN_ON;
+			return 1;
+		}
+		if (!value_choice("--pin", v, pin_modes, &i, err, errlen))
+			return -1;
+		cfg->pin = pin_values[i];
+		return 1;
 	case CLI_OPT_NO_PIN:
 		cfg->pin = FURING_PIN_OFF;
-		break;
+		return 1;
+	case CLI_OPT_DEBUG:
+		cfg->debug = true;
+		return 1;
+	case CLI_OPT_BUFFER_POOL:
+		if (!value_choice("--buffer-pool", v, feature_modes, &i, err, errlen))
+			return -1;
+		cfg->buffer_pool = feature_values[i];
+		return 1;
+	case CLI_OPT_BUFFER_POOL_SIZE:
+		return value_size("--buffer-pool-size", v, &cfg->buffer_pool_size, err, errlen) ? 1 : -1;
+	case CLI_OPT_ZERO_COPY:
+		if (!value_choice("--zero-copy", v, feature_modes, &i, err, errlen))
+			return -1;
+		cfg->zero_copy = feature_values[i];
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void cli_shared_option(struct cli_session *cs, int o, char **argv)
+{
+	char err[512];
+
+	switch (cli_transport_option(&cs->cfg, o, optarg, err, sizeof(err))) {
+	case 1:
+		return;
+	case -1:
+		die(EXIT_USAGE, "%s", err);
+	}
+	switch (o) {
 	case CLI_OPT_DAEMONIZE:
 		cs->daemonize = true;
 		break;
 	case CLI_OPT_PIDFILE:
 		cs->pidfile = optarg;
-		break;
-	case CLI_OPT_DEBUG:
-		cfg->debug = true;
-		break;
-	case CLI_OPT_BUFFER_POOL:
-		cfg->buffer_pool = feature_values[parse_choice("--buffer-pool", optarg, feature_modes)];
-		break;
-	case CLI_OPT_BUFFER_POOL_SIZE:
-		cfg->buffer_pool_size = parse_size("--buffer-pool-size", optarg);
-		break;
-	case CLI_OPT_ZERO_COPY:
-		cfg->zero_copy = feature_values[parse_choice("--zero-copy", optarg, feature_modes)];
 		break;
 	case 'V':
 		printf("furing %s\n", furing_version());
@@ -260,38 +333,60 @@ void cli_daemonize(struct cli_session *cs)
 		cs->ready_fd = daemonize_start();
 }
 
+struct furing_session *session_launch(const struct furing_config *cfg, const struct furing_ops *ops, size_t ops_size,
+				      void *fs, const char *mountpoint, bool own_signals, const char *init_error,
+				      char *err, size_t errlen)
+{
+	char lib_err[512];
+	struct furing_session *s = furing_session_new(ops, ops_size, cfg, sizeof(*cfg), fs, lib_err, sizeof(lib_err));
+
+	if (!s) {
+		snprintf(err, errlen, "%s", lib_err);
+		return NULL;
+	}
+	if (own_signals) {
+		int ret = furing_session_handle_signals(s);
+		if (ret < 0) {
+			snprintf(err, errlen, "cannot install signal handlers: %s", strerror(-ret));
+			furing_session_destroy(s);
+			return NULL;
+		}
+	}
+	if (furing_session_start(s, mountpoint, lib_err, sizeof(lib_err)) < 0) {
+		if (init_error && init_error[0])
+			snprintf(err, errlen, "%s", init_error);
+		else
+			start_error(cfg, lib_err, err, errlen);
+		furing_session_destroy(s);
+		return NULL;
+	}
+	return s;
+}
+
+int cli_session_started(struct cli_session *cs, struct furing_session *s)
+{
+	if (cs->pidfile) {
+		if (write_pidfile(cs->pidfile) < 0) {
+			cli_session_abort(cs, s);
+			return -1;
+		}
+		cs->pidfile_written = true;
+	}
+	return 0;
+}
+
 struct furing_session *cli_session_start(struct cli_session *cs, const struct furing_ops *ops, size_t ops_size,
 					 void *fs, const char *mountpoint, const char *init_error)
 {
-	char err[512];
-	struct furing_session *s = furing_session_new(ops, ops_size, &cs->cfg, sizeof(cs->cfg), fs, err, sizeof(err));
+	char err[1024];
+	struct furing_session *s =
+		session_launch(&cs->cfg, ops, ops_size, fs, mountpoint, true, init_error, err, sizeof(err));
 
 	if (!s) {
 		fprintf(stderr, "furing: %s\n", err);
 		return NULL;
 	}
-	int ret = furing_session_handle_signals(s);
-	if (ret < 0) {
-		fprintf(stderr, "furing: cannot install signal handlers: %s\n", strerror(-ret));
-		furing_session_destroy(s);
-		return NULL;
-	}
-	if (furing_session_start(s, mountpoint, err, sizeof(err)) < 0) {
-		if (init_error && init_error[0])
-			fprintf(stderr, "furing: %s\n", init_error);
-		else
-			print_start_error(&cs->cfg, err);
-		furing_session_destroy(s);
-		return NULL;
-	}
-	if (cs->pidfile) {
-		if (write_pidfile(cs->pidfile) < 0) {
-			cli_session_abort(cs, s);
-			return NULL;
-		}
-		cs->pidfile_written = true;
-	}
-	return s;
+	return cli_session_started(cs, s) < 0 ? NULL : s;
 }
 
 static void remove_pidfile(struct cli_session *cs)

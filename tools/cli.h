@@ -6,6 +6,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <furing/furing.h>
@@ -15,14 +16,21 @@
 
 /* "furing: <message>" on stderr and exit(@code). */
 void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-/* A whole number in [min, max] for option @opt, or a usage error. */
-unsigned long parse_count(const char *opt, const char *v, unsigned long min, unsigned long max);
+/* Option values, for the command line and the daemon's arguments alike:
+ * each stores the value of option @opt (named so in the reason) and
+ * returns true, or returns false with a one-line reason in @err. */
+/* A whole number in [min, max]. */
+bool value_count(const char *opt, const char *v, unsigned long min, unsigned long max, unsigned long *out, char *err,
+		 size_t errlen);
 /* A byte size with an optional K/M suffix, a multiple of 4096 from 8K to
- * 16M (a ring payload size), or a usage error. */
-uint32_t parse_bytes(const char *opt, const char *v);
+ * 16M (a ring payload size). */
+bool value_bytes(const char *opt, const char *v, uint32_t *out, char *err, size_t errlen);
+/* @v as the index of one of @names (NULL-terminated); the reason lists
+ * them: "--cache must be none or kernel, not 'x'". */
+bool value_choice(const char *opt, const char *v, const char *const names[], int *out, char *err, size_t errlen);
 
-/* @v as the index of one of @names (NULL-terminated) for option @opt, or a
- * usage error that lists them: "--cache must be none or kernel, not 'x'". */
+/* The same, for the command line: a bad value is a usage error. */
+unsigned long parse_count(const char *opt, const char *v, unsigned long min, unsigned long max);
 int parse_choice(const char *opt, const char *v, const char *const names[]);
 
 /* The options every subcommand takes: transport and process. A subcommand
@@ -89,8 +97,14 @@ struct cli_session {
 	int ready_fd; /* --daemonize: the parent's pipe until serving */
 };
 
+/* The tool's defaults in a zeroed @cfg (placement, log, valgrind's wait). */
+void cli_config_defaults(struct furing_config *cfg);
 /* Sets up @cs for subcommand @command (its getopt state too). */
 void cli_session_init(struct cli_session *cs, const char *command);
+/* Applies transport option @o (CLI_OPT_*, not a process one) with value
+ * @v (NULL for a flag, or --pin alone) to @cfg: 1 applied, 0 not a
+ * transport option, -1 a bad value (@err says why). */
+int cli_transport_option(struct furing_config *cfg, int o, const char *v, char *err, size_t errlen);
 /* getopt_long's answer @o when it is not one of the subcommand's own
  * options: a shared option is applied, -V prints the version and exits, a
  * missing value or an unknown option is a usage error. */
@@ -100,10 +114,18 @@ void cli_shared_option(struct cli_session *cs, int o, char **argv);
  * dies first (1). Call it before opening what the serving process must own
  * (a child process, connections). */
 void cli_daemonize(struct cli_session *cs);
-/* Creates the session over @fs, installs the usual signal handlers, starts
- * it at @mountpoint and writes the pidfile. On failure prints one line (the
- * filesystem's own reason from @init_error when it has one) and returns
- * NULL with nothing left behind. */
+/* Creates the session over @fs with @cfg, with @own_signals the usual
+ * signal handlers (one session per process), and starts it at
+ * @mountpoint. On failure NULL, with nothing left behind and one line in
+ * @err (the filesystem's own reason from @init_error when it has one). */
+struct furing_session *session_launch(const struct furing_config *cfg, const struct furing_ops *ops, size_t ops_size,
+				      void *fs, const char *mountpoint, bool own_signals, const char *init_error,
+				      char *err, size_t errlen);
+/* After a successful start: writes the pidfile; on failure aborts @s and
+ * returns -1. */
+int cli_session_started(struct cli_session *cs, struct furing_session *s);
+/* session_launch with the signal handlers, the error printed, and
+ * cli_session_started. */
 struct furing_session *cli_session_start(struct cli_session *cs, const struct furing_ops *ops, size_t ops_size,
 					 void *fs, const char *mountpoint, const char *init_error);
 /* Once the serving line is printed: detaches a daemon, waits until the

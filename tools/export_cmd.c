@@ -1,20 +1,14 @@
-/* `furing export [OPTIONS] IMAGE|URI MOUNTPOINT`: options, the mountpoint
- * file, and the session around the export filesystem (export/). */
-#include <errno.h>
-#include <fcntl.h>
+/* `furing export [OPTIONS] IMAGE|URI MOUNTPOINT`: the command line around
+ * one export (export_args.c parses its options, export_run.c starts it). */
 #include <getopt.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <furing/furing.h>
 
-#include "../export/export.h"
 #include "cli.h"
-#include "stale_mount.h"
+#include "export_args.h"
+#include "export_run.h"
 
 int cmd_export(int argc, char **argv);
 
@@ -80,219 +74,54 @@ static const char export_help[] =
 	"Signals: SIGINT/SIGTERM unmount and exit; SIGUSR1 prints the counters.\n"
 	"Exit status: 0 clean stop, 1 runtime error, 2 usage error.\n";
 
-struct cli {
-	struct export_opts ex;
-	struct cli_session session;
-	const char *image;
-	const char *mountpoint;
-};
-
-enum {
-	OPT_WRITABLE = 256,
-	OPT_GROWABLE,
-	OPT_BACKEND_DIRECT,
-	OPT_WRITETHROUGH,
-	OPT_CACHE,
-	OPT_KERNEL_PASSTHROUGH,
-	OPT_BACKEND_IO,
-	OPT_FORMAT,
-	OPT_TIMEOUT,
-};
-
-/* Options that mean nothing for a disk behind an NBD server. */
-static void check_nbd_options(const struct cli *c)
+static void parse_export(int argc, char **argv, struct export_args *a, struct cli_session *cs)
 {
-	bool uri = export_is_nbd_uri(c->image);
-	bool qemu = c->ex.format && strcmp(c->ex.format, "raw") != 0;
-
-	if (uri && c->ex.format)
-		die(EXIT_USAGE, "--format is for image files; the NBD server at %s decides the format", c->image);
-	if (!uri && !qemu)
-		return;
-	if (c->ex.growable)
-		die(EXIT_USAGE, "--growable: an NBD disk has a fixed size%s", qemu ? " (qemu-nbd serves the image as one)" : "");
-	if (uri && c->ex.backend_direct)
-		die(EXIT_USAGE, "--backend-direct is for image files; the NBD server decides its caching");
-	if (c->ex.backend_io != EXPORT_IO_AUTO)
-		die(EXIT_USAGE, "--backend-io is for raw image files; NBD requests always go out asynchronously");
-}
-
-static void parse_export(int argc, char **argv, struct cli *c)
-{
-	static const struct option opts[] = {
-		{"writable", no_argument, NULL, OPT_WRITABLE},
-		{"growable", no_argument, NULL, OPT_GROWABLE},
-		{"backend-direct", no_argument, NULL, OPT_BACKEND_DIRECT},
-		{"writethrough", no_argument, NULL, OPT_WRITETHROUGH},
-		{"cache", required_argument, NULL, OPT_CACHE},
-		{"kernel-passthrough", required_argument, NULL, OPT_KERNEL_PASSTHROUGH},
-		{"backend-io", required_argument, NULL, OPT_BACKEND_IO},
-		{"format", required_argument, NULL, OPT_FORMAT},
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		CLI_SHARED_OPTIONS,
-	};
-	/* Each choice list in the order of the enum it picks from. */
-	static const char *const kpt_modes[] = {"auto", "on", "off", NULL};
-	static const char *const cache_modes[] = {"none", "kernel", NULL};
-	static const char *const io_modes[] = {"auto", "ring", "inline", NULL};
-	_Static_assert(EXPORT_KPT_AUTO == 0 && EXPORT_KPT_ON == 1 && EXPORT_KPT_OFF == 2, "kpt_modes");
-	_Static_assert(EXPORT_CACHE_NONE == 0 && EXPORT_CACHE_KERNEL == 1, "cache_modes");
-	_Static_assert(EXPORT_IO_AUTO == 0 && EXPORT_IO_RING == 1 && EXPORT_IO_INLINE == 2, "io_modes");
-	struct furing_config *cfg = &c->session.cfg;
+	char err[512];
 	int o;
 
-	cli_session_init(&c->session, "export");
-	c->ex.nbd_timeout_s = EXPORT_NBD_TIMEOUT_DEFAULT;
-	/* The export's messages while no session runs (qemu-nbd's stop, the
-	 * final flush) look like the session's. */
-	c->ex.log = (struct export_log){.fn = furing_log_stderr};
-	while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
-		switch (o) {
-		case OPT_WRITABLE:
-			c->ex.writable = true;
-			break;
-		case OPT_GROWABLE:
-			c->ex.growable = true;
-			break;
-		case OPT_BACKEND_DIRECT:
-			c->ex.backend_direct = true;
-			break;
-		case OPT_WRITETHROUGH:
-			c->ex.writethrough = true;
-			break;
-		case OPT_KERNEL_PASSTHROUGH:
-			c->ex.kernel_passthrough = parse_choice("--kernel-passthrough", optarg, kpt_modes);
-			break;
-		case OPT_CACHE:
-			c->ex.cache = parse_choice("--cache", optarg, cache_modes);
-			break;
-		case OPT_BACKEND_IO:
-			c->ex.backend_io = parse_choice("--backend-io", optarg, io_modes);
-			break;
-		case OPT_FORMAT:
-			if (!*optarg || optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789_-")])
-				die(EXIT_USAGE, "--format needs a format name such as qcow2, not '%s'", optarg);
-			c->ex.format = optarg;
-			break;
-		case OPT_TIMEOUT:
-			c->ex.nbd_timeout_s = (unsigned int)parse_count("--timeout", optarg, 0, 86400);
-			break;
-		case 'h':
+	cli_session_init(cs, "export");
+	export_args_init(a, &cs->cfg);
+	while ((o = getopt_long(argc, argv, ":hV", export_options, NULL)) != -1) {
+		if (o == 'h') {
 			fputs(export_help, stdout);
 			exit(0);
-		default:
-			cli_shared_option(&c->session, o, argv);
 		}
+		int r = export_args_option(a, o, optarg, err, sizeof(err));
+		if (r < 0)
+			die(EXIT_USAGE, "%s", err);
+		if (r == 0)
+			cli_shared_option(cs, o, argv);
 	}
 	if (argc - optind != 2)
 		die(EXIT_USAGE, "export needs IMAGE and MOUNTPOINT (see furing export --help)");
-	c->image = argv[optind];
-	c->mountpoint = argv[optind + 1];
-	if (c->ex.growable && !c->ex.writable)
-		die(EXIT_USAGE, "--growable needs --writable");
-	if (c->ex.writethrough && !c->ex.writable)
-		die(EXIT_USAGE, "--writethrough needs --writable");
-	check_nbd_options(c);
-	c->ex.image = c->image;
-	cfg->read_only = !c->ex.writable;
-	/* The export's owner and mode are what the kernel checks against. */
-	cfg->default_permissions = true;
-}
-
-/* An existing regular file, or a new one we remove at exit. */
-static bool prepare_mountpoint(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) == 0) {
-		if (S_ISDIR(st.st_mode))
-			die(EXIT_RUNTIME, "mountpoint %s is a directory: furing exports one file, give a file path", path);
-		if (!S_ISREG(st.st_mode))
-			die(EXIT_RUNTIME, "mountpoint %s is not a regular file", path);
-		return false;
-	}
-	if (errno != ENOENT)
-		die(EXIT_RUNTIME, "mountpoint %s: %s", path, strerror(errno));
-	int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-	if (fd < 0)
-		die(EXIT_RUNTIME, "cannot create mountpoint %s: %s", path, strerror(errno));
-	close(fd);
-	return true;
+	a->image = argv[optind];
+	a->mountpoint = argv[optind + 1];
+	if (export_args_check(a, err, sizeof(err)) < 0)
+		die(EXIT_USAGE, "%s", err);
 }
 
 int cmd_export(int argc, char **argv)
 {
-	struct cli c;
-	struct furing_config *cfg = &c.session.cfg;
-	char err[512];
+	struct cli_session cs;
+	struct export_args a;
+	struct export_run r;
+	char err[2048];
 
-	memset(&c, 0, sizeof(c));
-	parse_export(argc, argv, &c);
+	parse_export(argc, argv, &a, &cs);
 
 	/* Before the export opens: a qemu-nbd it starts must be the serving
 	 * process's child, and its connections the serving process's. */
-	cli_daemonize(&c.session);
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	c.ex.workers = cfg->threads ? cfg->threads : cpus > 0 ? (unsigned int)cpus : 1;
-	struct export *e = export_open(&c.ex, err, sizeof(err));
-	if (!e)
+	cli_daemonize(&cs);
+	if (export_run_start(&r, &a, true, err, sizeof(err)) < 0)
 		die(EXIT_RUNTIME, "%s", err);
-	const char *no_kpt = export_passthrough_refused(e);
-	if (no_kpt && c.ex.kernel_passthrough == EXPORT_KPT_ON) {
-		export_close(e);
-		die(EXIT_RUNTIME, "--kernel-passthrough=on: %s", no_kpt);
-	}
-	clear_dead_mount(c.mountpoint);
-	unsigned int max_workers = export_max_workers(e);
-	if (max_workers && c.ex.workers > max_workers) {
-		if (cfg->threads)
-			fprintf(stderr, "furing: note: %s allows %u connection%s: %u worker thread%s, not --threads %u\n",
-				c.image, max_workers, max_workers == 1 ? "" : "s", max_workers, max_workers == 1 ? "" : "s",
-				cfg->threads);
-		cfg->threads = max_workers;
-	}
-	bool created = prepare_mountpoint(c.mountpoint);
-	char *mnt_abs = realpath(c.mountpoint, NULL);
-	cfg->root_mode = export_root_mode(e);
-	/* The source shown in /proc/mounts; a comma would end the mount option. */
-	cfg->fsname = strpbrk(c.image, ", \t\n") ? "furing-nbd" : c.image;
-
 	int code = EXIT_RUNTIME;
-	struct furing_session *s = cli_session_start(&c.session, &export_ops, sizeof(export_ops), e, c.mountpoint, NULL);
-	if (!s)
-		goto out;
-	bool kpt = export_passthrough_active(e, s);
-	if (!kpt && !no_kpt) {
-		no_kpt = "the kernel did not offer FUSE passthrough (CONFIG_FUSE_PASSTHROUGH)";
-		if (c.ex.kernel_passthrough == EXPORT_KPT_ON) {
-			fprintf(stderr, "furing: --kernel-passthrough=on: %s\n", no_kpt);
-			cli_session_abort(&c.session, s);
-			goto out;
-		}
+	if (cli_session_started(&cs, r.s) == 0) {
+		fprintf(stderr, "furing: %s\n", r.serving);
+		code = cli_session_serve(&cs, r.s);
 	}
-	/* What reads (and writes) the image: the kernel, or furing and why. */
-	char reads[256] = "";
-	if (kpt)
-		snprintf(reads, sizeof(reads), ", %s through kernel passthrough",
-			 c.ex.writable ? "reads and writes" : "reads");
-	else if (!c.ex.writable && c.ex.kernel_passthrough == EXPORT_KPT_AUTO)
-		snprintf(reads, sizeof(reads), "; kernel passthrough off: %s", no_kpt);
-	const char *how = export_describe(e);
-	fprintf(stderr, "furing: serving %s (%llu bytes, %s%s%s%s) at %s\n", c.image,
-		(unsigned long long)export_size(e), c.ex.writable ? (c.ex.growable ? "writable, growable" : "writable")
-								  : "read-only",
-		how ? ", " : "", how ? how : "", reads, mnt_abs ? mnt_abs : c.mountpoint);
-	code = cli_session_serve(&c.session, s);
-	uint64_t grew = export_image_grew(e);
-	if (grew)
-		fprintf(stderr, "furing: warning: writes past the end through kernel passthrough extended %s to %llu bytes "
-				"(the export is %llu)\n",
-			c.image, (unsigned long long)grew, (unsigned long long)export_size(e));
-out:
-	if (created && mnt_abs)
-		unlink(mnt_abs);
-	free(mnt_abs);
-	if (export_close(e) < 0 && code == 0)
+	if (export_run_finish(&r, &a, err, sizeof(err)) < 0 && code == 0)
 		code = EXIT_RUNTIME;
+	if (err[0])
+		fprintf(stderr, "furing: warning: %s\n", err);
 	return code;
 }

@@ -11,6 +11,8 @@
 
 int cmd_export(int argc, char **argv);      /* export_cmd.c */
 int cmd_passthrough(int argc, char **argv); /* passthrough_cmd.c */
+int cmd_daemon(int argc, char **argv);      /* daemon.c */
+int cmd_ctl(int argc, char **argv);         /* ctl.c */
 
 static const char main_help[] =
 	"Usage: furing COMMAND [OPTIONS] ...\n"
@@ -18,6 +20,8 @@ static const char main_help[] =
 	"Commands:\n"
 	"  export       present a raw disk image or block device as one file (furing export --help)\n"
 	"  passthrough  mirror a directory tree at a mountpoint (furing passthrough --help)\n"
+	"  daemon       serve many exports, added and removed over a control socket (furing daemon --help)\n"
+	"  ctl          send one command to a daemon's control socket (furing ctl --help)\n"
 	"\n"
 	"  -h, --help     this text\n"
 	"  -V, --version  the version\n";
@@ -40,6 +44,10 @@ int main(int argc, char **argv)
 		return cmd_export(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "passthrough"))
 		return cmd_passthrough(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "daemon"))
+		return cmd_daemon(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
 	fprintf(stderr, "furing: unknown command '%s' (see furing --help)\n", argv[1]);
 	return EXIT_USAGE;
 }

@@ -1,20 +1,17 @@
-/* `furing passthrough [OPTIONS] SOURCE MOUNTPOINT`: options, the
- * mountpoint, and the session around the passthrough filesystem
- * (passthrough/). */
-#include <errno.h>
+/* `furing passthrough [OPTIONS] SOURCE MOUNTPOINT`: the command line
+ * around one passthrough mount (passthrough_args.c parses its options,
+ * passthrough_run.c starts it). */
 #include <getopt.h>
 #include <limits.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <furing/furing.h>
 
-#include "../passthrough/passthrough.h"
 #include "cli.h"
+#include "passthrough_args.h"
+#include "passthrough_run.h"
 
 int cmd_passthrough(int argc, char **argv);
 
@@ -96,137 +93,52 @@ static const char passthrough_help[] =
 	"Signals: SIGINT/SIGTERM unmount and exit; SIGUSR1 prints the counters.\n"
 	"Exit status: 0 clean stop, 1 runtime error, 2 usage error.\n";
 
-struct cli {
-	struct pt_opts pt;
-	struct cli_session session;
-	const char *mountpoint;
-};
-
-enum {
-	OPT_CACHE = 256,
-	OPT_KERNEL_PASSTHROUGH,
-	OPT_BACKEND_IO,
-	OPT_NO_XATTR,
-};
-
-static void parse(int argc, char **argv, struct cli *c)
+static void parse(int argc, char **argv, struct passthrough_args *a, struct cli_session *cs)
 {
-	static const struct option opts[] = {
-		{"cache", required_argument, NULL, OPT_CACHE},
-		{"kernel-passthrough", no_argument, NULL, OPT_KERNEL_PASSTHROUGH},
-		{"backend-io", required_argument, NULL, OPT_BACKEND_IO},
-		{"no-xattr", no_argument, NULL, OPT_NO_XATTR},
-		CLI_SHARED_OPTIONS,
-	};
-	static const char *const cache_modes[] = {"none", "auto", "always", NULL};
-	static const enum pt_cache cache_values[] = {PT_CACHE_NONE, PT_CACHE_AUTO, PT_CACHE_ALWAYS};
-	/* In the order of enum pt_io. */
-	static const char *const io_modes[] = {"auto", "ring", "inline", NULL};
-	_Static_assert(PT_IO_AUTO == 0 && PT_IO_RING == 1 && PT_IO_INLINE == 2, "io_modes");
+	char err[512];
 	int o;
 
-	cli_session_init(&c->session, "passthrough");
-	while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
-		switch (o) {
-		case OPT_CACHE:
-			c->pt.cache = cache_values[parse_choice("--cache", optarg, cache_modes)];
-			break;
-		case OPT_KERNEL_PASSTHROUGH:
-			c->pt.kernel_passthrough = true;
-			break;
-		case OPT_BACKEND_IO:
-			c->pt.backend_io = parse_choice("--backend-io", optarg, io_modes);
-			break;
-		case OPT_NO_XATTR:
-			c->pt.no_xattr = true;
-			break;
-		case 'h':
+	cli_session_init(cs, "passthrough");
+	passthrough_args_init(a, &cs->cfg);
+	while ((o = getopt_long(argc, argv, ":hV", passthrough_options, NULL)) != -1) {
+		if (o == 'h') {
 			printf(passthrough_help, pt_inline_calls);
 			exit(0);
-		default:
-			cli_shared_option(&c->session, o, argv);
 		}
+		int r = passthrough_args_option(a, o, optarg, err, sizeof(err));
+		if (r < 0)
+			die(EXIT_USAGE, "%s", err);
+		if (r == 0)
+			cli_shared_option(cs, o, argv);
 	}
 	if (argc - optind != 2)
 		die(EXIT_USAGE, "passthrough needs SOURCE and MOUNTPOINT (see furing passthrough --help)");
-	c->pt.source = argv[optind];
-	c->mountpoint = argv[optind + 1];
-	/* The kernel checks permissions from the attributes, which are
-	 * SOURCE's (see ident.c for why this and not a check per call). */
-	c->session.cfg.default_permissions = true;
-}
-
-/* An existing directory, not below SOURCE: a mount inside the tree it
- * mirrors would contain itself (SOURCE itself is fine: the daemon holds
- * SOURCE open from before the mount and sees below it). Its realpath, or
- * NULL with @err (one line). */
-static char *check_mountpoint(const char *path, const char *source, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "mountpoint %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "mountpoint %s is not a directory", path);
-		return NULL;
-	}
-	char *abs = realpath(path, NULL);
-	if (!abs) {
-		snprintf(err, errlen, "mountpoint %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	size_t n = strlen(source);
-	if (strncmp(abs, source, n) == 0 && (abs[n] == '/' || (n == 1 && abs[1]))) {
-		snprintf(err, errlen, "mountpoint %s is inside SOURCE %s: the mount would contain itself", abs, source);
-		free(abs);
-		return NULL;
-	}
-	return abs;
-}
-
-static const char *cache_name(enum pt_cache c)
-{
-	return c == PT_CACHE_NONE ? "none" : c == PT_CACHE_ALWAYS ? "always" : "auto";
+	a->pt.source = argv[optind];
+	a->mountpoint = argv[optind + 1];
+	passthrough_args_finish(a);
 }
 
 int cmd_passthrough(int argc, char **argv)
 {
-	struct cli c;
-	char err[2 * PATH_MAX + 128]; /* two paths, for check_mountpoint */
+	struct cli_session cs;
+	struct passthrough_args a;
+	struct passthrough_run r;
+	char err[2 * PATH_MAX + 128]; /* two paths, for the mountpoint's check */
 
-	memset(&c, 0, sizeof(c));
-	parse(argc, argv, &c);
+	parse(argc, argv, &a, &cs);
 
 	/* Modes arrive with the caller's umask already applied by the kernel;
 	 * SOURCE's filesystem would apply ours again. One umask serves every
 	 * worker and io_uring thread of the process, so it is 0. */
 	umask(0);
-	struct pt_fs *fs = pt_open(&c.pt, err, sizeof(err));
-	if (!fs)
+	cli_daemonize(&cs);
+	if (passthrough_run_start(&r, &a, true, err, sizeof(err)) < 0)
 		die(EXIT_RUNTIME, "%s", err);
-	char *mnt_abs = check_mountpoint(c.mountpoint, pt_source(fs), err, sizeof(err));
-	if (!mnt_abs) {
-		pt_close(fs);
-		die(EXIT_RUNTIME, "%s", err);
-	}
-	c.session.cfg.root_mode = pt_root_mode(fs);
-	c.session.cfg.fsname = pt_source(fs);
-
-	cli_daemonize(&c.session);
 	int code = EXIT_RUNTIME;
-	struct furing_session *s =
-		cli_session_start(&c.session, &pt_ops, sizeof(pt_ops), fs, c.mountpoint, pt_init_error(fs));
-	if (s) {
-		const struct furing_conn *conn = furing_session_conn(s);
-		fprintf(stderr, "furing: serving %s at %s (cache=%s%s%s, %s)\n", pt_source(fs), mnt_abs,
-			cache_name(c.pt.cache), pt_writeback_active(fs) ? ", writeback" : "",
-			pt_passthrough_active(fs) ? ", kernel passthrough" : "",
-			conn->over_io_uring ? "FUSE-over-io_uring" : "/dev/fuse");
-		code = cli_session_serve(&c.session, s);
+	if (cli_session_started(&cs, r.s) == 0) {
+		fprintf(stderr, "furing: %s\n", r.serving);
+		code = cli_session_serve(&cs, r.s);
 	}
-	free(mnt_abs);
-	pt_close(fs);
+	passthrough_run_finish(&r);
 	return code;
 }

@@ -34,7 +34,7 @@ static const char *unmount_command(const struct furing_dead_mount *m, char *buf,
  * furing_clear_dead_mount looks only through mountinfo and a probe that
  * cannot hang us, since a stopped server's mount would hang a plain
  * stat(). */
-void clear_dead_mount(const char *path)
+int stale_mount_clear(const char *path, char *err, size_t errlen)
 {
 	char cmd[PATH_MAX + 32];
 
@@ -42,18 +42,33 @@ void clear_dead_mount(const char *path)
 		struct furing_dead_mount m;
 		int r = furing_clear_dead_mount(path, "furing", PROBE_TIMEOUT_MS, &m);
 		if (r == 0)
-			return; /* nothing there, not FUSE, or alive: the usual checks speak */
-		if (r == -ETIMEDOUT)
-			die(EXIT_RUNTIME, "mountpoint %s is busy: the %s mount there does not answer (is its server stopped?)",
-			    m.mountpoint, m.fstype);
-		if (r == -ENOTCONN)
-			die(EXIT_RUNTIME, "mountpoint %s: a dead %s mount is left there, not furing's to remove; run %s",
-			    m.mountpoint, m.fstype, unmount_command(&m, cmd, sizeof(cmd)));
-		if (r < 0)
-			die(EXIT_RUNTIME, "mountpoint %s: cannot remove the dead furing mount left there (%s); run %s",
-			    m.mountpoint, geteuid() == 0 ? strerror(-r) : "fusermount3 failed",
-			    unmount_command(&m, cmd, sizeof(cmd)));
+			return 0; /* nothing there, not FUSE, or alive: the usual checks speak */
+		if (r == -ETIMEDOUT) {
+			snprintf(err, errlen, "mountpoint %s is busy: the %s mount there does not answer (is its server stopped?)",
+				 m.mountpoint, m.fstype);
+			return -1;
+		}
+		if (r == -ENOTCONN) {
+			snprintf(err, errlen, "mountpoint %s: a dead %s mount is left there, not furing's to remove; run %s",
+				 m.mountpoint, m.fstype, unmount_command(&m, cmd, sizeof(cmd)));
+			return -1;
+		}
+		if (r < 0) {
+			snprintf(err, errlen, "mountpoint %s: cannot remove the dead furing mount left there (%s); run %s",
+				 m.mountpoint, geteuid() == 0 ? strerror(-r) : "fusermount3 failed",
+				 unmount_command(&m, cmd, sizeof(cmd)));
+			return -1;
+		}
 		fprintf(stderr, "furing: lazily unmounted the stale furing mount at %s (its server had died)\n",
 			m.mountpoint);
 	}
+	return 0;
+}
+
+void clear_dead_mount(const char *path)
+{
+	char err[2 * PATH_MAX + 256];
+
+	if (stale_mount_clear(path, err, sizeof(err)) < 0)
+		die(EXIT_RUNTIME, "%s", err);
 }

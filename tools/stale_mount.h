@@ -3,10 +3,14 @@
 #ifndef FURING_TOOLS_STALE_MOUNT_H
 #define FURING_TOOLS_STALE_MOUNT_H
 
+#include <stddef.h>
+
 /* Lazily unmounts a dead fuse.furing mount at @path (saying so in one
- * line), or exits with a one-line error naming the command to run when a
- * dead mount there is not ours or cannot be removed. Returns when @path is
- * free of dead mounts. */
+ * line on stderr) and returns 0 once @path is free of dead mounts, or
+ * returns -1 with a one-line reason in @err (naming the command to run)
+ * when a dead mount there is not ours or cannot be removed. */
+int stale_mount_clear(const char *path, char *err, size_t errlen);
+/* The same for the command line: exits with the reason instead. */
 void clear_dead_mount(const char *path);
 
 #endif

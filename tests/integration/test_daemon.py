@@ -1,0 +1,616 @@
+"""`furing daemon` and `furing ctl`: exports added, used, listed and removed
+at run time through the control socket (doc/control.md), bad requests
+answered without harm to the exports that serve, the socket's guard."""
+
+import errno
+import json
+import os
+import random
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from furing_helpers import assert_same, is_mounted, lazy_umount_all, pattern, wait_for
+from test_unprivileged import SETPRIV, USER_ENV, dev_fuse_for_users, userdir  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.timeout(90)
+
+MiB = 1024 * 1024
+READY_TIMEOUT = 10.0
+REPLY_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+
+
+class Control:
+    """One connection to the daemon: the greeting, then request/reply."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(REPLY_TIMEOUT)
+        self.sock.connect(path)
+        self.buf = b""
+        self.greeting = self.read()
+
+    def read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the daemon closed the connection")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return json.loads(line)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def request(self, command, **args):
+        msg = {"command": command}
+        if args:
+            msg["arguments"] = args
+        self.send_raw(json.dumps(msg).encode() + b"\n")
+        return self.read()
+
+    def close(self):
+        self.sock.close()
+
+
+class Daemon:
+    def __init__(self, binary, workdir, prefix=(), env=None, sockdir=None):
+        self.sock_path = os.path.join(sockdir or workdir, "control.sock")
+        self.stderr_path = os.path.join(workdir, "daemon.stderr")
+        self.workdir = workdir
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(list(prefix) + [binary, "daemon", "--control", self.sock_path],
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                                         start_new_session=True)
+        self.mountpoints = []
+
+    def wait_ready(self):
+        def connects():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.stderr()}")
+            try:
+                Control(self.sock_path).close()
+                return True
+            except OSError:
+                return False
+        wait_for(connects, READY_TIMEOUT, what="the control socket")
+        return self
+
+    def stderr(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def connect(self):
+        return Control(self.sock_path)
+
+    def request(self, command, **args):
+        c = self.connect()
+        try:
+            return c.request(command, **args)
+        finally:
+            c.close()
+
+    def add(self, id, source, mountpoint, **options):
+        """export-add, which must succeed; the mountpoint is tracked for the teardown."""
+        self.mountpoints.append(mountpoint)
+        options.setdefault("kernel-passthrough", "off")
+        r = self.request("export-add", id=id, type="export", source=source, mountpoint=mountpoint,
+                         **options)
+        assert r.get("reply") == "export-add" and "return" in r, r
+        return r["return"]
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError(f"daemon did not stop within {STOP_TIMEOUT}s:\n{self.stderr()[-3000:]}")
+
+    def cleanup(self):
+        problems = []
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(STOP_TIMEOUT)
+                if rc != 0:
+                    problems.append(f"exit code {rc} on SIGTERM")
+            except subprocess.TimeoutExpired:
+                problems.append("did not stop on SIGTERM: SIGKILLed")
+                self.proc.kill()
+                self.proc.wait(5)
+        for mp in self.mountpoints:
+            if lazy_umount_all(mp):
+                problems.append(f"{mp} still mounted after the daemon exited")
+        if "Sanitizer" in self.stderr() or "runtime error" in self.stderr():
+            problems.append("sanitizer report in the daemon's stderr")
+        return problems
+
+
+@pytest.fixture
+def daemon(request, furing_bin, workdir):
+    started = []
+
+    def start(binary=None, **kw):
+        d = Daemon(binary or furing_bin, workdir, **kw)
+        started.append(d)
+        return d.wait_ready()
+
+    # A hung mount blocks the test in a system call pytest-timeout cannot
+    # interrupt: kill the daemons shortly before the limit.
+    def watchdog():
+        for d in started:
+            if d.proc.poll() is None:
+                d.proc.kill()
+    timer = threading.Timer(80, watchdog)
+    timer.daemon = True
+    timer.start()
+    yield start
+    timer.cancel()
+    problems = []
+    for d in started:
+        problems += d.cleanup()
+    failed = getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed
+    if failed:
+        for d in started:
+            print(f"---- daemon stderr ----\n{d.stderr()[-4000:]}")
+    elif problems:
+        pytest.fail("teardown: " + "; ".join(problems), pytrace=False)
+
+
+def make_image(workdir, name, size=4 * MiB, seed=1):
+    path = os.path.join(workdir, name)
+    with open(path, "wb") as f:
+        f.write(pattern(size, seed))
+    return path
+
+
+def error_class(reply):
+    assert "error" in reply, f"expected an error reply, got {reply}"
+    assert isinstance(reply["error"].get("desc"), str) and "\n" not in reply["error"]["desc"], reply
+    return reply["error"]["class"]
+
+
+def read_all(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def safe_del_when_closed(d, id, timeout=5.0):
+    """The kernel lets go of a closed file at once, but allow a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = d.request("export-del", id=id, mode="safe")
+        if "return" in r or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- tests
+
+def test_greeting(daemon):
+    d = daemon()
+    g = d.connect().greeting["greeting"]
+    assert g["program"] == "furing" and g["protocol"] == 1 and g["version"]
+    assert set(g["capabilities"]["types"]) == {"export", "passthrough"}
+    assert {"export-add", "export-del", "query-exports"} <= set(g["capabilities"]["commands"])
+    st = os.stat(d.sock_path)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+
+
+def test_exports_io_query_del(daemon, workdir, uring_state):
+    d = daemon()
+    img1 = make_image(workdir, "one.raw", seed=1)
+    img2 = make_image(workdir, "two.raw", seed=2)
+    mnt1 = os.path.join(workdir, "one.img")          # created by the daemon
+    mnt2 = os.path.join(workdir, "two.img")
+    open(mnt2, "wb").close()                         # an existing file
+    ring = "on" if uring_state == "Y" else "auto"
+    r1 = d.add("one", img1, mnt1, writable=True, threads=2, **{"io-uring": ring, "queue-depth": 16})
+    r2 = d.add("two", img2, mnt2, **{"io-uring": "off", "cache": "none"})
+    assert r1["id"] == "one" and r1["state"] == "running" and r1["size"] == 4 * MiB
+    assert is_mounted(mnt1) and is_mounted(mnt2)
+    if uring_state == "Y":
+        assert r1["transport"] == "io_uring"
+    assert r2["transport"] == "/dev/fuse"
+
+    # I/O on both, at once
+    assert_same(read_all(mnt2), read_all(img2), "read of export two")
+    data = pattern(65536, 9)
+    fd = os.open(mnt1, os.O_RDWR)
+    try:
+        assert os.pwrite(fd, data, 12345) == len(data)
+        assert_same(os.pread(fd, len(data), 12345), data, "read back on export one")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    with open(img1, "rb") as f:
+        f.seek(12345)
+        assert_same(f.read(len(data)), data, "the image behind export one")
+    with pytest.raises(OSError) as ei:
+        os.open(mnt2, os.O_WRONLY)
+    assert ei.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+
+    q = d.request("query-exports")
+    assert q["reply"] == "query-exports"
+    by_id = {x["id"]: x for x in q["return"]["exports"]}
+    assert set(by_id) == {"one", "two"}
+    assert by_id["one"]["source"] == img1 and by_id["one"]["mountpoint"] == mnt1
+    assert by_id["one"]["type"] == "export" and by_id["one"]["state"] == "running"
+    assert by_id["one"]["options"]["writable"] is True and by_id["one"]["options"]["threads"] == 2
+    assert by_id["two"]["options"]["cache"] == "none"
+    one = d.request("query-exports", id="one")["return"]["exports"]
+    assert [x["id"] for x in one] == ["one"]
+
+    # safe: refused while the file is open, done once it is closed
+    fd = os.open(mnt1, os.O_RDONLY)
+    try:
+        r = d.request("export-del", id="one", mode="safe")
+        assert r["reply"] == "export-del" and error_class(r) == "Busy", r
+        assert is_mounted(mnt1)
+        assert os.pread(fd, 4096, 0) == read_all(img1)[:4096]
+    finally:
+        os.close(fd)
+    r = safe_del_when_closed(d, "one")
+    assert r.get("return", {}).get("id") == "one", r
+    assert "requests=" in r["return"]["summary"]
+    assert not is_mounted(mnt1)
+    assert not os.path.exists(mnt1)                  # the daemon made it, the daemon removed it
+
+    # hard: at once, with the file open; its user gets errors
+    fd = os.open(mnt2, os.O_RDONLY)
+    try:
+        t0 = time.monotonic()
+        r = d.request("export-del", id="two", mode="hard")
+        assert "return" in r, r
+        assert time.monotonic() - t0 < 10
+        assert not is_mounted(mnt2)
+        with pytest.raises(OSError):
+            os.pread(fd, 4096, 0)
+    finally:
+        try:
+            os.close(fd)                             # its FLUSH fails too (ENOTCONN)
+        except OSError:
+            pass
+    assert os.path.isfile(mnt2)                      # it was there before: it stays
+    assert d.request("query-exports")["return"]["exports"] == []
+    assert d.stop() == 0
+
+
+def test_bad_requests_leave_exports_serving(daemon, workdir, tmp_path_factory):
+    d = daemon()
+    img = make_image(workdir, "img.raw")
+    mnt = os.path.join(workdir, "img.mnt")
+    d.add("keep", img, mnt)
+    expect = read_all(img)
+    c = d.connect()
+
+    def bad(raw, cls, command=None):
+        c.send_raw(raw + b"\n")
+        r = c.read()
+        assert r.get("reply") == command, r
+        assert error_class(r) == cls, r
+
+    bad(b"{not json", "ProtocolError")
+    bad(b"[1, 2]", "ProtocolError")
+    bad(b'"export-add"', "ProtocolError")
+    bad(b"\xff\xfe{}", "ProtocolError")
+    bad(b'{"command": 5}', "ProtocolError")
+    bad(b'{"command": "query-exports", "command": "export-del"}', "ProtocolError")
+    bad(b'{"command": "query-exports", "extra": 1}', "ProtocolError", "query-exports")
+    bad(b'{"command": "query-exports", "arguments": [1]}', "InvalidArgument", "query-exports")
+    bad(b'{"command": "no-such-thing"}', "CommandNotFound", "no-such-thing")
+    bad(b'{"command": "query-exports", "arguments": {"bogus": 1}}', "InvalidArgument", "query-exports")
+    # a tag comes back with its reply
+    c.send_raw(b'{"command": "nope", "tag": [7]}\n')
+    assert c.read()["tag"] == [7]
+
+    base = {"type": "export", "source": img}
+
+    def add(cls, **args):
+        a = dict(base, id="x", mountpoint=os.path.join(workdir, "x.mnt"))
+        a.update(args)
+        a = {k: v for k, v in a.items() if v is not None}
+        r = c.request("export-add", **a)
+        assert r["reply"] == "export-add"
+        assert error_class(r) == cls, (args, r)
+        return r
+
+    add("InvalidArgument", id=None)
+    add("InvalidArgument", id=5)
+    add("InvalidArgument", id="")
+    add("InvalidArgument", id="a/b")
+    add("InvalidArgument", type=None)
+    add("InvalidArgument", type="disk")
+    add("InvalidArgument", type="passthrough")                 # x.mnt: no directory
+    add("InvalidArgument", type="passthrough", source=workdir, mountpoint=workdir + "/adir2",
+        writable=True)                                        # an export's option
+    add("InvalidArgument", source="img.raw")                  # relative
+    add("InvalidArgument", mountpoint="x.mnt")                # relative
+    add("InvalidArgument", source=["/a"])
+    add("InvalidArgument", writable="yes")
+    add("InvalidArgument", writable=1)
+    add("InvalidArgument", threads="many")
+    add("InvalidArgument", threads=-1)
+    add("InvalidArgument", threads=1.5)
+    add("InvalidArgument", cache="sometimes")
+    add("InvalidArgument", growable=True)                     # needs writable
+    add("InvalidArgument", pidfile="/tmp/p")                  # a process option
+    add("InvalidArgument", daemonize=True)
+    add("InvalidArgument", nonsense=True)
+    add("Unsupported", source="nbd://localhost/x")
+    add("Unsupported", format="qcow2")
+    add("Exists", id="keep")                                  # the id is taken
+    add("Exists", mountpoint=mnt)                             # so is the mountpoint
+    os.mkdir(os.path.join(workdir, "adir"))
+    os.mkdir(os.path.join(workdir, "adir2"))
+    add("InvalidArgument", mountpoint=os.path.join(workdir, "adir"))
+    os.mkfifo(os.path.join(workdir, "afifo"))
+    add("InvalidArgument", mountpoint=os.path.join(workdir, "afifo"))
+    open(os.path.join(workdir, "plain"), "wb").close()
+    os.symlink(os.path.join(workdir, "plain"), os.path.join(workdir, "alink"))
+    add("InvalidArgument", mountpoint=os.path.join(workdir, "alink"))
+    add("Failed", source=os.path.join(workdir, "missing.raw"))
+    assert not os.path.exists(os.path.join(workdir, "x.mnt"))  # nothing left by a failed add
+
+    r = c.request("export-del", id="nope")
+    assert error_class(r) == "NotFound"
+    r = c.request("export-del", id="keep", mode="gently")
+    assert error_class(r) == "InvalidArgument"
+    r = c.request("export-del")
+    assert error_class(r) == "InvalidArgument"
+
+    # still serving, on the same connection and a new one
+    assert c.request("query-exports")["return"]["exports"][0]["id"] == "keep"
+    assert_same(read_all(mnt), expect, "the export after bad requests")
+    c.close()
+
+    # a client that hangs up mid-message
+    c = d.connect()
+    c.send_raw(b'{"command": "export-add", "arguments": {"id": "half')
+    c.close()
+    # a message longer than the daemon takes: an error, then the door
+    c = d.connect()
+    c.send_raw(b'{"command": "query-exports", "tag": "' + b"a" * (70 * 1024))
+    r = c.read()
+    assert error_class(r) == "ProtocolError"
+    with pytest.raises((ConnectionError, OSError)):
+        c.read()
+    c.close()
+    # many connections at once, some never speaking
+    idle = [d.connect() for _ in range(8)]
+    assert d.request("query-exports")["return"]["exports"][0]["state"] == "running"
+    for x in idle:
+        x.close()
+    # random bytes and mangled requests, one line each: an error for each
+    # (or, for the odd mutation that is still valid, an export, removed again)
+    rnd = random.Random(19)
+    good = json.dumps({"command": "export-add", "arguments": {
+        "id": "r", "type": "export", "source": img, "mountpoint": mnt, "threads": 1}}).encode()
+    c = d.connect()
+    for i in range(300):
+        if i % 2:
+            line = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 200)))
+        else:
+            line = bytearray(good)
+            for _ in range(rnd.randrange(1, 6)):
+                line[rnd.randrange(len(line))] = rnd.randrange(256)
+        line = bytes(line).replace(b"\n", b" ")
+        if not line.strip(b" \t\r"):
+            continue
+        c.send_raw(line + b"\n")
+        r = c.read()
+        if "return" in r:                  # a mutation that is still a valid request
+            assert c.request("export-del", id=r["return"]["id"], mode="hard").get("return"), r
+        else:
+            assert "error" in r, (line, r)
+    c.close()
+    assert_same(read_all(mnt), expect, "the export after bad clients")
+    assert [x["id"] for x in d.request("query-exports")["return"]["exports"]] == ["keep"]
+    assert d.proc.poll() is None
+
+
+def test_passthrough_beside_an_export(daemon, workdir):
+    d = daemon()
+    src = os.path.join(workdir, "src")
+    mnt = os.path.join(workdir, "pt")
+    os.mkdir(src)
+    os.mkdir(mnt)
+    with open(os.path.join(src, "old"), "wb") as f:
+        f.write(b"from before")
+    img = make_image(workdir, "img.raw")
+    emnt = os.path.join(workdir, "img.mnt")
+    d.add("img", img, emnt)
+    d.mountpoints.append(mnt)
+    r = d.request("export-add", id="tree", type="passthrough", source=src, mountpoint=mnt,
+                  cache="none", threads=1)
+    assert r.get("reply") == "export-add" and "return" in r, r
+    assert r["return"]["type"] == "passthrough" and r["return"]["mountpoint"] == mnt
+    assert is_mounted(mnt)
+    assert read_all(os.path.join(mnt, "old")) == b"from before"
+    with open(os.path.join(mnt, "new"), "wb") as f:
+        f.write(b"through the mount")
+    assert read_all(os.path.join(src, "new")) == b"through the mount"
+    assert sorted(os.listdir(mnt)) == ["new", "old"]
+    assert_same(read_all(emnt), read_all(img), "the export beside it")
+    fd = os.open(os.path.join(mnt, "old"), os.O_RDONLY)
+    try:
+        assert error_class(d.request("export-del", id="tree")) == "Busy"
+    finally:
+        os.close(fd)
+    r = safe_del_when_closed(d, "tree")
+    assert "return" in r, r
+    assert not is_mounted(mnt) and os.path.isdir(mnt)
+    assert [x["id"] for x in d.request("query-exports")["return"]["exports"]] == ["img"]
+
+
+def test_add_and_remove_beside_io(daemon, workdir):
+    """Exports come and go while another serves I/O without a pause: the
+    one under I/O sees no error and loses no write."""
+    d = daemon()
+    img = make_image(workdir, "busy.raw", size=8 * MiB)
+    mnt = os.path.join(workdir, "busy.mnt")
+    d.add("busy", img, mnt, writable=True)
+    stop = threading.Event()
+    failures = []
+    rounds = [0]
+
+    def io():
+        fd = os.open(mnt, os.O_RDWR)
+        try:
+            i = 0
+            while not stop.is_set():
+                off = (i * 69632) % (8 * MiB - 65536)
+                data = pattern(65536, i)
+                if os.pwrite(fd, data, off) != len(data) or os.pread(fd, len(data), off) != data:
+                    failures.append(f"round {i}: data differs at {off}")
+                    return
+                i += 1
+            rounds[0] = i
+        except OSError as e:
+            failures.append(f"I/O error on the busy export: {e}")
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=io)
+    t.start()
+    try:
+        other = make_image(workdir, "other.raw")
+        for n in range(6):
+            m = os.path.join(workdir, f"other{n}.mnt")
+            d.add(f"other{n}", other, m)
+            assert_same(read_all(m), read_all(other), "an export added beside the busy one")
+            r = d.request("export-del", id=f"other{n}", mode="hard" if n % 2 else "safe")
+            assert "return" in r, r
+    finally:
+        stop.set()
+        t.join(30)
+    assert not failures, failures
+    assert rounds[0] > 0
+    r = d.request("export-del", id="busy")
+    assert "return" in r and r["return"]["clean"], r
+
+
+HOLDER = "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint('open', flush=True)\nsys.stdin.read()\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to uid 65534")
+def test_unprivileged_daemon_safe_del(daemon, userdir):
+    """A daemon run as a user mounts and unmounts through fusermount3; its
+    safe removal is refused while the user holds the file open."""
+    udir, img, mp, binary = userdir
+    d = daemon(binary=binary, prefix=SETPRIV, env=USER_ENV, sockdir=udir)
+    d.add("u", img, mp)
+    assert is_mounted(mp)
+    # root may not open a user's fuse mount without allow_other: the user holds it
+    holder = subprocess.Popen(SETPRIV + ["/usr/bin/python3", "-c", HOLDER, mp], env=USER_ENV,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        r = d.request("export-del", id="u")
+        assert error_class(r) == "Busy", r
+        assert is_mounted(mp)
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    r = safe_del_when_closed(d, "u")
+    assert "return" in r, r
+    assert not is_mounted(mp)
+
+
+def test_ctl(daemon, workdir, cli):
+    d = daemon()
+    img = make_image(workdir, "img.raw")
+    mnt = os.path.join(workdir, "ctl.mnt")
+    d.mountpoints.append(mnt)
+    r = cli(["ctl", d.sock_path, "export-add", "id=c1", "type=export", f"source={img}",
+             f"mountpoint={mnt}", "writable=true", "threads=1", "kernel-passthrough=off"], timeout=30)
+    assert r.rc == 0, r
+    assert "id: c1" in r.stdout and "serving" in r.stdout
+    assert is_mounted(mnt)
+    r = cli(["ctl", d.sock_path, "query-exports"])
+    assert r.rc == 0 and r.stdout.startswith("c1 running export "), r
+    assert "writable=true" in r.stdout and "threads=1" in r.stdout
+    r = cli(["ctl", "--json", d.sock_path, "query-exports"])
+    assert r.rc == 0, r
+    reply = json.loads(r.stdout)
+    assert reply["reply"] == "query-exports"
+    assert reply["return"]["exports"][0]["options"]["threads"] == 1   # sent as a number
+    r = cli(["ctl", d.sock_path, "export-add", "id=c1", "type=export", f"source={img}",
+             f"mountpoint={mnt}"])
+    assert r.rc == 1 and "Exists" in r.stderr, r
+    r = cli(["ctl", "--json", d.sock_path, "export-del", "id=nope"])
+    assert r.rc == 1 and json.loads(r.stdout)["error"]["class"] == "NotFound", r
+    r = cli(["ctl", d.sock_path, "export-del", "noequals"])
+    assert r.rc == 2, r
+    r = cli(["ctl", d.sock_path])
+    assert r.rc == 2, r
+    r = cli(["ctl", os.path.join(workdir, "no.sock"), "query-exports"])
+    assert r.rc == 1, r
+    r = cli(["ctl", d.sock_path, "export-del", "id=c1", "mode=hard"], timeout=30)
+    assert r.rc == 0, r
+    assert not is_mounted(mnt)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_other_users_refused(daemon, workdir):
+    d = daemon()
+    os.chmod(workdir, 0o755)
+    probe = ("import socket,sys\n"
+             "s=socket.socket(socket.AF_UNIX)\n"
+             "try:\n"
+             "    s.connect(sys.argv[1])\n"
+             "except OSError as e:\n"
+             "    print('refused', e.errno); sys.exit(0)\n"
+             "print(s.makefile().readline().strip())\n")
+    run = lambda: subprocess.run(["/usr/bin/python3", "-c", probe, d.sock_path], user=65534, group=65534,
+                                 extra_groups=[], capture_output=True, text=True, timeout=10)
+    out = run()
+    assert out.stdout.startswith("refused"), out          # mode 0600
+    os.chmod(d.sock_path, 0o666)                          # loosened by hand: credentials still checked
+    out = run()
+    reply = json.loads(out.stdout)
+    assert reply["error"]["class"] == "PermissionDenied", out
+    assert d.request("query-exports")["return"]["exports"] == []
+
+
+def test_outside_unmount_and_stop(daemon, workdir):
+    d = daemon()
+    imgs = [make_image(workdir, f"i{i}.raw", seed=i) for i in range(3)]
+    mnts = [os.path.join(workdir, f"m{i}") for i in range(3)]
+    for i in range(3):
+        d.add(f"e{i}", imgs[i], mnts[i])
+    # someone unmounts one: the daemon notices and forgets it
+    subprocess.run(["umount", mnts[0]], check=True, timeout=10)
+    wait_for(lambda: [x["id"] for x in d.request("query-exports")["return"]["exports"]] == ["e1", "e2"],
+             10, what="the daemon to drop an export unmounted from outside")
+    assert_same(read_all(mnts[1]), read_all(imgs[1]), "a neighbour of the unmounted export")
+    # SIGTERM: every export removed, the socket too, exit 0
+    assert d.stop() == 0
+    for m in mnts:
+        assert not is_mounted(m)
+    assert not os.path.exists(d.sock_path)
+    err = d.stderr()
+    assert "[e1] summary " in err and "[e2] summary " in err
+
+
+def test_stale_socket_replaced_live_one_refused(daemon, furing_bin, workdir):
+    d = daemon()
+    # a second daemon on a live socket refuses to start
+    p = subprocess.run([furing_bin, "daemon", "--control", d.sock_path], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 1 and "another daemon" in p.stderr, p
+    d.proc.kill()
+    d.proc.wait(5)
+    assert os.path.exists(d.sock_path)                    # left behind by the killed daemon
+    d2 = daemon()                                         # replaces it
+    assert d2.request("query-exports")["return"]["exports"] == []
+    p = subprocess.run([furing_bin, "daemon"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2, p
