@@ -105,12 +105,6 @@ static int finish_export(struct daemon_args *d, struct control_error *e)
 {
 	char err[512];
 
-	/* qemu-nbd children and NBD connections now keep their state per
-	 * export, but the daemon has no tests with them yet (issue 19): refused
-	 * until it has. */
-	if (d->ex.ex.format && strcmp(d->ex.ex.format, "raw"))
-		return control_fail(e, CONTROL_ERR_UNSUPPORTED, "format %s: the daemon serves raw images only for now",
-				    d->ex.ex.format);
 	d->ex.image = d->source;
 	d->ex.mountpoint = d->mountpoint;
 	if (export_args_check(&d->ex, err, sizeof(err)) < 0)
@@ -132,9 +126,9 @@ int daemon_args_parse(json_t *args, struct furing_config *cfg, struct daemon_arg
 		return control_fail(e, CONTROL_ERR_ARGUMENT, "type must be export or passthrough, not '%s'", d->type);
 	if (control_string_arg(args, "source", true, &d->source, e) < 0)
 		return -1;
-	if (!d->passthrough && export_is_nbd_uri(d->source))
-		return control_fail(e, CONTROL_ERR_UNSUPPORTED, "NBD sources are not served by the daemon yet");
-	if (check_absolute("source", d->source, e) < 0)
+	/* An NBD URI names its own socket or host; any other source is a path,
+	 * and the daemon's working directory means nothing to a client. */
+	if ((d->passthrough || !export_is_nbd_uri(d->source)) && check_absolute("source", d->source, e) < 0)
 		return -1;
 	if (control_string_arg(args, "mountpoint", true, &d->mountpoint, e) < 0 ||
 	    check_absolute("mountpoint", d->mountpoint, e) < 0)

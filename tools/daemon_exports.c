@@ -251,6 +251,9 @@ json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct contro
 	d->cfg.log_data = d;
 	if (daemon_args_parse(d->args, &d->cfg, &d->spec, e) < 0)
 		goto fail;
+	/* The export's own messages while no session runs (an NBD export's
+	 * final flush, qemu-nbd's stop) carry its id too. */
+	d->spec.ex.ex.log = (struct export_log){.fn = export_log, .data = d};
 	if (find(x, d->spec.id)) {
 		control_fail(e, CONTROL_ERR_EXISTS, "an export with id '%s' exists", d->spec.id);
 		goto fail;

@@ -345,8 +345,6 @@ def test_bad_requests_leave_exports_serving(daemon, workdir, tmp_path_factory):
     add("InvalidArgument", pidfile="/tmp/p")                  # a process option
     add("InvalidArgument", daemonize=True)
     add("InvalidArgument", nonsense=True)
-    add("Unsupported", source="nbd://localhost/x")
-    add("Unsupported", format="qcow2")
     add("Exists", id="keep")                                  # the id is taken
     add("Exists", mountpoint=mnt)                             # so is the mountpoint
     os.mkdir(os.path.join(workdir, "adir"))
