@@ -29,6 +29,7 @@ from furing_helpers import (
     EXAMPLES, FSTYPE, FUSE_CMDLINE_EXAMPLES, TRANSPORT_ARGS, URING_PARAM, StopResult, check_stats_fields,
     fuse_cmdline_argv, is_mounted, lazy_umount_all, mounts, parse_summary, pattern, stats_lines,
 )
+from nbd_servers import Servers
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 READY_TIMEOUT = 10.0      # seconds for the mount to show up
@@ -608,3 +609,11 @@ def cli(furing_bin, workdir):
             se = f.read().decode("utf-8", "replace")
         return CliResult(rc, so, se)
     return run
+
+
+@pytest.fixture
+def servers(workdir):
+    """NBD servers (nbd_servers.Servers) for one test, all stopped after it."""
+    s = Servers(workdir)
+    yield s
+    s.stop_all()

@@ -9,28 +9,13 @@ import time
 
 import pytest
 
-from furing_helpers import assert_same, pattern, wait_for
-from nbd_servers import Servers, qemu_img
+from furing_helpers import assert_same, errno_of, pattern, wait_for
+from nbd_servers import qemu_img
 from test_daemon import MiB, daemon, error_class  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(90)
 
 SIZE = 16 * MiB
-
-
-@pytest.fixture
-def servers(workdir):
-    s = Servers(workdir)
-    yield s
-    s.stop_all()
-
-
-def errno_of(fn, *args):
-    try:
-        fn(*args)
-        return None
-    except OSError as e:
-        return e.errno
 
 
 def lines_with(d, text):

@@ -21,18 +21,11 @@ from furing_helpers import (
     assert_one_error_line, assert_same, errno_of, fallocate, mounts_at, op_count, pattern, read_file,
     wait_for,
 )
-from nbd_servers import Servers, qemu_img, qemu_io, uri_of
+from nbd_servers import qemu_img, qemu_io, uri_of
 
 pytestmark = pytest.mark.timeout(40)
 
 SIZE = 16 * MiB
-
-
-@pytest.fixture
-def servers(workdir):
-    s = Servers(workdir)
-    yield s
-    s.stop_all()
 
 
 @pytest.fixture
