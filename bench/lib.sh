@@ -60,6 +60,39 @@ apt_install() {    # Debian packages, with one `apt-get update` if the first try
   apt-get install -y --no-install-recommends "$@" >>"${OUT:-/tmp}/apt.log" 2>&1
 }
 
+# The tree the sourcing script belongs to.
+# shellcheck disable=SC2034 # (read by the scripts that source this file)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+need_cmd() {   # need_cmd CMD PACKAGE -> 0 if the command is (now) available
+  command -v "$1" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || return 1
+  apt_install "$2" || true
+  command -v "$1" >/dev/null 2>&1
+}
+
+# furing_binary: sets FURING to $FURING_BIN, or builds this tree with
+# scripts/build.sh (installing what the build needs), so the numbers belong
+# to the code beside them and a fresh clone needs no separate build step.
+furing_binary() {
+  if [[ -n ${FURING_BIN:-} ]]; then
+    FURING=$FURING_BIN
+  else
+    local p
+    for p in meson:meson ninja:ninja-build cc:gcc pkg-config:pkg-config; do
+      need_cmd "${p%%:*}" "${p#*:}" || die "${p%%:*} missing and could not be installed (see $OUT/apt.log)"
+    done
+    for p in liburing:liburing-dev libnbd:libnbd-dev jansson:libjansson-dev; do
+      pkg-config --exists "${p%%:*}" || apt_install "${p#*:}" ||
+        die "${p#*:} missing and could not be installed (see $OUT/apt.log)"
+    done
+    say "building furing (scripts/build.sh)"
+    "$REPO/scripts/build.sh" >"$OUT/build.log" 2>&1 || die "building furing failed (see $OUT/build.log)"
+    FURING=$REPO/build/furing
+  fi
+  [[ -x $FURING ]] || die "furing binary $FURING not found or not executable"
+}
+
 # Settings the benches share (each BENCH_* variable overrides one).
 # shellcheck disable=SC2034 # (read by the scripts that source this file)
 {

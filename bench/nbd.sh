@@ -22,7 +22,6 @@ set -Eeuo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$SCRIPT_DIR/lib.sh"
-REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
 ALL_SERVERS=(nbdkit-memory qemu-nbd-raw qemu-nbd-qcow2)
@@ -135,7 +134,6 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------
 # Tools: Debian packages; a missing peer is skipped with a note
 # ---------------------------------------------------------------------------
-need_cmd() { command -v "$1" >/dev/null || apt_install "$2" >/dev/null 2>&1 || true; command -v "$1" >/dev/null; }
 
 need_cmd fio fio || die "fio missing and could not be installed (see $OUT/apt.log)"
 fio --enghelp 2>/dev/null | grep -qw nbd || { note "this fio has no nbd engine: fio-nbd skipped"; remove_target fio-nbd; }
@@ -155,19 +153,7 @@ HAVE_FURING=0
 for t in "${TARGETS[@]}"; do [[ $t == furing* ]] && HAVE_FURING=1; done
 FURING=""
 if ((HAVE_FURING)); then
-  if [[ -n ${FURING_BIN:-} ]]; then
-    FURING=$FURING_BIN
-  else
-    for p in meson:meson ninja:ninja-build cc:gcc pkg-config:pkg-config; do
-      need_cmd "${p%%:*}" "${p#*:}" || die "${p%%:*} missing and could not be installed"
-    done
-    pkg-config --exists liburing || apt_install liburing-dev || die "liburing-dev missing"
-    pkg-config --exists libnbd || apt_install libnbd-dev || die "libnbd-dev missing"
-    say "building furing (scripts/build.sh)"
-    "$REPO/scripts/build.sh" >"$OUT/build.log" 2>&1 || die "building furing failed (see $OUT/build.log)"
-    FURING=$REPO/build/furing
-  fi
-  [[ -x $FURING ]] || die "furing binary $FURING not found"
+  furing_binary
   if contains furing-uring "${TARGETS[@]}" && [[ -w $ENABLE_URING_PARAM ]] && [[ $(cat $ENABLE_URING_PARAM) != Y ]]; then
     echo Y >"$ENABLE_URING_PARAM"; say "wrote Y to $ENABLE_URING_PARAM"
   fi

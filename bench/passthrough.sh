@@ -16,7 +16,6 @@ set -Eeuo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$SCRIPT_DIR/lib.sh"
-REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
 ALL_TARGETS=(direct furing-legacy furing-uring furing-uring-nopoll furing-uring-always furing-uring-pin furing-uring-float furing-uring-ring
@@ -260,14 +259,7 @@ T_START=$(date +%s)
 command -v fio >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fio >"$OUT/apt.log" 2>&1 || die "fio missing and could not be installed"; }
 command -v cc >/dev/null || die "cc missing (apt-get install gcc)"
 
-if [[ -n ${FURING_BIN:-} ]]; then
-  FURING=$FURING_BIN
-else
-  say "building furing (scripts/build.sh)"
-  "$REPO/scripts/build.sh" >"$OUT/build.log" 2>&1 || die "building furing failed (see $OUT/build.log)"
-  FURING=$REPO/build/furing
-fi
-[[ -x $FURING ]] || die "furing binary $FURING not found"
+furing_binary
 timeout 10 "$FURING" passthrough --help >/dev/null 2>&1 || die "$FURING has no passthrough subcommand"
 
 LIBFUSE_DESC=""

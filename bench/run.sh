@@ -13,7 +13,6 @@ set -Eeuo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$SCRIPT_DIR/lib.sh"
-REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 PY=/usr/bin/python3
 
 ALL_TARGETS=(direct loop qemu qemu11 furing-legacy furing-uring furing-uring-nopoll furing-uring-pin furing-uring-float furing-legacy-bd
@@ -611,12 +610,6 @@ say "furing bench: output in $OUT"
 T_START=$(date +%s)
 
 # --- dependencies ------------------------------------------------------------
-need_cmd() {   # need_cmd CMD PACKAGE -> 0 if the command is (now) available
-  command -v "$1" >/dev/null 2>&1 && return 0
-  command -v apt-get >/dev/null 2>&1 || return 1
-  apt_install "$2" || true
-  command -v "$1" >/dev/null 2>&1
-}
 [[ -x $PY ]] || need_cmd python3 python3-minimal || die "$PY missing and python3-minimal could not be installed"
 need_cmd fio fio || die "fio missing and 'apt-get install fio' failed (see $OUT/apt.log)"
 need_cmd numfmt coreutils || die "numfmt (coreutils) missing"
@@ -644,22 +637,7 @@ HAVE_FURING=0
 for t in "${TARGETS[@]}"; do [[ $t == furing* ]] && HAVE_FURING=1; done
 FURING=""
 if ((HAVE_FURING)); then
-  if [[ -n ${FURING_BIN:-} ]]; then
-    FURING=$FURING_BIN
-  else
-    # Build from this tree, so the numbers belong to the code beside them
-    # (and a fresh clone needs no separate build step).
-    need_cmd meson meson && need_cmd ninja ninja-build && need_cmd cc gcc && need_cmd pkg-config pkg-config ||
-      die "meson, ninja, gcc or pkg-config missing and could not be installed (see $OUT/apt.log)"
-    pkg-config --exists liburing || apt_install liburing-dev ||
-      die "liburing-dev missing and could not be installed (see $OUT/apt.log)"
-    pkg-config --exists libnbd || apt_install libnbd-dev ||
-      die "libnbd-dev missing and could not be installed (see $OUT/apt.log)"
-    say "building furing (scripts/build.sh)"
-    "$REPO/scripts/build.sh" >"$OUT/build.log" 2>&1 || die "building furing failed (see $OUT/build.log)"
-    FURING=$REPO/build/furing
-  fi
-  [[ -x $FURING ]] || die "furing binary $FURING not found or not executable"
+  furing_binary
   if ! timeout 10 "$FURING" export --help 2>&1 | grep -q -- '--backend-direct'; then
     if contains furing-legacy-bd "${TARGETS[@]}" || contains furing-uring-bd "${TARGETS[@]}"; then
       note "$FURING has no --backend-direct: furing-legacy-bd and furing-uring-bd skipped"
