@@ -327,6 +327,29 @@ void cli_shared_option(struct cli_session *cs, int o, char **argv)
 	}
 }
 
+void cli_parse_command(const struct cli_command *cmd, int argc, char **argv, void *args, struct cli_session *cs,
+		       const char **first, const char **second)
+{
+	char err[512];
+	int o;
+
+	while ((o = getopt_long(argc, argv, ":hV", cmd->options, NULL)) != -1) {
+		if (o == 'h') {
+			cmd->help();
+			exit(0);
+		}
+		int r = cmd->option(args, o, optarg, err, sizeof(err));
+		if (r < 0)
+			die(EXIT_USAGE, "%s", err);
+		if (r == 0)
+			cli_shared_option(cs, o, argv);
+	}
+	if (argc - optind != 2)
+		die(EXIT_USAGE, "%s needs %s (see furing %s --help)", cmd->name, cmd->operands, cmd->name);
+	*first = argv[optind];
+	*second = argv[optind + 1];
+}
+
 void cli_daemonize(struct cli_session *cs)
 {
 	if (cs->daemonize)

@@ -110,6 +110,24 @@ int cli_transport_option(struct furing_config *cfg, int o, const char *v, char *
  * missing value or an unknown option is a usage error. */
 void cli_shared_option(struct cli_session *cs, int o, char **argv);
 
+/* A subcommand's own options: @option applies one (1), says it is not one
+ * of them (0) or refuses its value (-1, @err says why); @help prints the
+ * --help text. */
+struct cli_command {
+	const char *name;                 /* "export": messages and getopt's state */
+	const struct option *options;     /* its getopt_long table */
+	int (*option)(void *args, int o, const char *v, char *err, size_t errlen);
+	void (*help)(void);
+	const char *operands;             /* "IMAGE and MOUNTPOINT": the two it needs */
+};
+
+/* Parses a subcommand's command line: @cmd's own options into @args, the
+ * shared ones into @cs (set up first with cli_session_init); --help prints
+ * and exits 0, a bad option or value exits 2. Returns argv's two operands in
+ * @first and @second. */
+void cli_parse_command(const struct cli_command *cmd, int argc, char **argv, void *args, struct cli_session *cs,
+		       const char **first, const char **second);
+
 /* --daemonize: forks; the parent exits once the child is serving (0) or
  * dies first (1). Call it before opening what the serving process must own
  * (a child process, connections). */

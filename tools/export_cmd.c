@@ -74,28 +74,30 @@ static const char export_help[] =
 	"Signals: SIGINT/SIGTERM unmount and exit; SIGUSR1 prints the counters.\n"
 	"Exit status: 0 clean stop, 1 runtime error, 2 usage error.\n";
 
+static void print_export_help(void)
+{
+	fputs(export_help, stdout);
+}
+
+static int export_option(void *args, int o, const char *v, char *err, size_t errlen)
+{
+	return export_args_option(args, o, v, err, errlen);
+}
+
 static void parse_export(int argc, char **argv, struct export_args *a, struct cli_session *cs)
 {
+	static const struct cli_command cmd = {
+		.name = "export",
+		.options = export_options,
+		.option = export_option,
+		.help = print_export_help,
+		.operands = "IMAGE and MOUNTPOINT",
+	};
 	char err[512];
-	int o;
 
 	cli_session_init(cs, "export");
 	export_args_init(a, &cs->cfg);
-	while ((o = getopt_long(argc, argv, ":hV", export_options, NULL)) != -1) {
-		if (o == 'h') {
-			fputs(export_help, stdout);
-			exit(0);
-		}
-		int r = export_args_option(a, o, optarg, err, sizeof(err));
-		if (r < 0)
-			die(EXIT_USAGE, "%s", err);
-		if (r == 0)
-			cli_shared_option(cs, o, argv);
-	}
-	if (argc - optind != 2)
-		die(EXIT_USAGE, "export needs IMAGE and MOUNTPOINT (see furing export --help)");
-	a->image = argv[optind];
-	a->mountpoint = argv[optind + 1];
+	cli_parse_command(&cmd, argc, argv, a, cs, &a->image, &a->mountpoint);
 	if (export_args_check(a, err, sizeof(err)) < 0)
 		die(EXIT_USAGE, "%s", err);
 }

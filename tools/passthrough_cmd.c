@@ -93,28 +93,29 @@ static const char passthrough_help[] =
 	"Signals: SIGINT/SIGTERM unmount and exit; SIGUSR1 prints the counters.\n"
 	"Exit status: 0 clean stop, 1 runtime error, 2 usage error.\n";
 
+static void print_passthrough_help(void)
+{
+	printf(passthrough_help, pt_inline_calls);
+}
+
+static int passthrough_option(void *args, int o, const char *v, char *err, size_t errlen)
+{
+	return passthrough_args_option(args, o, v, err, errlen);
+}
+
 static void parse(int argc, char **argv, struct passthrough_args *a, struct cli_session *cs)
 {
-	char err[512];
-	int o;
+	static const struct cli_command cmd = {
+		.name = "passthrough",
+		.options = passthrough_options,
+		.option = passthrough_option,
+		.help = print_passthrough_help,
+		.operands = "SOURCE and MOUNTPOINT",
+	};
 
 	cli_session_init(cs, "passthrough");
 	passthrough_args_init(a, &cs->cfg);
-	while ((o = getopt_long(argc, argv, ":hV", passthrough_options, NULL)) != -1) {
-		if (o == 'h') {
-			printf(passthrough_help, pt_inline_calls);
-			exit(0);
-		}
-		int r = passthrough_args_option(a, o, optarg, err, sizeof(err));
-		if (r < 0)
-			die(EXIT_USAGE, "%s", err);
-		if (r == 0)
-			cli_shared_option(cs, o, argv);
-	}
-	if (argc - optind != 2)
-		die(EXIT_USAGE, "passthrough needs SOURCE and MOUNTPOINT (see furing passthrough --help)");
-	a->pt.source = argv[optind];
-	a->mountpoint = argv[optind + 1];
+	cli_parse_command(&cmd, argc, argv, a, cs, &a->pt.source, &a->mountpoint);
 	passthrough_args_finish(a);
 }
 
