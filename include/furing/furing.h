@@ -1001,7 +1001,8 @@ int furing_main(const char *mountpoint, unsigned int flags, const struct furing_
  * furing_req_sqe work on it, furing_path_fs gives the filesystem's pointer;
  * furing_req_set_data and furing_req_data belong to the library here.
  * A NULL operation answers ENOSYS (getattr of the root: a 0755 directory).
- * Attributes and names are cached by the kernel for one second. */
+ * Attributes and names are cached by the kernel for one second, a missing
+ * name not at all, unless furing_path_set_timeouts says otherwise. */
 #define FURING_PATH_ASYNC INT_MIN
 
 /* An open file or directory. open, create and opendir set fh (anything)
@@ -1071,6 +1072,14 @@ struct furing_path *furing_path_new(const struct furing_path_ops *ops, size_t op
 const struct furing_ops *furing_path_lowlevel_ops(void);
 /* Frees the node table (NULL: nothing). */
 void furing_path_destroy(struct furing_path *p);
+/* How long the kernel may cache what the answers say, in seconds (0: not at
+ * all): a name's node (@entry_s, default 1), attributes (@attr_s, default
+ * 1), and that a name does not exist (@negative_s, default 0: a lookup
+ * answers ENOENT; otherwise a negative entry). A filesystem whose files
+ * change behind the kernel's back wants 0s. Call it before the session
+ * starts. Returns 0, or -1 with errno EINVAL (@p NULL, a negative or NaN
+ * time). */
+int furing_path_set_timeouts(struct furing_path *p, double entry_s, double attr_s, double negative_s);
 /* The filesystem's pointer given to furing_path_new, from a request. */
 void *furing_path_fs(const struct furing_req *req);
 /* The answer of an operation that returned FURING_PATH_ASYNC: what it would

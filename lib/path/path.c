@@ -25,6 +25,7 @@ struct furing_path *furing_path_new(const struct furing_path_ops *ops, size_t op
 	}
 	memcpy(&p->ops, ops, ops_size); /* an older caller's table: the rest stays NULL */
 	p->fs = fs;
+	p->entry_timeout = p->attr_timeout = 1.0;
 	if (table_init(&p->table) < 0) {
 		free(p);
 		errno = ENOMEM;
@@ -39,6 +40,19 @@ void furing_path_destroy(struct furing_path *p)
 		return;
 	table_free(&p->table);
 	free(p);
+}
+
+int furing_path_set_timeouts(struct furing_path *p, double entry_s, double attr_s, double negative_s)
+{
+	/* !(x >= 0) also refuses NaN */
+	if (!p || !(entry_s >= 0) || !(attr_s >= 0) || !(negative_s >= 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	p->entry_timeout = entry_s;
+	p->attr_timeout = attr_s;
+	p->negative_timeout = negative_s;
+	return 0;
 }
 
 void *furing_path_fs(const struct furing_req *req)
@@ -163,7 +177,9 @@ void preq_result(struct furing_req *req, struct preq *q, int res)
 static void answer_entry(struct furing_req *req, struct preq *q)
 {
 	struct ptable *t = &q->p->table;
-	struct furing_entry e = {.attr = q->st, .attr_timeout = PATH_CACHE_S, .entry_timeout = PATH_CACHE_S};
+	struct furing_entry e = {.attr = q->st,
+				 .attr_timeout = q->p->attr_timeout,
+				 .entry_timeout = q->p->entry_timeout};
 
 	table_lock(t);
 	struct pnode *n = table_child_make(t, q->node, q->name);
@@ -182,6 +198,13 @@ void preq_finish_node(struct furing_req *req, struct preq *q, int res)
 {
 	struct ptable *t = &q->p->table;
 
+	if (res == -ENOENT && q->op == P_LOOKUP && q->p->negative_timeout > 0) {
+		/* A negative entry: the kernel remembers the name is missing. */
+		struct furing_entry e = {.ino = 0, .entry_timeout = q->p->negative_timeout};
+		furing_reply_entry(req, &e);
+		preq_free(q);
+		return;
+	}
 	if (res < 0) {
 		preq_reply_err(req, q, -res);
 		return;
@@ -204,7 +227,7 @@ void preq_finish_node(struct furing_req *req, struct preq *q, int res)
 		}
 		/* fall through */
 	case P_GETATTR:
-		furing_reply_attr(req, &q->st, PATH_CACHE_S);
+		furing_reply_attr(req, &q->st, q->p->attr_timeout);
 		break;
 	case P_UNLINK:
 	case P_RMDIR: {

@@ -7,11 +7,11 @@
 
 #include "table.h"
 
-#define PATH_CACHE_S 1.0 /* attribute and entry timeout */
-
 struct furing_path {
 	struct furing_path_ops ops;
 	void *fs;
+	/* seconds the kernel caches: names, attributes, a missing name (0: an ENOENT answer) */
+	double entry_timeout, attr_timeout, negative_timeout;
 	struct ptable table;
 };
 
