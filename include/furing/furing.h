@@ -1057,6 +1057,24 @@ struct furing_path_ops {
 	int (*readdir)(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill, void *dh,
 		       const struct furing_path_file *fi);
 	int (*releasedir)(struct furing_req *req, const char *path, const struct furing_path_file *fi);
+	/* Added in 0.2 after the above (an older @ops_size leaves them NULL). */
+	/* A symbolic link @path holding @target. */
+	int (*symlink)(struct furing_req *req, const char *target, const char *path);
+	/* The target into @buf (@size bytes, NUL-terminated, cut short if longer), 0. */
+	int (*readlink)(struct furing_req *req, const char *path, char *buf, size_t size);
+	/* A hard link: the new name @to for @from (the library gives it a node of its own). */
+	int (*link)(struct furing_req *req, const char *from, const char *to);
+	/* access(2)'s check (@mask: R_OK...); NULL: every check succeeds (see default_permissions). */
+	int (*access)(struct furing_req *req, const char *path, int mask);
+	/* Extended attributes, as setxattr(2) and the others. getxattr and listxattr
+	 * with @size 0 return the length the value (the list: each name
+	 * NUL-terminated, back to back) needs; otherwise fill @buf and return the
+	 * length, or -ERANGE when @size is too small. */
+	int (*setxattr)(struct furing_req *req, const char *path, const char *name, const void *value, size_t size,
+			int flags);
+	int (*getxattr)(struct furing_req *req, const char *path, const char *name, void *buf, size_t size);
+	int (*listxattr)(struct furing_req *req, const char *path, char *buf, size_t size);
+	int (*removexattr)(struct furing_req *req, const char *path, const char *name);
 };
 
 struct furing_path;
