@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <furing/furing.h>
@@ -222,6 +223,68 @@ static int pt_readdir(struct furing_req *req, const char *path, uint64_t off, fu
 	}
 }
 
+static int pt_symlink(struct furing_req *req, const char *target, const char *path)
+{
+	return neg_errno(symlinkat(target, src_fd, rel(path)));
+}
+
+static int pt_readlink(struct furing_req *req, const char *path, char *buf, size_t size)
+{
+	ssize_t n = readlinkat(src_fd, rel(path), buf, size - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int pt_link(struct furing_req *req, const char *from, const char *to)
+{
+	return neg_errno(linkat(src_fd, rel(from), src_fd, rel(to), 0));
+}
+
+/* There are no *at calls for extended attributes before Linux 6.13: the
+ * source directory's descriptor is reached through /proc/self/fd. */
+static int xattr_path(char *buf, size_t size, const char *path)
+{
+	int n = snprintf(buf, size, "/proc/self/fd/%d/%s", src_fd, rel(path));
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int pt_setxattr(struct furing_req *req, const char *path, const char *name, const void *value, size_t size,
+		       int flags)
+{
+	char p[4096 + 64];
+	int err = xattr_path(p, sizeof(p), path);
+	return err ? err : neg_errno(lsetxattr(p, name, value, size, flags));
+}
+
+static int pt_getxattr(struct furing_req *req, const char *path, const char *name, void *buf, size_t size)
+{
+	char p[4096 + 64];
+	int err = xattr_path(p, sizeof(p), path);
+	if (err)
+		return err;
+	ssize_t n = lgetxattr(p, name, buf, size);
+	return n < 0 ? -errno : (int)n;
+}
+
+static int pt_listxattr(struct furing_req *req, const char *path, char *buf, size_t size)
+{
+	char p[4096 + 64];
+	int err = xattr_path(p, sizeof(p), path);
+	if (err)
+		return err;
+	ssize_t n = llistxattr(p, buf, size);
+	return n < 0 ? -errno : (int)n;
+}
+
+static int pt_removexattr(struct furing_req *req, const char *path, const char *name)
+{
+	char p[4096 + 64];
+	int err = xattr_path(p, sizeof(p), path);
+	return err ? err : neg_errno(lremovexattr(p, name));
+}
+
 static const struct furing_path_ops pathpt_ops = {
 	.getattr = pt_getattr,
 	.setattr = pt_setattr,
@@ -240,6 +303,13 @@ static const struct furing_path_ops pathpt_ops = {
 	.opendir = pt_opendir,
 	.readdir = pt_readdir,
 	.releasedir = pt_release,
+	.symlink = pt_symlink,
+	.readlink = pt_readlink,
+	.link = pt_link,
+	.setxattr = pt_setxattr,
+	.getxattr = pt_getxattr,
+	.listxattr = pt_listxattr,
+	.removexattr = pt_removexattr,
 };
 
 /* pathpt's own -o items (the library took its own already); false on an

@@ -180,6 +180,48 @@ def test_pathpt_mirrors_a_directory(example, transport, workdir):
     stop_clean(h)
 
 
+def test_pathpt_links_and_xattrs(example, transport, workdir):
+    """symlink, readlink, link and the xattr operations of the path API,
+    through pathpt onto the source directory."""
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    h = example("pathpt", src, debug=False)
+    m = h.mountpoint
+    f = os.path.join(m, "f")
+    write(f, b"data")
+    os.symlink("f", os.path.join(m, "s"))
+    assert os.readlink(os.path.join(src, "s")) == "f"
+    assert os.readlink(os.path.join(m, "s")) == "f"
+    assert stat.S_ISLNK(os.lstat(os.path.join(m, "s")).st_mode)
+    assert read_file(os.path.join(m, "s")) == b"data"  # followed by the kernel
+    long_target = "x" * 1000
+    os.symlink(long_target, os.path.join(m, "long"))
+    assert os.readlink(os.path.join(m, "long")) == long_target
+    assert errno_of(os.readlink, f) == errno.EINVAL
+    os.link(f, os.path.join(m, "hard"))
+    assert os.stat(os.path.join(src, "f")).st_ino == os.stat(os.path.join(src, "hard")).st_ino
+    assert os.stat(os.path.join(m, "hard")).st_nlink == 2
+    write(os.path.join(m, "hard"), b"through the other name")
+    assert read_file(f) == b"through the other name"
+    os.unlink(f)
+    assert read_file(os.path.join(m, "hard")) == b"through the other name"
+    assert errno_of(os.link, os.path.join(m, "nope"), os.path.join(m, "x")) == errno.ENOENT
+
+    g = os.path.join(m, "hard")
+    os.setxattr(g, "user.colour", b"blue")
+    os.setxattr(g, "user.big", b"v" * 3000)
+    assert os.getxattr(os.path.join(src, "hard"), "user.colour") == b"blue"
+    assert os.getxattr(g, "user.colour") == b"blue"
+    assert os.getxattr(g, "user.big") == b"v" * 3000
+    assert sorted(os.listxattr(g)) == ["user.big", "user.colour"]
+    assert errno_of(os.setxattr, g, "user.colour", b"red", os.XATTR_CREATE) == errno.EEXIST
+    assert errno_of(os.getxattr, g, "user.none") == errno.ENODATA
+    os.removexattr(g, "user.colour")
+    assert os.listxattr(g) == ["user.big"]
+    assert errno_of(os.removexattr, g, "user.colour") == errno.ENODATA
+    stop_clean(h)
+
+
 def test_pathpt_timeouts(example, transport, workdir):
     """-o timeout=0 (furing_path_set_timeouts(0, 0, 0)): a change made in
     the source behind the kernel's back shows at once. A negative timeout:
