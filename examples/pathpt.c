@@ -336,8 +336,12 @@ static void log_quiet(void *data, enum furing_log_level level, const char *msg)
 
 int main(int argc, char **argv)
 {
+	/* Each worker on the CPUs of its queues: a caller's request is then
+	 * served on its own CPU, a cheap switch rather than a cross-CPU wake-up
+	 * (on this 2-CPU machine twice the metadata rate of unpinned workers,
+	 * bench/README.md "bench/pathapi.sh"). */
 	struct furing_config cfg = {.fsname = "pathpt", .subtype = "pathpt", .log = log_quiet,
-				    .default_permissions = true};
+				    .default_permissions = true, .pin = FURING_PIN_ON};
 	struct furing_cmdline cl;
 	char err[512];
 	double timeout = 1.0, negative = 0.0;
