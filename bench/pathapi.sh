@@ -9,7 +9,8 @@
 #                       API (examples/pathfs) and the lowlevel one (examples/memfs)
 #   pathpt, lf-mt, lf-uring
 #                       passthrough of "/" (the jobs run in a tmpfs directory
-#                       below it): examples/pathpt (the path API, io_uring)
+#                       below it): examples/pathpt (the path API, io_uring,
+#                       workers pinned)
 #                       and libfuse's example/passthrough (high-level API)
 #                       on its default multi-threaded /dev/fuse loop and with
 #                       -o io_uring. Each passthrough runs twice: cache=1
