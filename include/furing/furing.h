@@ -1001,7 +1001,8 @@ int furing_main(const char *mountpoint, unsigned int flags, const struct furing_
  * furing_req_sqe work on it, furing_path_fs gives the filesystem's pointer;
  * furing_req_set_data and furing_req_data belong to the library here.
  * A NULL operation answers ENOSYS (getattr of the root: a 0755 directory).
- * Attributes and names are cached by the kernel for one second. */
+ * Attributes and names are cached by the kernel for one second, a missing
+ * name not at all, unless furing_path_set_timeouts says otherwise. */
 #define FURING_PATH_ASYNC INT_MIN
 
 /* An open file or directory. open, create and opendir set fh (anything)
@@ -1056,6 +1057,24 @@ struct furing_path_ops {
 	int (*readdir)(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill, void *dh,
 		       const struct furing_path_file *fi);
 	int (*releasedir)(struct furing_req *req, const char *path, const struct furing_path_file *fi);
+	/* Added in 0.2 after the above (an older @ops_size leaves them NULL). */
+	/* A symbolic link @path holding @target. */
+	int (*symlink)(struct furing_req *req, const char *target, const char *path);
+	/* The target into @buf (@size bytes, NUL-terminated, cut short if longer), 0. */
+	int (*readlink)(struct furing_req *req, const char *path, char *buf, size_t size);
+	/* A hard link: the new name @to for @from (the library gives it a node of its own). */
+	int (*link)(struct furing_req *req, const char *from, const char *to);
+	/* access(2)'s check (@mask: R_OK...); NULL: every check succeeds (see default_permissions). */
+	int (*access)(struct furing_req *req, const char *path, int mask);
+	/* Extended attributes, as setxattr(2) and the others. getxattr and listxattr
+	 * with @size 0 return the length the value (the list: each name
+	 * NUL-terminated, back to back) needs; otherwise fill @buf and return the
+	 * length, or -ERANGE when @size is too small. */
+	int (*setxattr)(struct furing_req *req, const char *path, const char *name, const void *value, size_t size,
+			int flags);
+	int (*getxattr)(struct furing_req *req, const char *path, const char *name, void *buf, size_t size);
+	int (*listxattr)(struct furing_req *req, const char *path, char *buf, size_t size);
+	int (*removexattr)(struct furing_req *req, const char *path, const char *name);
 };
 
 struct furing_path;
@@ -1071,6 +1090,14 @@ struct furing_path *furing_path_new(const struct furing_path_ops *ops, size_t op
 const struct furing_ops *furing_path_lowlevel_ops(void);
 /* Frees the node table (NULL: nothing). */
 void furing_path_destroy(struct furing_path *p);
+/* How long the kernel may cache what the answers say, in seconds (0: not at
+ * all): a name's node (@entry_s, default 1), attributes (@attr_s, default
+ * 1), and that a name does not exist (@negative_s, default 0: a lookup
+ * answers ENOENT; otherwise a negative entry). A filesystem whose files
+ * change behind the kernel's back wants 0s. Call it before the session
+ * starts. Returns 0, or -1 with errno EINVAL (@p NULL, a negative or NaN
+ * time). */
+int furing_path_set_timeouts(struct furing_path *p, double entry_s, double attr_s, double negative_s);
 /* The filesystem's pointer given to furing_path_new, from a request. */
 void *furing_path_fs(const struct furing_req *req);
 /* The answer of an operation that returned FURING_PATH_ASYNC: what it would

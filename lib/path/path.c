@@ -1,6 +1,6 @@
 /* The path API over the lowlevel engine: the handle, the per-request state
  * machine and the operations on names (lookup, forget, getattr, setattr,
- * mknod, mkdir, unlink, rmdir, rename, statfs). Each handler turns node
+ * mknod, mkdir, unlink, rmdir, rename, statfs; path_more.c has the rest). Each handler turns node
  * ids into paths under the table's lock, calls the filesystem's operation
  * without the lock (it may be slow, or answer later), and does the table's
  * part of the answer (count a lookup, drop or move a name) under the lock
@@ -25,6 +25,7 @@ struct furing_path *furing_path_new(const struct furing_path_ops *ops, size_t op
 	}
 	memcpy(&p->ops, ops, ops_size); /* an older caller's table: the rest stays NULL */
 	p->fs = fs;
+	p->entry_timeout = p->attr_timeout = 1.0;
 	if (table_init(&p->table) < 0) {
 		free(p);
 		errno = ENOMEM;
@@ -39,6 +40,19 @@ void furing_path_destroy(struct furing_path *p)
 		return;
 	table_free(&p->table);
 	free(p);
+}
+
+int furing_path_set_timeouts(struct furing_path *p, double entry_s, double attr_s, double negative_s)
+{
+	/* !(x >= 0) also refuses NaN */
+	if (!p || !(entry_s >= 0) || !(attr_s >= 0) || !(negative_s >= 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	p->entry_timeout = entry_s;
+	p->attr_timeout = attr_s;
+	p->negative_timeout = negative_s;
+	return 0;
 }
 
 void *furing_path_fs(const struct furing_req *req)
@@ -96,9 +110,8 @@ bool preq_path(struct furing_req *req, struct preq *q, uint64_t ino, bool remove
 	return true;
 }
 
-/* @dir's child @name: its path into *out; false after answering. */
-static bool child_path(struct furing_req *req, struct preq *q, uint64_t dir, const char *name, char **out,
-		       struct pnode **dirp)
+bool preq_child_path(struct furing_req *req, struct preq *q, uint64_t dir, const char *name, char **out,
+		     struct pnode **dirp)
 {
 	struct ptable *t = &q->p->table;
 	int enomem = 0;
@@ -138,7 +151,7 @@ static bool open_file_of(struct furing_req *req, struct preq *q)
 	return true;
 }
 
-static void run_getattr(struct furing_req *req, struct preq *q, const char *path)
+void preq_run_getattr(struct furing_req *req, struct preq *q, const char *path)
 {
 	const struct furing_path_ops *o = &q->p->ops;
 	q->stage = 1;
@@ -163,7 +176,9 @@ void preq_result(struct furing_req *req, struct preq *q, int res)
 static void answer_entry(struct furing_req *req, struct preq *q)
 {
 	struct ptable *t = &q->p->table;
-	struct furing_entry e = {.attr = q->st, .attr_timeout = PATH_CACHE_S, .entry_timeout = PATH_CACHE_S};
+	struct furing_entry e = {.attr = q->st,
+				 .attr_timeout = q->p->attr_timeout,
+				 .entry_timeout = q->p->entry_timeout};
 
 	table_lock(t);
 	struct pnode *n = table_child_make(t, q->node, q->name);
@@ -182,15 +197,27 @@ void preq_finish_node(struct furing_req *req, struct preq *q, int res)
 {
 	struct ptable *t = &q->p->table;
 
+	if (res == -ENOENT && q->op == P_LOOKUP && q->p->negative_timeout > 0) {
+		/* A negative entry: the kernel remembers the name is missing. */
+		struct furing_entry e = {.ino = 0, .entry_timeout = q->p->negative_timeout};
+		furing_reply_entry(req, &e);
+		preq_free(q);
+		return;
+	}
 	if (res < 0) {
 		preq_reply_err(req, q, -res);
 		return;
 	}
+	if (preq_finish_more(req, q, res))
+		return;
 	switch (q->op) {
 	case P_MKNOD:
 	case P_MKDIR:
+	case P_SYMLINK:
+	case P_LINK:
 		if (q->stage == 0) {
-			run_getattr(req, q, q->path);
+			/* link: the new name's (path2) */
+			preq_run_getattr(req, q, q->op == P_LINK ? q->path2 : q->path);
 			return; /* q is the getattr's now */
 		}
 		/* fall through */
@@ -199,12 +226,12 @@ void preq_finish_node(struct furing_req *req, struct preq *q, int res)
 		break;
 	case P_SETATTR:
 		if (q->stage == 0) {
-			run_getattr(req, q, q->path);
+			preq_run_getattr(req, q, q->path);
 			return;
 		}
 		/* fall through */
 	case P_GETATTR:
-		furing_reply_attr(req, &q->st, PATH_CACHE_S);
+		furing_reply_attr(req, &q->st, q->p->attr_timeout);
 		break;
 	case P_UNLINK:
 	case P_RMDIR: {
@@ -252,7 +279,7 @@ void preq_finish_node(struct furing_req *req, struct preq *q, int res)
 static void p_lookup(struct furing_req *req, uint64_t parent, const char *name)
 {
 	struct preq *q = preq_new(req, P_LOOKUP);
-	if (!q || !child_path(req, q, parent, name, &q->path, &q->node))
+	if (!q || !preq_child_path(req, q, parent, name, &q->path, &q->node))
 		return;
 	q->name = name;
 	q->stage = 1;
@@ -301,7 +328,7 @@ static void p_getattr(struct furing_req *req, uint64_t ino, const struct furing_
 		preq_finish_node(req, q, 0);
 		return;
 	}
-	run_getattr(req, q, q->path);
+	preq_run_getattr(req, q, q->path);
 }
 
 static void p_setattr(struct furing_req *req, uint64_t ino, const struct furing_setattr *attr,
@@ -317,7 +344,7 @@ static void p_setattr(struct furing_req *req, uint64_t ino, const struct furing_
 static void p_mknod(struct furing_req *req, uint64_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct preq *q = preq_new(req, P_MKNOD);
-	if (!q || !child_path(req, q, parent, name, &q->path, &q->node))
+	if (!q || !preq_child_path(req, q, parent, name, &q->path, &q->node))
 		return;
 	q->name = name;
 	const struct furing_path_ops *o = &q->p->ops;
@@ -327,7 +354,7 @@ static void p_mknod(struct furing_req *req, uint64_t parent, const char *name, m
 static void p_mkdir(struct furing_req *req, uint64_t parent, const char *name, mode_t mode)
 {
 	struct preq *q = preq_new(req, P_MKDIR);
-	if (!q || !child_path(req, q, parent, name, &q->path, &q->node))
+	if (!q || !preq_child_path(req, q, parent, name, &q->path, &q->node))
 		return;
 	q->name = name;
 	const struct furing_path_ops *o = &q->p->ops;
@@ -337,7 +364,7 @@ static void p_mkdir(struct furing_req *req, uint64_t parent, const char *name, m
 static void remove_name(struct furing_req *req, uint64_t parent, const char *name, int op)
 {
 	struct preq *q = preq_new(req, op);
-	if (!q || !child_path(req, q, parent, name, &q->path, &q->node))
+	if (!q || !preq_child_path(req, q, parent, name, &q->path, &q->node))
 		return;
 	q->name = name;
 	const struct furing_path_ops *o = &q->p->ops;
@@ -359,7 +386,7 @@ static void p_rename(struct furing_req *req, uint64_t parent, const char *name, 
 		     const char *newname, unsigned int flags)
 {
 	struct preq *q = preq_new(req, P_RENAME);
-	if (!q || !child_path(req, q, parent, name, &q->path, &q->node))
+	if (!q || !preq_child_path(req, q, parent, name, &q->path, &q->node))
 		return;
 	struct pnode *nd;
 	q->name = name;
@@ -367,7 +394,7 @@ static void p_rename(struct furing_req *req, uint64_t parent, const char *name, 
 	/* child_path frees q on failure; the first path must not leak then. */
 	char *first = q->path;
 	q->path = NULL;
-	if (!child_path(req, q, newparent, newname, &q->path2, &nd)) {
+	if (!preq_child_path(req, q, newparent, newname, &q->path2, &nd)) {
 		free(first);
 		return;
 	}
@@ -435,4 +462,12 @@ const struct furing_ops path_lowlevel = {
 	.opendir = path_opendir,
 	.readdir = path_readdir,
 	.releasedir = path_releasedir,
+	.symlink = path_symlink,
+	.link = path_link,
+	.readlink = path_readlink,
+	.access = path_access,
+	.setxattr = path_setxattr,
+	.getxattr = path_getxattr,
+	.listxattr = path_listxattr,
+	.removexattr = path_removexattr,
 };

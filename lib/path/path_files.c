@@ -252,7 +252,9 @@ void preq_finish_file(struct furing_req *req, struct preq *q, int res)
 	case P_OPEN:
 	case P_OPENDIR: {
 		struct pfile *pf = calloc(1, sizeof(*pf));
-		struct furing_entry e = {.attr = q->st, .attr_timeout = PATH_CACHE_S, .entry_timeout = PATH_CACHE_S};
+		struct furing_entry e = {.attr = q->st,
+					 .attr_timeout = q->p->attr_timeout,
+					 .entry_timeout = q->p->entry_timeout};
 		struct pnode *n = NULL;
 		if (pf) {
 			table_lock(t);

@@ -7,11 +7,11 @@
 
 #include "table.h"
 
-#define PATH_CACHE_S 1.0 /* attribute and entry timeout */
-
 struct furing_path {
 	struct furing_path_ops ops;
 	void *fs;
+	/* seconds the kernel caches: names, attributes, a missing name (0: an ENOENT answer) */
+	double entry_timeout, attr_timeout, negative_timeout;
 	struct ptable table;
 };
 
@@ -52,6 +52,7 @@ struct preq {
 
 enum pop {
 	P_LOOKUP, P_GETATTR, P_SETATTR, P_MKNOD, P_MKDIR, P_UNLINK, P_RMDIR, P_RENAME, P_STATFS,
+	P_SYMLINK, P_LINK, P_READLINK, P_ACCESS, P_SETXATTR, P_GETXATTR, P_LISTXATTR, P_REMOVEXATTR,
 	P_OPEN, P_CREATE, P_READ, P_WRITE, P_FLUSH, P_FSYNC, P_RELEASE, P_OPENDIR, P_READDIR, P_RELEASEDIR,
 };
 
@@ -74,6 +75,14 @@ void preq_finish_file(struct furing_req *req, struct preq *q, int res);
 /* The node's path into q->path; false after answering (ENOENT, ENOMEM). */
 bool preq_path(struct furing_req *req, struct preq *q, uint64_t ino, bool removed_ok);
 
+/* The getattr after an operation that made a name (@path): stage 1. */
+void preq_run_getattr(struct furing_req *req, struct preq *q, const char *path);
+/* @dir's child @name: its path into *out, the directory's node into *dirp; false after answering. */
+bool preq_child_path(struct furing_req *req, struct preq *q, uint64_t dir, const char *name, char **out,
+		     struct pnode **dirp);
+/* The step after the operations of path_more.c; true when it was one of them. */
+bool preq_finish_more(struct furing_req *req, struct preq *q, int res);
+
 extern const struct furing_ops path_lowlevel;
 void path_files_ops(struct furing_ops *o);
 
@@ -88,6 +97,17 @@ void path_release(struct furing_req *req, uint64_t ino, const struct furing_file
 void path_opendir(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
 void path_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi);
 void path_releasedir(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
+
+/* path_more.c: links, access and extended attributes. */
+void path_symlink(struct furing_req *req, const char *target, uint64_t parent, const char *name);
+void path_link(struct furing_req *req, uint64_t ino, uint64_t newparent, const char *newname);
+void path_readlink(struct furing_req *req, uint64_t ino);
+void path_access(struct furing_req *req, uint64_t ino, int mask);
+void path_setxattr(struct furing_req *req, uint64_t ino, const char *name, const void *value, size_t size, int flags,
+		   uint32_t xflags);
+void path_getxattr(struct furing_req *req, uint64_t ino, const char *name, size_t size);
+void path_listxattr(struct furing_req *req, uint64_t ino, size_t size);
+void path_removexattr(struct furing_req *req, uint64_t ino, const char *name);
 
 /* The path of an open file's node (NULL when it was removed); false after answering ENOMEM. */
 bool preq_file_path(struct furing_req *req, struct preq *q, const struct furing_file *fi);

@@ -29,12 +29,12 @@ ALL_OPTIONS = [
 TRANSPORT_ARGS = {"dev": ["--io-uring=off"], "ring": ["--io-uring=on"]}
 
 # The example filesystems (examples/*.c), built next to the binary.
-EXAMPLES = ("hello", "memfs", "pathfs")
+EXAMPLES = ("hello", "memfs", "pathfs", "pathpt")
 
 # Examples whose command line is the usual FUSE one (furing_parse_cmdline):
 # started with -f (in the foreground, under the fixture's supervision) and
 # the tool-style options below translated to it.
-FUSE_CMDLINE_EXAMPLES = ("hello", "pathfs")
+FUSE_CMDLINE_EXAMPLES = ("hello", "pathfs", "pathpt", "pathasync")  # pathasync: tests/lib
 
 
 def fuse_cmdline_argv(opts):

@@ -237,7 +237,7 @@ def test_examples_build_like_outside_programs():
     include directory only, and the shared library."""
     with open(os.path.join(BUILD, "compile_commands.json")) as f:
         commands = [c for c in json.load(f) if "/examples/" in c["file"]]
-    assert {os.path.basename(c["file"]) for c in commands} == {"hello.c", "memfs.c", "pathfs.c"}
+    assert {os.path.basename(c["file"]) for c in commands} == {"hello.c", "memfs.c", "pathfs.c", "pathpt.c"}
     for c in commands:
         args = c.get("arguments") or c["command"].split()
         includes = [a[2:] for a in args if a.startswith("-I")] + \
@@ -249,7 +249,7 @@ def test_examples_build_like_outside_programs():
         with open(os.path.join(c["directory"], c["file"])) as src:
             quoted = [l for l in src if re.match(r'\s*#\s*include\s*"', l)]
         assert not quoted, f"{c['file']} includes from the tree: {quoted}"
-    for name in ("hello", "memfs", "pathfs"):
+    for name in ("hello", "memfs", "pathfs", "pathpt"):
         assert "Shared library: [libfuring.so.0]" in readelf_dynamic(os.path.join(BUILD, "examples", name))
 
 
@@ -269,6 +269,7 @@ def test_library_alone_builds_without_libnbd(workdir):
     build = os.path.join(workdir, "lib-only")
     run(["meson", "setup", build, REPO, "-Dtool=false", "-Dbuildtype=plain"], env=env)
     run(["ninja", "-C", build], env=env, timeout=110)
-    for path in ("libfuring.so.0", "libfuring.a", "examples/hello", "examples/memfs", "examples/pathfs", "tests/lib/probefs"):
+    for path in ("libfuring.so.0", "libfuring.a", "examples/hello", "examples/memfs", "examples/pathfs",
+                 "examples/pathpt", "tests/lib/probefs"):
         assert os.path.exists(os.path.join(build, path)), f"-Dtool=false did not build {path}"
     assert not os.path.exists(os.path.join(build, "furing")), "-Dtool=false built the tool"

@@ -1,14 +1,18 @@
-"""The path API (furing_path_*), through examples/pathfs.c mounted for real
-on both transports: the library's node table (lookup counts, renames, a
-file unlinked while open) seen from system calls."""
+"""The path API (furing_path_*), mounted for real on both transports:
+examples/pathfs.c (the library's node table: lookup counts, renames, a file
+unlinked while open, seen from system calls), examples/pathpt.c (a
+directory mirrored; the cache timeouts) and tests/lib/pathasync.c (answers
+from a thread of the filesystem's own, after the operation returned)."""
 
 import errno
 import os
 import stat
+import subprocess
+import threading
 
 import pytest
 
-from furing_helpers import RENAME_EXCHANGE, RENAME_NOREPLACE, errno_of, read_file, renameat2
+from furing_helpers import RENAME_EXCHANGE, RENAME_NOREPLACE, errno_of, read_file, renameat2, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -125,4 +129,183 @@ def test_many_names_and_listing(example, transport):
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("2")
     assert all(os.path.exists(os.path.join(m, n)) for n in names[1::200])
+    stop_clean(h)
+
+
+# ====================================================================== pathpt
+
+def test_pathpt_mirrors_a_directory(example, transport, workdir):
+    """Every operation lands on the source directory, and what is made there
+    shows through the mount; a file unlinked while open still reads through
+    its descriptor (the library hands path NULL, pathpt uses the handle)."""
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    write(os.path.join(src, "pre"), b"made before the mount")
+    h = example("pathpt", src, debug=False)
+    m = h.mountpoint
+    assert read_file(os.path.join(m, "pre")) == b"made before the mount"
+    os.mkdir(os.path.join(m, "d"))
+    write(os.path.join(m, "d", "f"), b"hello")
+    assert read_file(os.path.join(src, "d", "f")) == b"hello"
+    assert sorted(os.listdir(m)) == ["d", "pre"]
+    os.rename(os.path.join(m, "d"), os.path.join(m, "e"))
+    assert os.listdir(os.path.join(src, "e")) == ["f"] and not os.path.exists(os.path.join(src, "d"))
+    assert read_file(os.path.join(m, "e", "f")) == b"hello"
+    os.truncate(os.path.join(m, "e", "f"), 2)
+    os.chmod(os.path.join(m, "e", "f"), 0o640)
+    os.utime(os.path.join(m, "e", "f"), (1000, 2000))
+    st = os.stat(os.path.join(src, "e", "f"))
+    assert (st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime) == (2, 0o640, 2000)
+    assert errno_of(os.rmdir, os.path.join(m, "e")) == errno.ENOTEMPTY
+    assert errno_of(os.mkdir, os.path.join(m, "e")) == errno.EEXIST
+    assert errno_of(os.stat, os.path.join(m, "nope")) == errno.ENOENT
+    assert errno_of(renameat2, os.path.join(m, "pre"), os.path.join(m, "e"), RENAME_NOREPLACE) == errno.EEXIST
+    os.mkfifo(os.path.join(m, "fifo"))  # mknod
+    assert stat.S_ISFIFO(os.lstat(os.path.join(src, "fifo")).st_mode)
+    os.unlink(os.path.join(m, "fifo"))
+    fd = os.open(os.path.join(m, "e", "f"), os.O_RDWR)
+    try:
+        os.unlink(os.path.join(m, "e", "f"))
+        assert os.listdir(os.path.join(src, "e")) == []
+        assert os.pwrite(fd, b"llo", 2) == 3
+        assert os.pread(fd, 100, 0) == b"hello"
+        assert os.fstat(fd).st_size == 5
+        os.ftruncate(fd, 1)
+        assert os.fstat(fd).st_size == 1
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rmdir(os.path.join(m, "e"))
+    assert os.statvfs(m).f_blocks == os.statvfs(src).f_blocks
+    stop_clean(h)
+
+
+def test_pathpt_links_and_xattrs(example, transport, workdir):
+    """symlink, readlink, link and the xattr operations of the path API,
+    through pathpt onto the source directory."""
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    h = example("pathpt", src, debug=False)
+    m = h.mountpoint
+    f = os.path.join(m, "f")
+    write(f, b"data")
+    os.symlink("f", os.path.join(m, "s"))
+    assert os.readlink(os.path.join(src, "s")) == "f"
+    assert os.readlink(os.path.join(m, "s")) == "f"
+    assert stat.S_ISLNK(os.lstat(os.path.join(m, "s")).st_mode)
+    assert read_file(os.path.join(m, "s")) == b"data"  # followed by the kernel
+    long_target = "x" * 1000
+    os.symlink(long_target, os.path.join(m, "long"))
+    assert os.readlink(os.path.join(m, "long")) == long_target
+    assert errno_of(os.readlink, f) == errno.EINVAL
+    os.link(f, os.path.join(m, "hard"))
+    assert os.stat(os.path.join(src, "f")).st_ino == os.stat(os.path.join(src, "hard")).st_ino
+    assert os.stat(os.path.join(m, "hard")).st_nlink == 2
+    write(os.path.join(m, "hard"), b"through the other name")
+    assert read_file(f) == b"through the other name"
+    os.unlink(f)
+    assert read_file(os.path.join(m, "hard")) == b"through the other name"
+    assert errno_of(os.link, os.path.join(m, "nope"), os.path.join(m, "x")) == errno.ENOENT
+
+    g = os.path.join(m, "hard")
+    os.setxattr(g, "user.colour", b"blue")
+    os.setxattr(g, "user.big", b"v" * 3000)
+    assert os.getxattr(os.path.join(src, "hard"), "user.colour") == b"blue"
+    assert os.getxattr(g, "user.colour") == b"blue"
+    assert os.getxattr(g, "user.big") == b"v" * 3000
+    assert sorted(os.listxattr(g)) == ["user.big", "user.colour"]
+    assert errno_of(os.setxattr, g, "user.colour", b"red", os.XATTR_CREATE) == errno.EEXIST
+    assert errno_of(os.getxattr, g, "user.none") == errno.ENODATA
+    os.removexattr(g, "user.colour")
+    assert os.listxattr(g) == ["user.big"]
+    assert errno_of(os.removexattr, g, "user.colour") == errno.ENODATA
+    stop_clean(h)
+
+
+def test_pathpt_timeouts(example, transport, workdir):
+    """-o timeout=0 (furing_path_set_timeouts(0, 0, 0)): a change made in
+    the source behind the kernel's back shows at once. A negative timeout:
+    a name looked up while missing stays missing for the kernel even after
+    it appears in the source (60 s, longer than the test)."""
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    h = example("pathpt", "-o", "timeout=0", src, debug=False)
+    m = h.mountpoint
+    write(os.path.join(m, "f"), b"1")
+    assert os.stat(os.path.join(m, "f")).st_size == 1
+    write(os.path.join(src, "f"), b"12345")
+    assert os.stat(os.path.join(m, "f")).st_size == 5
+    assert errno_of(os.stat, os.path.join(m, "new")) == errno.ENOENT
+    write(os.path.join(src, "new"), b"")
+    assert os.path.exists(os.path.join(m, "new"))
+    os.unlink(os.path.join(src, "new"))
+    assert errno_of(os.stat, os.path.join(m, "new")) == errno.ENOENT
+    stop_clean(h)
+
+    n = example("pathpt", "-o", "negative_timeout=60", src, debug=False)
+    assert errno_of(os.stat, os.path.join(n.mountpoint, "late")) == errno.ENOENT
+    write(os.path.join(src, "late"), b"")
+    assert errno_of(os.stat, os.path.join(n.mountpoint, "late")) == errno.ENOENT  # the kernel remembers
+    assert os.path.exists(os.path.join(n.mountpoint, "f"))
+    stop_clean(n)
+
+
+def test_pathpt_refuses_bad_options(examples_dir, workdir):
+    for opt in ("timeout=-1", "timeout=x", "negative_timeout=nan", "colour=blue"):
+        r = subprocess.run([os.path.join(examples_dir, "pathpt"), "-f", "-o", opt, workdir, workdir],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2 and "bad option" in r.stderr, (opt, r)
+
+
+# =================================================================== pathasync
+
+def test_async_replies_from_another_thread(example, examples_dir, transport):
+    """Reads of /gate return FURING_PATH_ASYNC and are answered by the
+    filesystem's replier thread only after /open is written, a request the
+    workers serve while those reads wait: with one worker on io_uring, all
+    of them wait at once (on /dev/fuse a worker waits for its pending
+    answer, so it gets a worker per read and one more). Lookups and stats
+    are answered on that thread too."""
+    readers = 4
+    binary = os.path.join(os.path.dirname(examples_dir), "tests", "lib", "pathasync")
+    threads = 1 if transport == "ring" else readers + 1
+    h = example("pathasync", "-o", f"threads={threads}", binary=binary, debug=False)
+    m = h.mountpoint
+    assert sorted(os.listdir(m)) == ["gate", "open", "stats"]
+    assert os.stat(os.path.join(m, "gate")).st_size == 4096
+
+    def stats():
+        line = read_file(os.path.join(m, "stats")).decode().split()
+        return {k: int(v) for k, v in (kv.split("=") for kv in line)}
+
+    got = [None] * readers
+    fds = [os.open(os.path.join(m, "gate"), os.O_RDONLY) for _ in range(readers)]
+
+    def reader(i):
+        got[i] = os.pread(fds[i], 100, 0)
+
+    ts = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(readers)]
+    try:
+        for t in ts:
+            t.start()
+        wait_for(lambda: stats()["queued"] == readers, 10, what="every read waiting at the gate")
+        assert all(g is None for g in got) and all(t.is_alive() for t in ts)
+        # The workers are free while the reads wait: other requests are served.
+        assert os.stat(os.path.join(m, "open")).st_mode & 0o777 == 0o644
+        fd = os.open(os.path.join(m, "open"), os.O_WRONLY)
+        try:
+            assert os.write(fd, b"go") == 2
+        finally:
+            os.close(fd)
+        for t in ts:
+            t.join(10)
+        assert not any(t.is_alive() for t in ts), "a read at the gate was never answered"
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert all(g is not None and g.startswith(b"gate ") and g.endswith(b"\n") for g in got), got
+    assert len(set(got)) == readers, got  # each its own answer
+    s = stats()
+    assert s["queued"] == 0 and s["async"] >= readers + 2
+    assert s["other_thread"] == s["async"], s
     stop_clean(h)
