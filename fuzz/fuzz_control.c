@@ -67,7 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_error(&e);
 			check_reply(control_reply_error(req.command, &e, req.tag));
 		} else {
-			check(d.id && d.source[0] == '/' && d.mountpoint[0] == '/', "accepted without its names");
+			check(d.id && (d.source[0] == '/' || (!d.passthrough && export_is_nbd_uri(d.source))) &&
+				      d.mountpoint[0] == '/',
+			      "accepted without its names");
 			check_reply(control_reply_ok(req.command, json_deep_copy(req.args), req.tag));
 		}
 	} else {

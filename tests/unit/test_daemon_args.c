@@ -110,9 +110,28 @@ static void bad_arguments_refused(void **state)
 	refused("{\"id\": \"a\", \"type\": \"export\", \"source\": \"i\", \"mountpoint\": \"/m\"}", CONTROL_ERR_ARGUMENT);
 	refused("{\"id\": \"a b\", \"type\": \"export\", \"source\": \"/i\", \"mountpoint\": \"/m\"}",
 		CONTROL_ERR_ARGUMENT);
-	refused("{" NAMES ", \"format\": \"qcow2\"}", CONTROL_ERR_UNSUPPORTED);
-	refused("{\"id\": \"a\", \"type\": \"export\", \"source\": \"nbd://h/e\", \"mountpoint\": \"/m\"}",
-		CONTROL_ERR_UNSUPPORTED);
+	/* --format is for image files; an NBD URI is an export's source only. */
+	refused("{\"id\": \"a\", \"type\": \"export\", \"source\": \"nbd://h/e\", \"mountpoint\": \"/m\", "
+		"\"format\": \"qcow2\"}",
+		CONTROL_ERR_ARGUMENT);
+	refused("{\"id\": \"a\", \"type\": \"passthrough\", \"source\": \"nbd://h/e\", \"mountpoint\": \"/m\"}",
+		CONTROL_ERR_ARGUMENT);
+}
+
+/* NBD URIs (not paths) and --format images are export sources too. */
+static void nbd_and_format_sources(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse(&p, "{\"id\": \"a\", \"type\": \"export\", \"source\": \"nbd://h/e\", \"mountpoint\": \"/m\"}");
+	assert_int_equal(p.ret, 0);
+	assert_string_equal(p.d.ex.image, "nbd://h/e");
+	done(&p);
+	parse(&p, "{" NAMES ", \"format\": \"qcow2\"}");
+	assert_int_equal(p.ret, 0);
+	assert_string_equal(p.d.ex.ex.format, "qcow2");
+	done(&p);
 }
 
 static void requests_parsed(void **state)
@@ -150,6 +169,7 @@ int main(void)
 		cmocka_unit_test(export_options_as_the_command_line),
 		cmocka_unit_test(passthrough_options_as_the_command_line),
 		cmocka_unit_test(bad_arguments_refused),
+		cmocka_unit_test(nbd_and_format_sources),
 		cmocka_unit_test(requests_parsed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
