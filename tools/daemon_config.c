@@ -50,6 +50,45 @@ static bool taken_by_other(struct daemon_exports *x, json_t *owned, const char *
 	return live && !(mine && json_equal(live, mine));
 }
 
+/* The mountpoints of the exports the file does not own (an object of
+ * path -> id), as query-exports shows them (their real paths), so that a
+ * reload can refuse an entry that would only fail to mount. */
+static json_t *others_mountpoints(struct daemon_exports *x, json_t *owned)
+{
+	json_t *out = json_object();
+	json_t *all = json_object();
+	struct control_error e;
+	json_t *q = x && all ? daemon_exports_query(x, all, &e) : NULL;
+	size_t i;
+	json_t *d;
+
+	json_decref(all);
+	if (x && !q) {
+		json_decref(out);
+		return NULL;
+	}
+
+	json_array_foreach(json_object_get(q, "exports"), i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		if (taken_by_other(x, owned, id))
+			json_object_set(out, json_string_value(json_object_get(d, "mountpoint")), json_object_get(d, "id"));
+	}
+	json_decref(q);
+	return out;
+}
+
+/* @mp, or the file it names, among @others: the id serving it, or NULL. */
+static const char *other_at(json_t *others, const char *mp)
+{
+	json_t *id = json_object_get(others, mp);
+	char *abs = id ? NULL : realpath(mp, NULL);
+
+	if (abs)
+		id = json_object_get(others, abs);
+	free(abs);
+	return json_string_value(id);
+}
+
 /* One entry as export-add would check it, short of opening anything. */
 static int check_entry(json_t *entry, struct control_error *e)
 {
@@ -92,8 +131,9 @@ static json_t *load(const char *path, struct daemon_exports *x, json_t *owned, c
 	}
 	json_t *ids = json_object();
 	json_t *mountpoints = json_object();
+	json_t *others = others_mountpoints(x, owned);
 	size_t i;
-	bool bad = !ids || !mountpoints;
+	bool bad = !ids || !mountpoints || !others;
 	if (bad)
 		say(err, errlen, "config %s: out of memory", path);
 	json_array_foreach(exports, i, value) {
@@ -115,11 +155,15 @@ static json_t *load(const char *path, struct daemon_exports *x, json_t *owned, c
 			say(err, errlen, "config %s: %s: another export of the file has mountpoint %s", path, name, mp);
 		else if (taken_by_other(x, owned, id))
 			say(err, errlen, "config %s: %s: the id is an export added over the control socket", path, name);
+		else if (other_at(others, mp))
+			say(err, errlen, "config %s: %s: mountpoint %s is served by export '%s', added over the control socket",
+			    path, name, mp, other_at(others, mp));
 		else
 			bad = json_object_set_new(ids, id, json_true()) < 0 || json_object_set_new(mountpoints, mp, json_true()) < 0;
 	}
 	json_decref(ids);
 	json_decref(mountpoints);
+	json_decref(others);
 	if (bad)
 		goto fail;
 	json_incref(exports);

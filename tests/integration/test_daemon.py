@@ -864,3 +864,45 @@ def test_systemd_units_verify(furing_bin, workdir):
     r = subprocess.run([analyze, "verify", *paths], capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, MANPATH=man))
     assert r.returncode == 0 and not r.stderr.strip(), r
+
+
+def test_reload_busy_and_socket_exports(daemon, workdir):
+    """A reload removes `safe`: an open export stays until a later reload
+    finds it closed. Exports added over the socket are not the file's: a
+    reload leaves them, and a file taking their id or mountpoint is invalid."""
+    img_a, img_b, img_s = (make_image(workdir, f"{n}.raw", seed=i) for i, n in enumerate("abs"))
+    mnt_a, mnt_b, mnt_s = (os.path.join(workdir, f"{n}.img") for n in "abs")
+    conf = os.path.join(workdir, "daemon.json")
+    write_config(conf, [export_entry("a", img_a, mnt_a), export_entry("b", img_b, mnt_b)])
+    d = daemon(args=("--config", conf))
+    d.add("s", img_s, mnt_s)
+    d.mountpoints += [mnt_a, mnt_b]
+
+    for bad, what in ((export_entry("s", img_a, os.path.join(workdir, "x.img")), "the id is an export added"),
+                      (export_entry("x", img_a, mnt_s), "served by export 's'")):
+        write_config(conf, [export_entry("a", img_a, mnt_a), export_entry("b", img_b, mnt_b), bad])
+        r = d.request("reload")
+        assert error_class(r) == "InvalidArgument" and what in r["error"]["desc"], r
+        assert set(listed(d)) == {"a", "b", "s"}
+
+    write_config(conf, [export_entry("a", img_a, mnt_a)])
+    with open(mnt_b, "rb") as held:
+        r = d.request("reload")
+        assert error_class(r) == "Failed" and "export 'b' not removed" in r["error"]["desc"], r
+        assert set(listed(d)) == {"a", "b", "s"}
+        assert_same(held.read(), read_all(img_b), "the busy export's file")
+    r = safe_reload(d)
+    assert r["return"]["removed"] == ["b"] and r["return"]["unchanged"] == ["a"], r
+    assert set(listed(d)) == {"a", "s"}, "the socket's export is not the file's to remove"
+    assert_same(read_all(mnt_s), read_all(img_s), "export s")
+
+
+def safe_reload(d, timeout=5.0):
+    """As safe_del_when_closed: the kernel lets go of a closed file at once,
+    but allow a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = d.request("reload")
+        if "return" in r or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
