@@ -807,11 +807,19 @@ class NotifySocket:
 
 
 def test_ready_notification(daemon, furing_bin, workdir):
-    imgs = [make_image(workdir, f"{n}.raw", size=16 * MiB, seed=i) for i, n in enumerate("ab")]
-    mnts = [os.path.join(workdir, f"{n}.img") for n in "ab"]
+    img = make_image(workdir, "a.raw", size=16 * MiB)
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    with open(os.path.join(src, "f"), "wb") as f:
+        f.write(b"in the tree")
+    mnts = [os.path.join(workdir, "a.img"), os.path.join(workdir, "tree")]
+    os.mkdir(mnts[1])
     conf = os.path.join(workdir, "daemon.json")
-    # Two threads and a few queues each: a start that takes a moment.
-    write_config(conf, [export_entry(n, img, mnt, threads=2) for n, img, mnt in zip("ab", imgs, mnts)])
+    # An export and a passthrough mount, two threads each: a start that
+    # takes a moment.
+    write_config(conf, [export_entry("a", img, mnts[0], threads=2),
+                        {"id": "tree", "type": "passthrough", "source": src, "mountpoint": mnts[1],
+                         "threads": 2}])
     ns = NotifySocket(os.path.join(workdir, "notify.sock"))
     env = dict(os.environ, NOTIFY_SOCKET=ns.path)
     try:
@@ -820,9 +828,10 @@ def test_ready_notification(daemon, furing_bin, workdir):
         msg = ns.next()
         # The first word the daemon says is READY, and by then both serve.
         assert msg.get("READY") == "1", msg
-        for mnt, img in zip(mnts, imgs):
+        for mnt in mnts:
             assert is_mounted(mnt), f"READY=1 before {mnt} was mounted"
-            assert_same(read_all(mnt), read_all(img), mnt)
+        assert_same(read_all(mnts[0]), read_all(img), mnts[0])
+        assert read_all(os.path.join(mnts[1], "f")) == b"in the tree"
         d.wait_ready()
         r = subprocess.run([furing_bin, "ctl", d.sock_path, "reload"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r
