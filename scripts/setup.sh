@@ -16,6 +16,7 @@ packages=(
 	fio fuse3 util-linux
 	clang libclang-rt-14-dev
 	valgrind mandoc
+	systemd
 	kmod e2fsprogs
 	qemu-system-x86
 )

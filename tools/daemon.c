@@ -23,12 +23,14 @@
 
 #include "cli.h"
 #include "control_proto.h"
+#include "daemon_config.h"
 #include "daemon_exports.h"
+#include "daemon_notify.h"
 
 int cmd_daemon(int argc, char **argv);
 
 static const char daemon_help[] =
-	"Usage: furing daemon --control PATH\n"
+	"Usage: furing daemon --control PATH [--config FILE]\n"
 	"\n"
 	"Serve any number of exports and passthrough mounts from one process, added, listed and removed at run\n"
 	"time through the unix socket PATH (created mode 0600; only root and the daemon's\n"
@@ -40,12 +42,17 @@ static const char daemon_help[] =
 	"and exit.\n"
 	"\n"
 	"  --control PATH        the control socket (a stale one left there is replaced)\n"
+	"  --config FILE         exports to start at launch: JSON, {\"exports\": [{export-add's\n"
+	"                        arguments}, ...]} (furing-daemon.conf(5)); SIGHUP or the reload\n"
+	"                        command reads it again and adds/removes exports to match\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         the version\n"
 	"\n"
-	"Signals: SIGINT/SIGTERM remove every export and exit; SIGUSR1 prints every\n"
-	"export's counters.\n"
-	"Exit status: 0 clean stop, 1 runtime error, 2 usage error.\n";
+	"Signals: SIGINT/SIGTERM remove every export and exit; SIGHUP reloads --config;\n"
+	"SIGUSR1 prints every export's counters. With $NOTIFY_SOCKET set (systemd\n"
+	"Type=notify) it sends READY=1 once every configured export serves.\n"
+	"Exit status: 0 clean stop, 1 runtime error (an export of --config cannot start),\n"
+	"2 usage error or an invalid --config file.\n";
 
 /* Enough for people and scripts; a bound on what connections can hold
  * (each has a message buffer). */
@@ -61,6 +68,8 @@ struct client {
 
 struct daemon {
 	const char *control_path;
+	const char *config_path;
+	struct daemon_config *config; /* NULL without --config */
 	struct stat sock_st; /* the socket we made: removed at exit only if still ours */
 	int listen_fd;
 	int signal_fd;
@@ -162,6 +171,24 @@ static int send_message(int fd, json_t *msg)
 	return 0;
 }
 
+/* SIGHUP and the reload command; systemd hears RELOADING=1 and READY=1
+ * around it whatever the outcome, since the daemon goes on serving. */
+static json_t *reload(struct daemon *dm, struct control_error *e)
+{
+	if (!dm->config) {
+		control_fail(e, CONTROL_ERR_UNSUPPORTED, "the daemon was started without --config: nothing to reload");
+		return NULL;
+	}
+	daemon_notify_reloading();
+	json_t *ret = daemon_config_reload(dm->config, dm->exports, e);
+	if (ret)
+		fprintf(stderr, "furing: reloaded %s\n", daemon_config_path(dm->config));
+	else
+		fprintf(stderr, "furing: reload: %s\n", e->desc);
+	daemon_notify("READY=1");
+	return ret;
+}
+
 static json_t *run_command(struct daemon *dm, const struct control_request *req, struct control_error *e)
 {
 	if (!strcmp(req->command, "export-add"))
@@ -170,6 +197,10 @@ static json_t *run_command(struct daemon *dm, const struct control_request *req,
 		return daemon_exports_del(dm->exports, req->args, e);
 	if (!strcmp(req->command, "query-exports"))
 		return daemon_exports_query(dm->exports, req->args, e);
+	if (!strcmp(req->command, "reload")) {
+		static const char *const none[] = {NULL};
+		return control_known_args(req->args, none, "reload", e) < 0 ? NULL : reload(dm, e);
+	}
 	control_fail(e, CONTROL_ERR_COMMAND, "unknown command '%s'", req->command);
 	return NULL;
 }
@@ -310,8 +341,12 @@ static void on_signal(struct daemon *dm)
 		return;
 	if (si.ssi_signo == SIGUSR1)
 		daemon_exports_log_stats(dm->exports);
-	else if (si.ssi_signo == SIGHUP)
-		fprintf(stderr, "furing: SIGHUP ignored: the daemon has nothing to reload yet\n");
+	else if (si.ssi_signo == SIGHUP && !dm->config)
+		fprintf(stderr, "furing: SIGHUP ignored: the daemon was started without --config\n");
+	else if (si.ssi_signo == SIGHUP) {
+		struct control_error e;
+		json_decref(reload(dm, &e));
+	}
 	else
 		dm->stop = true;
 }
@@ -378,6 +413,7 @@ static void parse(int argc, char **argv, struct daemon *dm)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
+		{"config", required_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -390,6 +426,9 @@ static void parse(int argc, char **argv, struct daemon *dm)
 		switch (o) {
 		case 'c':
 			dm->control_path = optarg;
+			break;
+		case 'f':
+			dm->config_path = optarg;
 			break;
 		case 'h':
 			fputs(daemon_help, stdout);
@@ -409,12 +448,30 @@ static void parse(int argc, char **argv, struct daemon *dm)
 		die(EXIT_USAGE, "daemon needs --control PATH (see furing daemon --help)");
 }
 
+/* Every export removed, the socket gone. */
+static void shut_down(struct daemon *dm)
+{
+	for (int i = 0; i < CLIENTS_MAX; i++)
+		if (dm->clients[i])
+			drop_client(dm, i);
+	close(dm->listen_fd);
+	remove_socket(dm);
+	daemon_exports_free(dm->exports);
+	daemon_config_free(dm->config);
+	close(dm->signal_fd);
+}
+
 int cmd_daemon(int argc, char **argv)
 {
 	struct daemon dm;
+	char err[1024];
 
 	memset(&dm, 0, sizeof(dm));
 	parse(argc, argv, &dm);
+	daemon_notify_init();
+	/* A file that is not valid stops the start before anything exists. */
+	if (dm.config_path && !(dm.config = daemon_config_open(dm.config_path, err, sizeof(err))))
+		die(EXIT_USAGE, "%s", err);
 	/* Passthrough mounts need it (passthrough_run.h); every file the
 	 * daemon makes itself has an explicit mode. */
 	umask(0);
@@ -424,17 +481,19 @@ int cmd_daemon(int argc, char **argv)
 		die(EXIT_RUNTIME, "cannot set up: %s", strerror(errno));
 	dm.listen_fd = control_listen(&dm);
 	fprintf(stderr, "furing: daemon %s listening on %s\n", furing_version(), dm.control_path);
+	if (dm.config && daemon_config_start(dm.config, dm.exports, err, sizeof(err)) < 0) {
+		fprintf(stderr, "furing: %s\n", err);
+		shut_down(&dm);
+		return EXIT_RUNTIME;
+	}
+	/* Every configured export serves: export-add returns once mounted. */
+	daemon_notify("READY=1");
 
 	serve(&dm);
 
+	daemon_notify("STOPPING=1");
 	fprintf(stderr, "furing: daemon stopping: removing every export\n");
-	for (int i = 0; i < CLIENTS_MAX; i++)
-		if (dm.clients[i])
-			drop_client(&dm, i);
-	close(dm.listen_fd);
-	remove_socket(&dm);
-	daemon_exports_free(dm.exports);
-	close(dm.signal_fd);
+	shut_down(&dm);
 	fprintf(stderr, "furing: daemon stopped\n");
 	return 0;
 }

@@ -381,6 +381,13 @@ json_t *daemon_exports_query(struct daemon_exports *x, json_t *args, struct cont
 	return ret;
 }
 
+const json_t *daemon_exports_args(struct daemon_exports *x, const char *id)
+{
+	const struct dexport *d = find(x, id);
+
+	return d ? d->args : NULL;
+}
+
 void daemon_exports_log_stats(struct daemon_exports *x)
 {
 	char line[4096];

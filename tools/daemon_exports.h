@@ -23,6 +23,10 @@ json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct contro
 json_t *daemon_exports_del(struct daemon_exports *x, json_t *args, struct control_error *e);
 json_t *daemon_exports_query(struct daemon_exports *x, json_t *args, struct control_error *e);
 
+/* The export-add arguments export @id was started with (borrowed, valid
+ * until it goes), or NULL when no export has that id. */
+const json_t *daemon_exports_args(struct daemon_exports *x, const char *id);
+
 /* SIGUSR1: every export's counters on stderr. */
 void daemon_exports_log_stats(struct daemon_exports *x);
 /* Stops every export, waits for each and frees everything. */

@@ -6,6 +6,8 @@ import errno
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import stat
@@ -60,12 +62,12 @@ class Control:
 
 
 class Daemon:
-    def __init__(self, binary, workdir, prefix=(), env=None, sockdir=None):
+    def __init__(self, binary, workdir, prefix=(), env=None, sockdir=None, args=()):
         self.sock_path = os.path.join(sockdir or workdir, "control.sock")
         self.stderr_path = os.path.join(workdir, "daemon.stderr")
         self.workdir = workdir
         with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(list(prefix) + [binary, "daemon", "--control", self.sock_path],
+            self.proc = subprocess.Popen(list(prefix) + [binary, "daemon", "--control", self.sock_path, *args],
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                                          start_new_session=True)
         self.mountpoints = []
@@ -138,10 +140,10 @@ class Daemon:
 def daemon(request, furing_bin, workdir):
     started = []
 
-    def start(binary=None, **kw):
+    def start(binary=None, wait=True, **kw):
         d = Daemon(binary or furing_bin, workdir, **kw)
         started.append(d)
-        return d.wait_ready()
+        return d.wait_ready() if wait else d
 
     # A hung mount blocks the test in a system call pytest-timeout cannot
     # interrupt: kill the daemons shortly before the limit.
@@ -612,3 +614,303 @@ def test_stale_socket_replaced_live_one_refused(daemon, furing_bin, workdir):
     assert d2.request("query-exports")["return"]["exports"] == []
     p = subprocess.run([furing_bin, "daemon"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 2, p
+
+
+# ------------------------------------------------ --config, reload, systemd
+
+def write_config(path, entries):
+    """The file atomically replaced: a reload never sees half of it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"exports": entries}, f, indent=2)
+    os.rename(tmp, path)
+
+
+def export_entry(id, source, mountpoint, **options):
+    options.setdefault("kernel-passthrough", "off")
+    return {"id": id, "type": "export", "source": source, "mountpoint": mountpoint, **options}
+
+
+def listed(d):
+    r = d.request("query-exports")
+    return {x["id"]: x for x in r["return"]["exports"]}
+
+
+class Reader(threading.Thread):
+    """Reads a served file over and over through one open descriptor, as a
+    client that must not notice a reload of other exports."""
+
+    def __init__(self, path, expected):
+        super().__init__(daemon=True)
+        self.fd = os.open(path, os.O_RDONLY)
+        self.expected = expected
+        self.stop = threading.Event()
+        self.rounds = 0
+        self.error = None
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                data = os.pread(self.fd, len(self.expected), 0)
+                if data != self.expected:
+                    raise AssertionError(f"round {self.rounds}: read {len(data)} bytes that differ")
+                self.rounds += 1
+        except Exception as e:  # noqa: BLE001 (reported by finish)
+            self.error = e
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+        os.close(self.fd)
+        assert not self.is_alive(), "the reader hung"
+        assert self.error is None, f"I/O on the unchanged export failed: {self.error!r}"
+        return self.rounds
+
+
+def test_config_start_reload(daemon, workdir):
+    imgs = {n: make_image(workdir, f"{n}.raw", seed=i + 1) for i, n in enumerate("abc")}
+    mnts = {n: os.path.join(workdir, f"{n}.img") for n in "abc"}
+    conf = os.path.join(workdir, "daemon.json")
+    write_config(conf, [export_entry("a", imgs["a"], mnts["a"]), export_entry("b", imgs["b"], mnts["b"])])
+    d = daemon(args=("--config", conf))
+    d.mountpoints += mnts.values()
+    assert set(listed(d)) == {"a", "b"}
+    for n in "ab":
+        assert is_mounted(mnts[n])
+        assert_same(read_all(mnts[n]), read_all(imgs[n]), f"export {n}")
+
+    reader = Reader(mnts["a"], read_all(imgs["a"]))
+    reader.start()
+    wait_for(lambda: reader.rounds >= 2 or reader.error, 10, what="the reader's first reads")
+    # b goes, c comes, a stays: the reload command.
+    write_config(conf, [export_entry("a", imgs["a"], mnts["a"]), export_entry("c", imgs["c"], mnts["c"])])
+    r = d.request("reload")
+    assert r.get("return") == {"config": conf, "added": ["c"], "removed": ["b"], "replaced": [],
+                               "unchanged": ["a"]}, r
+    assert set(listed(d)) == {"a", "c"}
+    assert not is_mounted(mnts["b"]) and not os.path.exists(mnts["b"])
+    assert_same(read_all(mnts["c"]), read_all(imgs["c"]), "export c")
+
+    # c's arguments change: SIGHUP replaces it (removed, started again).
+    write_config(conf, [export_entry("a", imgs["a"], mnts["a"]), export_entry("c", imgs["c"], mnts["c"],
+                                                                             writable=True)])
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: listed(d)["c"]["options"].get("writable") is True, 10, what="c replaced by SIGHUP")
+    assert "reload: export 'c' started again" in d.stderr()
+    with open(mnts["c"], "r+b") as f:
+        f.write(b"written")
+    assert read_all(imgs["c"])[:7] == b"written"
+
+    rounds_before = reader.rounds
+    wait_for(lambda: reader.rounds > rounds_before or reader.error, 10, what="reads after the reloads")
+    reader.finish()
+    assert "[a] removed" not in d.stderr(), "the unchanged export was touched"
+    assert d.stop() == 0
+    for m in mnts.values():
+        assert not is_mounted(m)
+
+
+@pytest.mark.parametrize("case", ["syntax", "unknown-arg", "duplicate-id", "relative", "not-an-object"])
+def test_config_bad_file_at_start(furing_bin, workdir, case):
+    img = make_image(workdir, "a.raw")
+    good = export_entry("a", img, os.path.join(workdir, "a.img"))
+    other = export_entry("b", img, os.path.join(workdir, "b.img"))
+    conf = os.path.join(workdir, "daemon.json")
+    if case == "syntax":
+        with open(conf, "w") as f:
+            f.write('{"exports": [\n  {"id": "a",}\n]}\n')
+        expect = "line 2"
+    else:
+        bad = {"unknown-arg": dict(other, writeable=True),
+               "duplicate-id": dict(other, id="a"),
+               "relative": dict(other, source="a.raw"),
+               "not-an-object": "b"}[case]
+        write_config(conf, [good, bad])
+        expect = "exports[1]"
+    sock = os.path.join(workdir, "control.sock")
+    r = subprocess.run([furing_bin, "daemon", "--control", sock, "--config", conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and conf in lines[0] and expect in lines[0], r.stderr
+    assert not os.path.exists(sock), "the daemon went on after a bad file"
+    assert not is_mounted(os.path.join(workdir, "a.img"))
+
+
+def test_config_export_fails_at_start(furing_bin, workdir):
+    img = make_image(workdir, "a.raw")
+    mnt = os.path.join(workdir, "a.img")
+    conf = os.path.join(workdir, "daemon.json")
+    write_config(conf, [export_entry("a", img, mnt),
+                        export_entry("b", os.path.join(workdir, "missing.raw"), os.path.join(workdir, "b.img"))])
+    sock = os.path.join(workdir, "control.sock")
+    try:
+        r = subprocess.run([furing_bin, "daemon", "--control", sock, "--config", conf],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        lazy_umount_all(mnt)
+    assert r.returncode == 1, r
+    assert f"config {conf}: exports[1] (id 'b'): cannot start" in r.stderr, r.stderr
+    assert not is_mounted(mnt) and not os.path.exists(mnt) and not os.path.exists(sock)
+
+
+def test_config_bad_file_at_reload(daemon, workdir):
+    img = make_image(workdir, "a.raw")
+    mnt = os.path.join(workdir, "a.img")
+    conf = os.path.join(workdir, "daemon.json")
+    write_config(conf, [export_entry("a", img, mnt)])
+    d = daemon(args=("--config", conf))
+    d.mountpoints.append(mnt)
+    before = listed(d)
+    # A new entry that is fine next to one that is not: neither happens.
+    write_config(conf, [export_entry("b", img, os.path.join(workdir, "b.img")),
+                        export_entry("c", img, os.path.join(workdir, "c.img"), threads="many")])
+    r = d.request("reload")
+    assert error_class(r) == "InvalidArgument" and r["reply"] == "reload", r
+    assert "exports[1] (id 'c')" in r["error"]["desc"] and "nothing changed" in r["error"]["desc"], r
+    with open(conf, "w") as f:
+        f.write("{")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: d.stderr().count("nothing changed") >= 2, 10, what="the SIGHUP's error line")
+    line = [x for x in d.stderr().splitlines() if "nothing changed" in x][-1]
+    assert line.startswith(f"furing: reload: config {conf}: line 1"), line
+    assert listed(d) == before
+    assert_same(read_all(mnt), read_all(img), "export a")
+    assert not os.path.exists(os.path.join(workdir, "b.img"))
+
+
+def test_reload_without_config(daemon):
+    d = daemon()
+    assert error_class(d.request("reload")) == "Unsupported"
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP ignored" in d.stderr(), 10, what="the SIGHUP's line")
+    assert d.stop() == 0
+
+
+class NotifySocket:
+    """What systemd listens on for a Type=notify service."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+
+    def next(self, timeout=READY_TIMEOUT):
+        self.sock.settimeout(timeout)
+        data = self.sock.recv(4096).decode()
+        return dict(line.split("=", 1) for line in data.split("\n") if line)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_ready_notification(daemon, furing_bin, workdir):
+    img = make_image(workdir, "a.raw", size=16 * MiB)
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    with open(os.path.join(src, "f"), "wb") as f:
+        f.write(b"in the tree")
+    mnts = [os.path.join(workdir, "a.img"), os.path.join(workdir, "tree")]
+    os.mkdir(mnts[1])
+    conf = os.path.join(workdir, "daemon.json")
+    # An export and a passthrough mount, two threads each: a start that
+    # takes a moment.
+    write_config(conf, [export_entry("a", img, mnts[0], threads=2),
+                        {"id": "tree", "type": "passthrough", "source": src, "mountpoint": mnts[1],
+                         "threads": 2}])
+    ns = NotifySocket(os.path.join(workdir, "notify.sock"))
+    env = dict(os.environ, NOTIFY_SOCKET=ns.path)
+    try:
+        d = daemon(args=("--config", conf), env=env, wait=False)
+        d.mountpoints += mnts
+        msg = ns.next()
+        # The first word the daemon says is READY, and by then both serve.
+        assert msg.get("READY") == "1", msg
+        for mnt in mnts:
+            assert is_mounted(mnt), f"READY=1 before {mnt} was mounted"
+        assert_same(read_all(mnts[0]), read_all(img), mnts[0])
+        assert read_all(os.path.join(mnts[1], "f")) == b"in the tree"
+        d.wait_ready()
+        r = subprocess.run([furing_bin, "ctl", d.sock_path, "reload"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r
+        assert ns.next().get("RELOADING") == "1"
+        assert ns.next().get("READY") == "1"
+        # systemctl stop: SIGTERM, every mount gone, status 0.
+        assert d.stop() == 0
+        assert ns.next().get("STOPPING") == "1"
+        for mnt in mnts:
+            assert not is_mounted(mnt)
+    finally:
+        ns.close()
+
+
+def test_systemd_units_verify(furing_bin, workdir):
+    """The units meson configures, checked by systemd-analyze verify with
+    the built binary in place of the installed one and the repository's
+    pages on MANPATH (verify checks Documentation= and the executables)."""
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.fail("systemd-analyze is not installed (Debian: systemd; scripts/setup.sh installs it)",
+                    pytrace=False)
+    unitdir = os.path.join(os.path.dirname(furing_bin), "systemd")
+    units = sorted(f for f in os.listdir(unitdir) if f.endswith(".service"))
+    assert units == ["furing-daemon.service", "furing-daemon@.service"], units
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    man = os.path.join(workdir, "man")
+    for section, page in (("1", "furing.1"), ("5", "furing-daemon.conf.5")):
+        os.makedirs(os.path.join(man, "man" + section), exist_ok=True)
+        shutil.copy(os.path.join(repo, "doc", "man", page), os.path.join(man, "man" + section))
+    paths = []
+    for u in units:
+        with open(os.path.join(unitdir, u)) as f:
+            text = f.read()
+        assert "Type=notify" in text and "ExecReload=" in text and "@bindir@" not in text
+        text = re.sub(r"^(Exec\w+=)\S+/furing ", lambda m: m.group(1) + furing_bin + " ", text, flags=re.M)
+        paths.append(os.path.join(workdir, u))
+        with open(paths[-1], "w") as f:
+            f.write(text)
+    r = subprocess.run([analyze, "verify", *paths], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, MANPATH=man))
+    assert r.returncode == 0 and not r.stderr.strip(), r
+
+
+def test_reload_busy_and_socket_exports(daemon, workdir):
+    """A reload removes `safe`: an open export stays until a later reload
+    finds it closed. Exports added over the socket are not the file's: a
+    reload leaves them, and a file taking their id or mountpoint is invalid."""
+    img_a, img_b, img_s = (make_image(workdir, f"{n}.raw", seed=i) for i, n in enumerate("abs"))
+    mnt_a, mnt_b, mnt_s = (os.path.join(workdir, f"{n}.img") for n in "abs")
+    conf = os.path.join(workdir, "daemon.json")
+    write_config(conf, [export_entry("a", img_a, mnt_a), export_entry("b", img_b, mnt_b)])
+    d = daemon(args=("--config", conf))
+    d.add("s", img_s, mnt_s)
+    d.mountpoints += [mnt_a, mnt_b]
+
+    for bad, what in ((export_entry("s", img_a, os.path.join(workdir, "x.img")), "the id is an export added"),
+                      (export_entry("x", img_a, mnt_s), "served by export 's'")):
+        write_config(conf, [export_entry("a", img_a, mnt_a), export_entry("b", img_b, mnt_b), bad])
+        r = d.request("reload")
+        assert error_class(r) == "InvalidArgument" and what in r["error"]["desc"], r
+        assert set(listed(d)) == {"a", "b", "s"}
+
+    write_config(conf, [export_entry("a", img_a, mnt_a)])
+    with open(mnt_b, "rb") as held:
+        r = d.request("reload")
+        assert error_class(r) == "Failed" and "export 'b' not removed" in r["error"]["desc"], r
+        assert set(listed(d)) == {"a", "b", "s"}
+        assert_same(held.read(), read_all(img_b), "the busy export's file")
+    r = safe_reload(d)
+    assert r["return"]["removed"] == ["b"] and r["return"]["unchanged"] == ["a"], r
+    assert set(listed(d)) == {"a", "s"}, "the socket's export is not the file's to remove"
+    assert_same(read_all(mnt_s), read_all(img_s), "export s")
+
+
+def safe_reload(d, timeout=5.0):
+    """As safe_del_when_closed: the kernel lets go of a closed file at once,
+    but allow a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = d.request("reload")
+        if "return" in r or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
