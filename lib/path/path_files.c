@@ -222,9 +222,53 @@ static void forget_open(struct preq *q)
 	free(q->pf);
 }
 
-void preq_finish_file(struct furing_req *req, struct preq *q, int res)
+/* An open, opendir or create the filesystem accepted: the node (a new
+ * child for create) and its open file recorded, the kernel answered. */
+static void answer_open(struct furing_req *req, struct preq *q)
 {
 	struct ptable *t = &q->p->table;
+	struct pfile *pf = calloc(1, sizeof(*pf));
+	struct furing_entry e = {.attr = q->st,
+				 .attr_timeout = q->p->attr_timeout,
+				 .entry_timeout = q->p->entry_timeout};
+	struct pnode *n = NULL;
+	if (pf) {
+		table_lock(t);
+		n = q->op == P_CREATE ? table_child_make(t, q->node, q->name) : q->node;
+		if (n) {
+			n->opens++;
+			if (q->op == P_CREATE) {
+				n->nlookup++;
+				e.ino = n->id;
+			}
+		}
+		table_unlock(t);
+	}
+	if (!n) {
+		/* The filesystem's file stays open: it gets its release. */
+		const struct furing_path_ops *o = &q->p->ops;
+		int (*rel)(struct furing_req *, const char *, const struct furing_path_file *) =
+			q->op == P_OPENDIR ? o->releasedir : o->release;
+		if (rel)
+			rel(req, q->path, &q->fi);
+		free(pf);
+		furing_reply_err(req, ENOMEM);
+		return;
+	}
+	pf->node = n;
+	pf->fi = q->fi;
+	table_lock(t);
+	n->file = pf;
+	table_unlock(t);
+	struct furing_open op = {.fh = (uint64_t)(uintptr_t)pf, .flags = q->fi.open_flags};
+	if (q->op == P_CREATE)
+		furing_reply_create(req, &e, &op);
+	else
+		furing_reply_open(req, &op);
+}
+
+void preq_finish_file(struct furing_req *req, struct preq *q, int res)
+{
 
 	if (q->op == P_RELEASE || q->op == P_RELEASEDIR) {
 		forget_open(q);
@@ -250,47 +294,9 @@ void preq_finish_file(struct furing_req *req, struct preq *q, int res)
 		}
 		/* fall through */
 	case P_OPEN:
-	case P_OPENDIR: {
-		struct pfile *pf = calloc(1, sizeof(*pf));
-		struct furing_entry e = {.attr = q->st,
-					 .attr_timeout = q->p->attr_timeout,
-					 .entry_timeout = q->p->entry_timeout};
-		struct pnode *n = NULL;
-		if (pf) {
-			table_lock(t);
-			n = q->op == P_CREATE ? table_child_make(t, q->node, q->name) : q->node;
-			if (n) {
-				n->opens++;
-				if (q->op == P_CREATE) {
-					n->nlookup++;
-					e.ino = n->id;
-				}
-			}
-			table_unlock(t);
-		}
-		if (!n) {
-			/* The filesystem's file stays open: it gets its release. */
-			const struct furing_path_ops *o = &q->p->ops;
-			int (*rel)(struct furing_req *, const char *, const struct furing_path_file *) =
-				q->op == P_OPENDIR ? o->releasedir : o->release;
-			if (rel)
-				rel(req, q->path, &q->fi);
-			free(pf);
-			furing_reply_err(req, ENOMEM);
-			break;
-		}
-		pf->node = n;
-		pf->fi = q->fi;
-		table_lock(t);
-		n->file = pf;
-		table_unlock(t);
-		struct furing_open op = {.fh = (uint64_t)(uintptr_t)pf, .flags = q->fi.open_flags};
-		if (q->op == P_CREATE)
-			furing_reply_create(req, &e, &op);
-		else
-			furing_reply_open(req, &op);
+	case P_OPENDIR:
+		answer_open(req, q);
 		break;
-	}
 	case P_READ:
 		furing_reply_buf(req, (size_t)res);
 		break;
