@@ -269,7 +269,6 @@ static void answer_open(struct furing_req *req, struct preq *q)
 
 void preq_finish_file(struct furing_req *req, struct preq *q, int res)
 {
-
 	if (q->op == P_RELEASE || q->op == P_RELEASEDIR) {
 		forget_open(q);
 		preq_reply_err(req, q, 0);
