@@ -23,7 +23,9 @@
 
 #include "cli.h"
 #include "control_proto.h"
+#include "daemon_events.h"
 #include "daemon_exports.h"
+#include "daemon_stats.h"
 
 int cmd_daemon(int argc, char **argv);
 
@@ -170,6 +172,10 @@ static json_t *run_command(struct daemon *dm, const struct control_request *req,
 		return daemon_exports_del(dm->exports, req->args, e);
 	if (!strcmp(req->command, "query-exports"))
 		return daemon_exports_query(dm->exports, req->args, e);
+	if (!strcmp(req->command, "query-stats"))
+		return daemon_stats_query(dm->exports, req->args, e);
+	if (!strcmp(req->command, "metrics"))
+		return daemon_stats_metrics(dm->exports, req->args, e);
 	control_fail(e, CONTROL_ERR_COMMAND, "unknown command '%s'", req->command);
 	return NULL;
 }
@@ -242,11 +248,14 @@ static int client_input(struct daemon *dm, struct client *c)
 static json_t *capabilities(void)
 {
 	json_t *commands = json_array();
+	json_t *events = json_array();
 
 	for (int i = 0; commands && control_commands[i]; i++)
 		json_array_append_new(commands, json_string(control_commands[i]));
-	return json_pack("{s:o, s:[s,s], s:[s,s], s:i}", "commands", commands, "types", "export", "passthrough",
-			 "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE);
+	for (int i = 0; events && daemon_event_names[i]; i++)
+		json_array_append_new(events, json_string(daemon_event_names[i]));
+	return json_pack("{s:o, s:o, s:[s,s], s:[s,s], s:i}", "commands", commands, "events", events, "types", "export",
+			 "passthrough", "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE);
 }
 
 /* Only root and the daemon's own user: the socket's mode says the same,
@@ -300,6 +309,19 @@ static void drop_client(struct daemon *dm, int slot)
 	dm->clients[slot] = NULL;
 }
 
+/* An export went away on its own: every client hears of it. One that
+ * cannot take the message is dropped, as for a reply. */
+static void export_gone(void *data, const char *id, bool error, json_t *removed)
+{
+	struct daemon *dm = data;
+	json_t *ev = daemon_event_export_gone(id, error, removed);
+
+	for (int i = 0; ev && i < CLIENTS_MAX; i++)
+		if (dm->clients[i] && send_message(dm->clients[i]->fd, json_incref(ev)) < 0)
+			drop_client(dm, i);
+	json_decref(ev);
+}
+
 /* ------------------------------------------------------------ the loop */
 
 static void on_signal(struct daemon *dm)
@@ -345,8 +367,9 @@ static void serve(struct daemon *dm)
 			on_signal(dm);
 		if (dm->stop)
 			break;
+		/* dm->clients[...] may be gone: dropped by an event's send. */
 		for (nfds_t i = P_CLIENTS; i < n; i++)
-			if (p[i].revents && client_input(dm, dm->clients[slot_of[i - P_CLIENTS]]) < 0)
+			if (p[i].revents && dm->clients[slot_of[i - P_CLIENTS]] && client_input(dm, dm->clients[slot_of[i - P_CLIENTS]]) < 0)
 				drop_client(dm, slot_of[i - P_CLIENTS]);
 		if (p[P_LISTEN].revents)
 			accept_client(dm);
@@ -422,6 +445,7 @@ int cmd_daemon(int argc, char **argv)
 	dm.exports = daemon_exports_new();
 	if (!dm.exports)
 		die(EXIT_RUNTIME, "cannot set up: %s", strerror(errno));
+	daemon_exports_on_gone(dm.exports, export_gone, &dm);
 	dm.listen_fd = control_listen(&dm);
 	fprintf(stderr, "furing: daemon %s listening on %s\n", furing_version(), dm.control_path);
 

@@ -4,7 +4,11 @@
 #ifndef FURING_TOOLS_DAEMON_EXPORTS_H
 #define FURING_TOOLS_DAEMON_EXPORTS_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
+
+struct furing_session;
 
 #include "control_proto.h"
 
@@ -22,6 +26,18 @@ void daemon_exports_reap(struct daemon_exports *x);
 json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct control_error *e);
 json_t *daemon_exports_del(struct daemon_exports *x, json_t *args, struct control_error *e);
 json_t *daemon_exports_query(struct daemon_exports *x, json_t *args, struct control_error *e);
+
+/* For the statistics (daemon_stats.c): @fn on every export in the order
+ * they were added, or on @id's only; its session is valid during the call
+ * (possibly ended, not yet reaped). -1 when @id names none. */
+typedef void daemon_export_fn(void *data, const char *id, const char *type, struct furing_session *s, bool ended);
+int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_fn *fn, void *data);
+
+/* For the events (daemon_events.c): called by daemon_exports_reap for each
+ * export whose session ended on its own, with @id, whether it ended with
+ * an error, and export-del's return for it (borrowed). */
+typedef void daemon_gone_fn(void *data, const char *id, bool error, json_t *removed);
+void daemon_exports_on_gone(struct daemon_exports *x, daemon_gone_fn *fn, void *data);
 
 /* SIGUSR1: every export's counters on stderr. */
 void daemon_exports_log_stats(struct daemon_exports *x);
