@@ -255,7 +255,9 @@ json_t *daemon_stats_metrics(struct daemon_exports *x, json_t *args, struct cont
 	t.failed = !t.buf;
 	render(&t, &ss);
 	snaps_free(&ss);
-	json_t *ret = t.failed ? NULL : json_pack("{s:s%}", "text", t.buf, t.len);
+	/* json_stringn, not pack's "s%": the latter needs jansson 2.11. */
+	json_t *text = t.failed ? NULL : json_stringn(t.buf, t.len);
+	json_t *ret = text ? json_pack("{s:o}", "text", text) : NULL;
 	free(t.buf);
 	if (!ret)
 		control_fail(e, CONTROL_ERR_FAILED, "out of memory");
