@@ -67,6 +67,7 @@ struct daemon {
 	int listen_fd;
 	int signal_fd;
 	struct daemon_exports *exports;
+	struct daemon_watch *watch; /* the backends' states, for their events */
 	struct client *clients[CLIENTS_MAX];
 	bool stop;
 };
@@ -309,17 +310,21 @@ static void drop_client(struct daemon *dm, int slot)
 	dm->clients[slot] = NULL;
 }
 
-/* An export went away on its own: every client hears of it. One that
- * cannot take the message is dropped, as for a reply. */
-static void export_gone(void *data, const char *id, bool error, json_t *removed)
+/* An event (consumed) to every client. One that cannot take the message
+ * is dropped, as for a reply. */
+static void broadcast(void *data, json_t *ev)
 {
 	struct daemon *dm = data;
-	json_t *ev = daemon_event_export_gone(id, error, removed);
 
 	for (int i = 0; ev && i < CLIENTS_MAX; i++)
 		if (dm->clients[i] && send_message(dm->clients[i]->fd, json_incref(ev)) < 0)
 			drop_client(dm, i);
 	json_decref(ev);
+}
+
+static void export_gone(void *data, const char *id, bool error, json_t *removed)
+{
+	broadcast(data, daemon_event_export_gone(id, error, removed));
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -355,7 +360,7 @@ static void serve(struct daemon *dm)
 			slot_of[n - P_CLIENTS] = i;
 			p[n++] = (struct pollfd){.fd = dm->clients[i]->fd, .events = POLLIN};
 		}
-		if (poll(p, n, -1) < 0) {
+		if (poll(p, n, DAEMON_WATCH_INTERVAL_MS) < 0) {
 			if (errno == EINTR)
 				continue;
 			die(EXIT_RUNTIME, "poll: %s", strerror(errno));
@@ -363,6 +368,7 @@ static void serve(struct daemon *dm)
 		/* Ended exports first, so that no command sees one half gone. */
 		if (p[P_WAKE].revents)
 			daemon_exports_reap(dm->exports);
+		daemon_watch_backends(dm->watch, dm->exports, broadcast, dm);
 		if (p[P_SIGNAL].revents)
 			on_signal(dm);
 		if (dm->stop)
@@ -446,6 +452,9 @@ int cmd_daemon(int argc, char **argv)
 	if (!dm.exports)
 		die(EXIT_RUNTIME, "cannot set up: %s", strerror(errno));
 	daemon_exports_on_gone(dm.exports, export_gone, &dm);
+	dm.watch = daemon_watch_new();
+	if (!dm.watch)
+		die(EXIT_RUNTIME, "cannot set up: out of memory");
 	dm.listen_fd = control_listen(&dm);
 	fprintf(stderr, "furing: daemon %s listening on %s\n", furing_version(), dm.control_path);
 
@@ -458,6 +467,7 @@ int cmd_daemon(int argc, char **argv)
 	close(dm.listen_fd);
 	remove_socket(&dm);
 	daemon_exports_free(dm.exports);
+	daemon_watch_free(dm.watch);
 	close(dm.signal_fd);
 	fprintf(stderr, "furing: daemon stopped\n");
 	return 0;

@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "daemon_exports.h"
+
 /* The event names, in the order the greeting lists them. */
 extern const char *const daemon_event_names[];
 
@@ -15,6 +17,21 @@ extern const char *const daemon_event_names[];
  * "microseconds": U}} with the wall-clock time now; NULL when out of
  * memory. */
 json_t *daemon_event(const char *name, json_t *data);
+
+/* What the backend events compare with: which exports' backends were
+ * unreachable at the last look. */
+struct daemon_watch;
+struct daemon_watch *daemon_watch_new(void);
+void daemon_watch_free(struct daemon_watch *w);
+/* How often daemon.c looks, in milliseconds: an NBD connection notices a
+ * dead server within about a second, so does the event. */
+#define DAEMON_WATCH_INTERVAL_MS 1000
+/* Looks at every export's backend now; @send gets (consumes) one
+ * backend-failed or backend-recovered event per change since the last
+ * look. An export removed meanwhile is forgotten without an event (its
+ * removal has its own). */
+void daemon_watch_backends(struct daemon_watch *w, struct daemon_exports *x, void (*send)(void *data, json_t *ev),
+			   void *data);
 
 /* export-deleted for an export whose session ended without export-del:
  * @error says whether the session ended with an error (else it was

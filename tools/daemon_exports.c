@@ -392,7 +392,9 @@ int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_
 
 	for (struct dexport *d = x->head; d; d = d->next)
 		if (!id || !strcmp(id, d->spec.id)) {
-			fn(data, d->spec.id, d->spec.type, d->s, atomic_load(&d->ended));
+			bool ended = atomic_load(&d->ended);
+			bool lost = !d->spec.passthrough && !ended && export_backend_unreachable(d->run.e);
+			fn(data, d->spec.id, d->spec.type, d->s, ended, lost);
 			n++;
 		}
 	return id && !n ? -1 : 0;

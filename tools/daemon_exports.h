@@ -27,10 +27,13 @@ json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct contro
 json_t *daemon_exports_del(struct daemon_exports *x, json_t *args, struct control_error *e);
 json_t *daemon_exports_query(struct daemon_exports *x, json_t *args, struct control_error *e);
 
-/* For the statistics (daemon_stats.c): @fn on every export in the order
- * they were added, or on @id's only; its session is valid during the call
- * (possibly ended, not yet reaped). -1 when @id names none. */
-typedef void daemon_export_fn(void *data, const char *id, const char *type, struct furing_session *s, bool ended);
+/* For the statistics and the events (daemon_stats.c, daemon_events.c):
+ * @fn on every export in the order they were added, or on @id's only; its
+ * session is valid during the call (possibly ended, not yet reaped);
+ * @unreachable: its backend cannot reach its storage now (an NBD server
+ * lost). -1 when @id names none. */
+typedef void daemon_export_fn(void *data, const char *id, const char *type, struct furing_session *s, bool ended,
+			      bool unreachable);
 int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_fn *fn, void *data);
 
 /* For the events (daemon_events.c): called by daemon_exports_reap for each

@@ -22,6 +22,7 @@
 struct snap {
 	const char *id, *type; /* borrowed from the export list, valid until the reply is built */
 	bool ended;
+	bool unreachable; /* the backend, now */
 	struct furing_stats st;
 	uint64_t *queues; /* st.nqueues of them */
 	char summary[SUMMARY_MAX];
@@ -33,7 +34,8 @@ struct snaps {
 	bool failed; /* out of memory */
 };
 
-static void take(void *data, const char *id, const char *type, struct furing_session *s, bool ended)
+static void take(void *data, const char *id, const char *type, struct furing_session *s, bool ended,
+		 bool unreachable)
 {
 	struct snaps *ss = data;
 
@@ -54,6 +56,7 @@ static void take(void *data, const char *id, const char *type, struct furing_ses
 	p->id = id;
 	p->type = type;
 	p->ended = ended;
+	p->unreachable = unreachable;
 	/* First the number of queues, then them: the number is fixed at the
 	 * start, so it cannot change between the two calls. */
 	int nq = furing_session_stats(s, &p->st, sizeof(p->st), NULL, 0);
@@ -107,8 +110,9 @@ static json_t *stats_json(const struct snap *p)
 							(json_int_t)p->queues[q]));
 	/* json_int_t is signed 64 bits: a counter would need centuries of
 	 * requests to pass it. */
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s}", "id", p->id, "type",
-			 p->type, "state", p->ended ? "ended" : "running", "requests", (json_int_t)p->st.requests,
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s}", "id", p->id, "type",
+			 p->type, "state", p->ended ? "ended" : "running", "backend",
+			 p->unreachable ? "unreachable" : "ok", "requests", (json_int_t)p->st.requests,
 			 "errors", (json_int_t)p->st.errors, "bytes-read", (json_int_t)p->st.bytes_read,
 			 "bytes-written", (json_int_t)p->st.bytes_written, "dev-requests",
 			 (json_int_t)p->st.dev_requests, "ring-requests", (json_int_t)p->st.ring_requests,
@@ -224,6 +228,10 @@ static void render(struct text *t, const struct snaps *ss)
 		put_label(t, ss->v[i].id);
 		put(t, "\",type=\"%s\",state=\"%s\"} 1\n", ss->v[i].type, ss->v[i].ended ? "ended" : "running");
 	}
+	family(t, "furing_backend_up", "gauge",
+	       "1 while the export's backend reaches its storage, 0 while not (an NBD server lost).");
+	for (size_t i = 0; i < ss->n; i++)
+		sample(t, "furing_backend_up", &ss->v[i], NULL, !ss->v[i].unreachable);
 	family(t, "furing_requests_total", "counter", "Requests answered, by transport (dev: /dev/fuse).");
 	for (size_t i = 0; i < ss->n; i++) {
 		sample(t, "furing_requests_total", &ss->v[i], ",transport=\"dev\"", ss->v[i].st.dev_requests);

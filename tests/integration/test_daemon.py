@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -17,6 +18,7 @@ import time
 import pytest
 
 from furing_helpers import assert_same, is_mounted, lazy_umount_all, pattern, wait_for
+from nbd_servers import Servers
 from test_unprivileged import SETPRIV, USER_ENV, dev_fuse_for_users, userdir  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(90)
@@ -654,7 +656,7 @@ def test_query_stats_count_io(daemon, workdir, uring_state):
                 "busy-polls", "busy-poll-hits", "placement-changes")
     before = stats_of(d, "r")
     assert all(isinstance(before[k], int) and before[k] >= 0 for k in counters), before
-    assert before["state"] == "running" and before["type"] == "export"
+    assert before["state"] == "running" and before["type"] == "export" and before["backend"] == "ok"
     assert before["summary"].startswith("requests=")
     n, m = 64, 16
     direct_io(os.path.join(workdir, "r.img"), n, m)
@@ -758,6 +760,7 @@ def test_metrics_prometheus(daemon, workdir, uring_state, cli):
             metric(fam, "furing_requests_total", export=id, transport="io_uring")
         assert total <= st[id]["requests"]                       # taken first: it cannot be ahead
         assert metric(fam, "furing_errors_total", export=id) == 0
+        assert metric(fam, "furing_backend_up", export=id) == 1
     assert metric(fam, "furing_requests_total", export="m1", transport="dev") + \
         metric(fam, "furing_requests_total", export="m1", transport="io_uring") >= n + 8
     queues = [l for l, _ in fam["furing_queue_requests_total"]["samples"] if l["export"] == "m1"]
@@ -782,7 +785,7 @@ def test_event_when_unmounted_from_outside(daemon, workdir):
     d = daemon()
     listeners = [d.connect(), d.connect()]
     caps = listeners[0].greeting["greeting"]["capabilities"]
-    assert "export-deleted" in caps["events"]
+    assert {"export-deleted", "backend-failed", "backend-recovered"} <= set(caps["events"])
     assert {"query-stats", "metrics"} <= set(caps["commands"])
     mnts = {id: os.path.join(workdir, f"{id}.img") for id in ("gone", "deleted", "stays")}
     for id, mnt in mnts.items():
@@ -808,3 +811,66 @@ def test_event_when_unmounted_from_outside(daemon, workdir):
         for c in listeners:
             c.close()
     assert d.stop() == 0
+
+
+def eio_now(fd):
+    try:
+        os.pread(fd, BLOCK, 0)
+        return False
+    except OSError as e:
+        return e.errno == errno.EIO
+
+
+def next_event(c, name):
+    """The next event named @name on @c, skipping others; replies are not
+    expected on a connection that only listens."""
+    while True:
+        msg = c.read()
+        assert "event" in msg, f"not an event: {msg}"
+        if msg["event"] == name:
+            return msg
+
+
+@pytest.mark.skipif(shutil.which("nbdkit") is None, reason="needs nbdkit")
+def test_backend_events_of_an_nbd_export(daemon, workdir):
+    """The NBD server of an export dies: every client hears backend-failed,
+    query-stats and metrics say the backend is unreachable; it comes back:
+    backend-recovered. (Skipped by a daemon that serves no NBD sources.)"""
+    d = daemon()
+    servers = Servers(workdir)
+    fd = None
+    try:
+        srv = servers.nbdkit("memory", 16 * MiB)
+        mnt = os.path.join(workdir, "nbd.img")
+        d.mountpoints.append(mnt)
+        r = d.request("export-add", id="n", type="export", source=srv.uri, mountpoint=mnt, writable=True,
+                      timeout=5, **{"kernel-passthrough": "off"})
+        if r.get("error", {}).get("class") == "Unsupported":
+            pytest.skip("this daemon serves no NBD sources")
+        assert "return" in r, r
+        assert stats_of(d, "n")["backend"] == "ok"
+        listener = d.connect()
+        listener.sock.settimeout(10)
+        fd = os.open(mnt, os.O_RDWR)
+        assert not eio_now(fd)
+
+        srv.kill()
+        wait_for(lambda: eio_now(fd), 10, interval=0.2, what="EIO once the server died")
+        ev = next_event(listener, "backend-failed")
+        assert ev["data"]["id"] == "n" and ev["data"]["desc"], ev
+        assert stats_of(d, "n")["backend"] == "unreachable"
+        fam = parse_prometheus(d.request("metrics", id="n")["return"]["text"])
+        assert metric(fam, "furing_backend_up", export="n") == 0
+
+        servers.restart(srv)
+        wait_for(lambda: not eio_now(fd), 15, interval=0.2, what="the reconnect")
+        ev = next_event(listener, "backend-recovered")
+        assert ev["data"]["id"] == "n", ev
+        assert stats_of(d, "n")["backend"] == "ok"
+        listener.close()
+    finally:
+        if fd is not None:
+            os.close(fd)
+        servers.stop_all()
+    r = d.request("export-del", id="n", mode="safe")
+    assert "return" in r, r
