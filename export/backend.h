@@ -92,6 +92,11 @@ struct backend_ops {
 	 * storage is not a local file. */
 	int (*passthrough_fd)(struct backend *b);
 
+	/* Optional: true while the storage cannot be reached (an NBD server
+	 * lost; every request fails with EIO until it is back). From any
+	 * thread, cheap: the daemon asks every second. */
+	bool (*unreachable)(struct backend *b);
+
 	/* Optional. See WORKERS above. */
 	int (*worker_start)(struct backend *b, struct furing_worker *w);
 	void (*worker_stop)(struct backend *b, struct furing_worker *w);

@@ -319,6 +319,13 @@ static int nbd_close_backend(struct backend *b)
 	return ret;
 }
 
+/* Any connection down: nbd_conn.c fails the requests on it with EIO, and
+ * logs "lost" at the first down and "back" when the last is up again. */
+static bool nbd_unreachable(struct backend *b)
+{
+	return atomic_load(&NB(b)->disk.conns_down) > 0;
+}
+
 static const struct backend_ops nbd_ops = {
 	.io = nbd_io,
 	.sync = nbd_sync,
@@ -328,6 +335,7 @@ static const struct backend_ops nbd_ops = {
 	.statfs = nbd_statfs,
 	.truncate = nbd_truncate,
 	.set_times = nbd_set_times,
+	.unreachable = nbd_unreachable,
 	.worker_start = nbd_worker_start,
 	.worker_stop = nbd_worker_stop,
 	.close = nbd_close_backend,

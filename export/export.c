@@ -643,3 +643,8 @@ uint64_t export_size(const struct export *e)
 {
 	return atomic_load(&e->size);
 }
+
+bool export_backend_unreachable(const struct export *e)
+{
+	return e->be->ops->unreachable && e->be->ops->unreachable(e->be);
+}

@@ -83,6 +83,10 @@ uint64_t export_image_grew(const struct export *e);
 /* The root mode of the mount: S_IFREG plus permissions. */
 mode_t export_root_mode(const struct export *e);
 uint64_t export_size(const struct export *e);
+/* While serving, from any thread: the backend cannot reach its storage
+ * now (an NBD server lost, a --format's qemu-nbd gone), so requests fail
+ * with EIO. Always false for an image file. */
+bool export_backend_unreachable(const struct export *e);
 
 extern const struct furing_ops export_ops;
 

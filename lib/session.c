@@ -505,6 +505,12 @@ void furing_session_stats_line(struct furing_session *pub, char *buf, size_t len
 	fu_stats_line((struct fu_session *)pub, buf, len);
 }
 
+int furing_session_stats(struct furing_session *pub, struct furing_stats *st, size_t st_size, uint64_t *queue_requests,
+			 unsigned int max_queues)
+{
+	return fu_stats_get((struct fu_session *)pub, st, st_size, queue_requests, max_queues);
+}
+
 void furing_session_destroy(struct furing_session *pub)
 {
 	struct fu_session *s = (struct fu_session *)pub;

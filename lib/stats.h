@@ -21,6 +21,12 @@ struct fu_stats {
 #define FU_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 struct fu_session;
+struct furing_stats;
+/* furing_session_stats. */
+int fu_stats_get(struct fu_session *s, struct furing_stats *out, size_t out_size, uint64_t *queues,
+		 unsigned int max_queues);
+/* The line names at most this many queues (one per possible CPU). */
+#define FU_STATS_LINE_QUEUES 1024
 /* "requests=... errors=... ..." on one line, no newline. */
 void fu_stats_line(struct fu_session *s, char *buf, size_t len);
 

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const control_commands[] = {"export-add", "export-del", "query-exports", "reload", NULL};
+const char *const control_commands[] = {"export-add", "export-del", "query-exports", "query-stats", "metrics",
+					    "reload", NULL};
 
 int control_fail(struct control_error *e, const char *cls, const char *fmt, ...)
 {

@@ -12,6 +12,9 @@
 #define CONTROL_PROTOCOL_VERSION 1
 /* The longest message either side accepts, newline excluded. */
 #define CONTROL_MAX_MESSAGE (64 * 1024)
+/* The longest reply a client should expect: statistics grow with the
+ * exports and their queues, a request does not. */
+#define CONTROL_MAX_REPLY (16 * 1024 * 1024)
 
 /* The classes of error replies. */
 #define CONTROL_ERR_PROTOCOL "ProtocolError"      /* not a JSON object, not a request, too long */

@@ -23,7 +23,8 @@ static const char ctl_help[] =
 	"\n"
 	"Send COMMAND with the arguments KEY=VALUE to the furing daemon at SOCKET and print\n"
 	"its reply. A VALUE that is JSON (true, 32, [1,2], \"text\") is sent as that, any\n"
-	"other as a string. Commands: export-add, export-del, query-exports\n"
+	"other as a string. Commands: export-add, export-del, query-exports,\n"
+	"query-stats, metrics (which prints the Prometheus text as it is)\n"
 	"(doc/control.md). Example:\n"
 	"  furing ctl /run/furing.sock export-add id=vm1 type=export \\\n"
 	"      source=/images/vm1.raw mountpoint=/run/vm1.img writable=true\n"
@@ -36,24 +37,46 @@ static const char ctl_help[] =
 /* export-add and export-del wait for a mount or an unmount: seconds. */
 #define REPLY_TIMEOUT_S 60
 
-/* One line from @fd into @buf (CONTROL_MAX_MESSAGE + 1 bytes), without
- * its newline: the length, or -1. One byte at a time: a reply is short,
- * and nothing after it may be taken from the socket. */
-static ssize_t read_line(int fd, char *buf)
+/* One line from @fd into *@buf (grown as needed, up to
+ * CONTROL_MAX_REPLY bytes: the statistics of many exports are longer than
+ * a request may be), without its newline: the length, or -1. One byte at
+ * a time: nothing after the line may be taken from the socket. */
+static ssize_t read_line(int fd, char **buf, size_t *cap)
 {
 	size_t len = 0;
 
-	while (len <= CONTROL_MAX_MESSAGE) {
-		ssize_t n = read(fd, buf + len, 1);
+	while (len < CONTROL_MAX_REPLY) {
+		if (len == *cap) {
+			size_t ncap = *cap * 2;
+			char *b = realloc(*buf, ncap);
+			if (!b)
+				return -1;
+			*buf = b;
+			*cap = ncap;
+		}
+		ssize_t n = read(fd, *buf + len, 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return -1;
-		if (buf[len] == '\n')
+		if ((*buf)[len] == '\n')
 			return (ssize_t)len;
 		len++;
 	}
 	return -1;
+}
+
+/* The next message that is not an event: ctl asks one thing and the
+ * events of exports it did not ask about are not its answer. */
+static json_t *read_reply(int fd, char **buf, size_t *cap, ssize_t *n)
+{
+	for (;;) {
+		*n = read_line(fd, buf, cap);
+		json_t *msg = *n < 0 ? NULL : json_loadb(*buf, (size_t)*n, 0, NULL);
+		if (!json_is_object(msg) || !json_object_get(msg, "event"))
+			return msg;
+		json_decref(msg);
+	}
 }
 
 static int connect_to(const char *path)
@@ -134,10 +157,43 @@ static void print_exports(json_t *list)
 	}
 }
 
-static void print_return(json_t *ret)
+/* query-stats: one line per export, then one per queue. */
+static void print_stats(json_t *list)
+{
+	size_t i, k;
+	json_t *x, *q;
+
+	if (!json_array_size(list))
+		printf("no exports\n");
+	json_array_foreach(list, i, x) {
+		printf("%s", field(x, "id"));
+		const char *key;
+		json_t *v;
+		json_object_foreach(x, key, v)
+			if (json_is_integer(v))
+				printf(" %s=%lld", key, (long long)json_integer_value(v));
+		printf("\n");
+		json_array_foreach(json_object_get(x, "queues"), k, q)
+			printf("%s queue %lld requests=%lld\n", field(x, "id"),
+			       (long long)json_integer_value(json_object_get(q, "queue")),
+			       (long long)json_integer_value(json_object_get(q, "requests")));
+	}
+}
+
+static void print_return(const char *command, json_t *ret)
 {
 	const char *key;
 	json_t *v;
+
+	/* The exposition text as it is, for a pipe into a scraper's file. */
+	if (!strcmp(command, "metrics") && json_is_string(json_object_get(ret, "text"))) {
+		fputs(json_string_value(json_object_get(ret, "text")), stdout);
+		return;
+	}
+	if (!strcmp(command, "query-stats") && json_is_array(json_object_get(ret, "exports"))) {
+		print_stats(json_object_get(ret, "exports"));
+		return;
+	}
 
 	if (json_is_array(json_object_get(ret, "exports"))) {
 		print_exports(json_object_get(ret, "exports"));
@@ -186,8 +242,9 @@ int cmd_ctl(int argc, char **argv)
 		die(EXIT_RUNTIME, "out of memory");
 
 	int fd = connect_to(path);
-	char *buf = malloc(CONTROL_MAX_MESSAGE + 1);
-	ssize_t n = buf ? read_line(fd, buf) : -1;
+	size_t cap = 4096;
+	char *buf = malloc(cap);
+	ssize_t n = buf ? read_line(fd, &buf, &cap) : -1;
 	json_t *greeting = n < 0 ? NULL : json_loadb(buf, (size_t)n, 0, NULL);
 	if (!json_is_object(json_object_get(greeting, "greeting"))) {
 		/* A refusal (permissions, too many connections) comes instead. */
@@ -198,9 +255,8 @@ int cmd_ctl(int argc, char **argv)
 	if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len)
 		die(EXIT_RUNTIME, "cannot send to %s: %s", path, strerror(errno));
 	free(line);
-	n = read_line(fd, buf);
+	json_t *reply = read_reply(fd, &buf, &cap, &n);
 	close(fd);
-	json_t *reply = n < 0 ? NULL : json_loadb(buf, (size_t)n, 0, NULL);
 	if (!json_is_object(reply))
 		die(EXIT_RUNTIME, "%s: no reply to %s%s", path, command, n < 0 ? " (the connection closed)" : "");
 	json_t *error = json_object_get(reply, "error");
@@ -210,7 +266,7 @@ int cmd_ctl(int argc, char **argv)
 	else if (error)
 		fprintf(stderr, "furing: %s: %s: %s\n", command, field(error, "class"), field(error, "desc"));
 	else
-		print_return(json_object_get(reply, "return"));
+		print_return(command, json_object_get(reply, "return"));
 	free(buf);
 	json_decref(reply);
 	return failed ? EXIT_RUNTIME : 0;

@@ -24,8 +24,10 @@
 #include "cli.h"
 #include "control_proto.h"
 #include "daemon_config.h"
+#include "daemon_events.h"
 #include "daemon_exports.h"
 #include "daemon_notify.h"
+#include "daemon_stats.h"
 
 int cmd_daemon(int argc, char **argv);
 
@@ -74,6 +76,7 @@ struct daemon {
 	int listen_fd;
 	int signal_fd;
 	struct daemon_exports *exports;
+	struct daemon_watch *watch; /* the backends' states, for their events */
 	struct client *clients[CLIENTS_MAX];
 	bool stop;
 };
@@ -201,6 +204,10 @@ static json_t *run_command(struct daemon *dm, const struct control_request *req,
 		static const char *const none[] = {NULL};
 		return control_known_args(req->args, none, "reload", e) < 0 ? NULL : reload(dm, e);
 	}
+	if (!strcmp(req->command, "query-stats"))
+		return daemon_stats_query(dm->exports, req->args, e);
+	if (!strcmp(req->command, "metrics"))
+		return daemon_stats_metrics(dm->exports, req->args, e);
 	control_fail(e, CONTROL_ERR_COMMAND, "unknown command '%s'", req->command);
 	return NULL;
 }
@@ -273,11 +280,14 @@ static int client_input(struct daemon *dm, struct client *c)
 static json_t *capabilities(void)
 {
 	json_t *commands = json_array();
+	json_t *events = json_array();
 
 	for (int i = 0; commands && control_commands[i]; i++)
 		json_array_append_new(commands, json_string(control_commands[i]));
-	return json_pack("{s:o, s:[s,s], s:[s,s], s:i}", "commands", commands, "types", "export", "passthrough",
-			 "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE);
+	for (int i = 0; events && daemon_event_names[i]; i++)
+		json_array_append_new(events, json_string(daemon_event_names[i]));
+	return json_pack("{s:o, s:o, s:[s,s], s:[s,s], s:i}", "commands", commands, "events", events, "types", "export",
+			 "passthrough", "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE);
 }
 
 /* Only root and the daemon's own user: the socket's mode says the same,
@@ -331,6 +341,23 @@ static void drop_client(struct daemon *dm, int slot)
 	dm->clients[slot] = NULL;
 }
 
+/* An event (consumed) to every client. One that cannot take the message
+ * is dropped, as for a reply. */
+static void broadcast(void *data, json_t *ev)
+{
+	struct daemon *dm = data;
+
+	for (int i = 0; ev && i < CLIENTS_MAX; i++)
+		if (dm->clients[i] && send_message(dm->clients[i]->fd, json_incref(ev)) < 0)
+			drop_client(dm, i);
+	json_decref(ev);
+}
+
+static void export_gone(void *data, const char *id, bool error, json_t *removed)
+{
+	broadcast(data, daemon_event_export_gone(id, error, removed));
+}
+
 /* ------------------------------------------------------------ the loop */
 
 static void on_signal(struct daemon *dm)
@@ -368,7 +395,7 @@ static void serve(struct daemon *dm)
 			slot_of[n - P_CLIENTS] = i;
 			p[n++] = (struct pollfd){.fd = dm->clients[i]->fd, .events = POLLIN};
 		}
-		if (poll(p, n, -1) < 0) {
+		if (poll(p, n, DAEMON_WATCH_INTERVAL_MS) < 0) {
 			if (errno == EINTR)
 				continue;
 			die(EXIT_RUNTIME, "poll: %s", strerror(errno));
@@ -376,12 +403,14 @@ static void serve(struct daemon *dm)
 		/* Ended exports first, so that no command sees one half gone. */
 		if (p[P_WAKE].revents)
 			daemon_exports_reap(dm->exports);
+		daemon_watch_backends(dm->watch, dm->exports, broadcast, dm);
 		if (p[P_SIGNAL].revents)
 			on_signal(dm);
 		if (dm->stop)
 			break;
+		/* dm->clients[...] may be gone: dropped by an event's send. */
 		for (nfds_t i = P_CLIENTS; i < n; i++)
-			if (p[i].revents && client_input(dm, dm->clients[slot_of[i - P_CLIENTS]]) < 0)
+			if (p[i].revents && dm->clients[slot_of[i - P_CLIENTS]] && client_input(dm, dm->clients[slot_of[i - P_CLIENTS]]) < 0)
 				drop_client(dm, slot_of[i - P_CLIENTS]);
 		if (p[P_LISTEN].revents)
 			accept_client(dm);
@@ -457,6 +486,7 @@ static void shut_down(struct daemon *dm)
 	close(dm->listen_fd);
 	remove_socket(dm);
 	daemon_exports_free(dm->exports);
+	daemon_watch_free(dm->watch);
 	daemon_config_free(dm->config);
 	close(dm->signal_fd);
 }
@@ -479,6 +509,10 @@ int cmd_daemon(int argc, char **argv)
 	dm.exports = daemon_exports_new();
 	if (!dm.exports)
 		die(EXIT_RUNTIME, "cannot set up: %s", strerror(errno));
+	daemon_exports_on_gone(dm.exports, export_gone, &dm);
+	dm.watch = daemon_watch_new();
+	if (!dm.watch)
+		die(EXIT_RUNTIME, "cannot set up: out of memory");
 	dm.listen_fd = control_listen(&dm);
 	fprintf(stderr, "furing: daemon %s listening on %s\n", furing_version(), dm.control_path);
 	if (dm.config && daemon_config_start(dm.config, dm.exports, err, sizeof(err)) < 0) {

@@ -47,6 +47,8 @@ struct daemon_exports {
 	struct dexport *head;
 	unsigned int count;
 	int wake_fd;
+	daemon_gone_fn *on_gone;
+	void *on_gone_data;
 };
 
 struct daemon_exports *daemon_exports_new(void)
@@ -187,7 +189,13 @@ void daemon_exports_reap(struct daemon_exports *x)
 		struct dexport *next = d->next;
 		if (atomic_load(&d->ended)) {
 			fprintf(stderr, "furing: [%s] the session ended (unmounted from outside, or an error)\n", d->spec.id);
-			json_decref(finish(x, d));
+			bool error = d->wait_result != 0;
+			char *id = x->on_gone ? strdup(d->spec.id) : NULL;
+			json_t *removed = finish(x, d);
+			if (id)
+				x->on_gone(x->on_gone_data, id, error, removed);
+			free(id);
+			json_decref(removed);
 		}
 		d = next;
 	}
@@ -386,6 +394,26 @@ const json_t *daemon_exports_args(struct daemon_exports *x, const char *id)
 	const struct dexport *d = find(x, id);
 
 	return d ? d->args : NULL;
+}
+
+int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_fn *fn, void *data)
+{
+	int n = 0;
+
+	for (struct dexport *d = x->head; d; d = d->next)
+		if (!id || !strcmp(id, d->spec.id)) {
+			bool ended = atomic_load(&d->ended);
+			bool lost = !d->spec.passthrough && !ended && export_backend_unreachable(d->run.e);
+			fn(data, d->spec.id, d->spec.type, d->s, ended, lost);
+			n++;
+		}
+	return id && !n ? -1 : 0;
+}
+
+void daemon_exports_on_gone(struct daemon_exports *x, daemon_gone_fn *fn, void *data)
+{
+	x->on_gone = fn;
+	x->on_gone_data = data;
 }
 
 void daemon_exports_log_stats(struct daemon_exports *x)

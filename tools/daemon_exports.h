@@ -4,7 +4,11 @@
 #ifndef FURING_TOOLS_DAEMON_EXPORTS_H
 #define FURING_TOOLS_DAEMON_EXPORTS_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
+
+struct furing_session;
 
 #include "control_proto.h"
 
@@ -26,6 +30,21 @@ json_t *daemon_exports_query(struct daemon_exports *x, json_t *args, struct cont
 /* The export-add arguments export @id was started with (borrowed, valid
  * until it goes), or NULL when no export has that id. */
 const json_t *daemon_exports_args(struct daemon_exports *x, const char *id);
+
+/* For the statistics and the events (daemon_stats.c, daemon_events.c):
+ * @fn on every export in the order they were added, or on @id's only; its
+ * session is valid during the call (possibly ended, not yet reaped);
+ * @unreachable: its backend cannot reach its storage now (an NBD server
+ * lost). -1 when @id names none. */
+typedef void daemon_export_fn(void *data, const char *id, const char *type, struct furing_session *s, bool ended,
+			      bool unreachable);
+int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_fn *fn, void *data);
+
+/* For the events (daemon_events.c): called by daemon_exports_reap for each
+ * export whose session ended on its own, with @id, whether it ended with
+ * an error, and export-del's return for it (borrowed). */
+typedef void daemon_gone_fn(void *data, const char *id, bool error, json_t *removed);
+void daemon_exports_on_gone(struct daemon_exports *x, daemon_gone_fn *fn, void *data);
 
 /* SIGUSR1: every export's counters on stderr. */
 void daemon_exports_log_stats(struct daemon_exports *x);

@@ -874,6 +874,34 @@ bool furing_session_zero_copy(const struct furing_session *s);
  * and opcode, errors, bytes), without a label or newline. */
 void furing_session_stats_line(struct furing_session *s, char *buf, size_t len);
 
+/* The same counters as numbers, for a program that exports them (to a
+ * monitoring system, say) rather than logs them. Every counter only grows
+ * while the session lives. Added in 0.3 (FURING_0.3). */
+struct furing_stats {
+	uint64_t requests;          /* requests answered, both transports */
+	uint64_t errors;            /* of them, answered with an error */
+	uint64_t bytes_read;        /* data returned by READ */
+	uint64_t bytes_written;     /* data taken by WRITE */
+	uint64_t dev_requests;      /* of the requests, read from /dev/fuse */
+	uint64_t ring_requests;     /* of the requests, served over io_uring */
+	uint64_t busy_polls;        /* busy-poll rounds the workers spun */
+	uint64_t busy_poll_hits;    /* of them, rounds that found work */
+	uint64_t placement_changes; /* times a worker moved to another CPU */
+	unsigned int nqueues;       /* the session's io_uring queues (0 over /dev/fuse) */
+};
+
+/* Fills @st (@st_size is sizeof(*st) as the caller was built: fields
+ * added later stay untouched in an older caller's copy) and the requests
+ * each io_uring queue served into @queue_requests[0 .. @max_queues - 1]
+ * (queue q is the one of CPU q; @queue_requests may be NULL when
+ * @max_queues is 0). Safe while the workers run, from any thread; the
+ * counters of different fields may be a few requests apart. Returns the
+ * number of queues (st->nqueues, which may exceed @max_queues: only that
+ * many are filled), or -EINVAL when @s or @st is NULL. Valid after a
+ * successful furing_session_start, until furing_session_destroy. */
+int furing_session_stats(struct furing_session *s, struct furing_stats *st, size_t st_size, uint64_t *queue_requests,
+			 unsigned int max_queues);
+
 /* A message of the filesystem's own, through the session's log callback
  * (one line, printf format, no newline). Any thread. */
 void furing_session_log(const struct furing_session *s, enum furing_log_level level, const char *fmt, ...)

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from furing_helpers import assert_same, is_mounted, lazy_umount_all, pattern, wait_for
+from nbd_servers import Servers
 from test_unprivileged import SETPRIV, USER_ENV, dev_fuse_for_users, userdir  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(90)
@@ -914,3 +915,260 @@ def safe_reload(d, timeout=5.0):
         if "return" in r or time.monotonic() > deadline:
             return r
         time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- statistics and events
+
+BLOCK = 4096
+
+
+def stats_of(d, id):
+    r = d.request("query-stats", id=id)
+    assert r.get("reply") == "query-stats" and "return" in r, r
+    (x,) = r["return"]["exports"]
+    assert x["id"] == id
+    return x
+
+
+def direct_io(mnt, reads, writes):
+    """@reads blocks read and @writes written, one request each: cache=none
+    exports open with direct I/O, so none is served from the page cache."""
+    fd = os.open(mnt, os.O_RDWR if writes else os.O_RDONLY)
+    try:
+        for i in range(reads):
+            assert len(os.pread(fd, BLOCK, i * BLOCK)) == BLOCK
+        for i in range(writes):
+            assert os.pwrite(fd, pattern(BLOCK, i), i * BLOCK) == BLOCK
+    finally:
+        os.close(fd)
+
+
+def test_query_stats_count_io(daemon, workdir, uring_state):
+    d = daemon()
+    ring = "on" if uring_state == "Y" else "auto"
+    d.add("r", make_image(workdir, "r.raw", seed=3), os.path.join(workdir, "r.img"), writable=True,
+          cache="none", **{"io-uring": ring})
+    d.add("v", make_image(workdir, "v.raw", seed=4), os.path.join(workdir, "v.img"), cache="none",
+          **{"io-uring": "off"})
+    counters = ("requests", "errors", "bytes-read", "bytes-written", "dev-requests", "ring-requests",
+                "busy-polls", "busy-poll-hits", "placement-changes")
+    before = stats_of(d, "r")
+    assert all(isinstance(before[k], int) and before[k] >= 0 for k in counters), before
+    assert before["state"] == "running" and before["type"] == "export" and before["backend"] == "ok"
+    assert before["summary"].startswith("requests=")
+    n, m = 64, 16
+    direct_io(os.path.join(workdir, "r.img"), n, m)
+    after = stats_of(d, "r")
+    assert after["requests"] >= before["requests"] + n + m, (before, after)
+    assert after["bytes-read"] >= before["bytes-read"] + n * BLOCK, (before, after)
+    assert after["bytes-written"] >= before["bytes-written"] + m * BLOCK, (before, after)
+    assert after["requests"] == after["dev-requests"] + after["ring-requests"]
+    assert all(after[k] >= before[k] for k in counters), (before, after)   # counters only grow
+    if uring_state == "Y":
+        assert after["ring-requests"] >= before["ring-requests"] + n + m
+        assert [q["queue"] for q in after["queues"]] == list(range(len(after["queues"])))
+        assert len(after["queues"]) >= 1
+        grown = sum(q["requests"] for q in after["queues"]) - sum(q["requests"] for q in before["queues"])
+        assert grown >= n + m, (before["queues"], after["queues"])
+
+    # the /dev/fuse export: counted apart, and no queues
+    v0 = stats_of(d, "v")
+    direct_io(os.path.join(workdir, "v.img"), n, 0)
+    v1 = stats_of(d, "v")
+    assert v1["dev-requests"] >= v0["dev-requests"] + n and v1["ring-requests"] == 0, (v0, v1)
+    assert v1["queues"] == []
+    # "r" did nothing meanwhile
+    assert stats_of(d, "r")["bytes-read"] == after["bytes-read"]
+
+    every = d.request("query-stats")["return"]["exports"]
+    assert [x["id"] for x in every] == ["r", "v"]
+    assert error_class(d.request("query-stats", id="nope")) == "NotFound"
+    assert error_class(d.request("query-stats", bogus=1)) == "InvalidArgument"
+    assert d.stop() == 0
+
+
+PROM_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+PROM_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+def parse_prometheus(text):
+    """The text exposition format, strictly enough to catch a scraper's
+    complaints: {family: {"type", "help", "samples": [(labels, value)]}}.
+    A family's HELP and TYPE come once, before its samples, which are
+    contiguous; every sample belongs to a declared family."""
+    assert text.endswith("\n"), "the last line ends with a newline"
+    families, order, current = {}, [], None
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            kind, name, rest = line[2:6], *line[7:].split(" ", 1)
+            f = families.setdefault(name, {"samples": []})
+            assert kind.lower() not in f, f"two {kind} lines for {name}"
+            assert not f["samples"], f"{kind} of {name} after its samples"
+            f[kind.lower()] = rest
+            if name not in order:
+                order.append(name)
+            current = name
+            continue
+        assert line and not line.startswith("#"), f"unexpected line {line!r}"
+        m = PROM_SAMPLE.match(line)
+        assert m, f"not a sample: {line!r}"
+        name, labels_text, value = m.groups()
+        assert name == current, f"sample {name} outside its family's block (in {current})"
+        labels, pos = {}, 0
+        while labels_text and pos < len(labels_text):
+            lm = PROM_LABEL.match(labels_text, pos)
+            assert lm, f"bad labels in {line!r}"
+            assert lm.group(1) not in labels, f"label {lm.group(1)} twice in {line!r}"
+            labels[lm.group(1)] = lm.group(2)
+            pos = lm.end()
+        families[name]["samples"].append((labels, float(value)))
+    for name, f in families.items():
+        assert f.get("type") in ("counter", "gauge", "untyped"), (name, f)
+        assert "help" in f, name
+        if f["type"] == "counter":
+            assert name.endswith("_total"), name
+            assert all(v >= 0 for _, v in f["samples"]), name
+    return families
+
+
+def metric(families, name, **labels):
+    hits = [v for l, v in families[name]["samples"] if all(l.get(k) == w for k, w in labels.items())]
+    assert len(hits) == 1, (name, labels, families[name]["samples"])
+    return hits[0]
+
+
+def test_metrics_prometheus(daemon, workdir, uring_state, cli):
+    d = daemon()
+    ring = "on" if uring_state == "Y" else "auto"
+    for id in ("m1", "m2"):
+        d.add(id, make_image(workdir, f"{id}.raw"), os.path.join(workdir, f"{id}.img"), writable=True,
+              cache="none", **{"io-uring": ring})
+    n = 32
+    direct_io(os.path.join(workdir, "m1.img"), n, 8)
+    r = d.request("metrics")
+    assert r.get("reply") == "metrics" and isinstance(r["return"]["text"], str), r
+    fam = parse_prometheus(r["return"]["text"])
+    st = {x["id"]: x for x in d.request("query-stats")["return"]["exports"]}
+    assert metric(fam, "furing_read_bytes_total", export="m1") >= n * BLOCK
+    assert metric(fam, "furing_written_bytes_total", export="m1") >= 8 * BLOCK
+    assert metric(fam, "furing_read_bytes_total", export="m2") <= st["m2"]["bytes-read"]
+    for id in ("m1", "m2"):
+        assert metric(fam, "furing_export_info", export=id, type="export", state="running") == 1
+        total = metric(fam, "furing_requests_total", export=id, transport="dev") + \
+            metric(fam, "furing_requests_total", export=id, transport="io_uring")
+        assert total <= st[id]["requests"]                       # taken first: it cannot be ahead
+        assert metric(fam, "furing_errors_total", export=id) == 0
+        assert metric(fam, "furing_backend_up", export=id) == 1
+    assert metric(fam, "furing_requests_total", export="m1", transport="dev") + \
+        metric(fam, "furing_requests_total", export="m1", transport="io_uring") >= n + 8
+    queues = [l for l, _ in fam["furing_queue_requests_total"]["samples"] if l["export"] == "m1"]
+    assert [int(l["queue"]) for l in queues] == list(range(len(st["m1"]["queues"])))
+    if uring_state == "Y":
+        assert sum(v for l, v in fam["furing_queue_requests_total"]["samples"] if l["export"] == "m1") >= n + 8
+    one = parse_prometheus(d.request("metrics", id="m2")["return"]["text"])
+    assert {l["export"] for f in one.values() for l, _ in f["samples"]} == {"m2"}
+    assert error_class(d.request("metrics", id="nope")) == "NotFound"
+
+    # furing ctl prints the text itself, not a JSON string
+    out = cli(["ctl", d.sock_path, "metrics"])
+    assert out.rc == 0, out
+    assert out.stdout.startswith("# HELP "), out.stdout[:200]
+    assert metric(parse_prometheus(out.stdout), "furing_read_bytes_total", export="m1") >= n * BLOCK
+    out = cli(["ctl", d.sock_path, "query-stats", "id=m1"])
+    assert out.rc == 0 and out.stdout.startswith("m1 requests="), out
+    assert d.stop() == 0
+
+
+def test_event_when_unmounted_from_outside(daemon, workdir):
+    d = daemon()
+    listeners = [d.connect(), d.connect()]
+    caps = listeners[0].greeting["greeting"]["capabilities"]
+    assert {"export-deleted", "backend-failed", "backend-recovered"} <= set(caps["events"])
+    assert {"query-stats", "metrics"} <= set(caps["commands"])
+    mnts = {id: os.path.join(workdir, f"{id}.img") for id in ("gone", "deleted", "stays")}
+    for id, mnt in mnts.items():
+        d.add(id, make_image(workdir, f"{id}.raw"), mnt)
+    try:
+        # export-del is answered by its reply: no event for it
+        assert "return" in d.request("export-del", id="deleted", mode="hard")
+        t0 = time.time()
+        subprocess.run(["umount", "-l", mnts["gone"]], check=True, timeout=10)
+        for c in listeners:
+            c.sock.settimeout(5)
+            ev = c.read()                               # the first message since the greeting
+            assert ev.get("event") == "export-deleted", ev
+            assert ev["data"]["id"] == "gone" and ev["data"]["reason"] == "unmounted", ev
+            assert ev["data"]["clean"] is True and ev["data"]["summary"].startswith("requests="), ev
+            ts = ev["timestamp"]["seconds"] + ev["timestamp"]["microseconds"] / 1e6
+            assert t0 - 1 <= ts <= time.time() + 1, ev
+        # the listeners still talk, and the neighbour serves
+        r = listeners[0].request("query-exports")
+        assert [x["id"] for x in r["return"]["exports"]] == ["stays"], r
+        assert_same(read_all(mnts["stays"]), read_all(os.path.join(workdir, "stays.raw")), "the neighbour")
+    finally:
+        for c in listeners:
+            c.close()
+    assert d.stop() == 0
+
+
+def eio_now(fd):
+    try:
+        os.pread(fd, BLOCK, 0)
+        return False
+    except OSError as e:
+        return e.errno == errno.EIO
+
+
+def next_event(c, name):
+    """The next event named @name on @c, skipping others; replies are not
+    expected on a connection that only listens."""
+    while True:
+        msg = c.read()
+        assert "event" in msg, f"not an event: {msg}"
+        if msg["event"] == name:
+            return msg
+
+
+@pytest.mark.skipif(shutil.which("nbdkit") is None, reason="needs nbdkit")
+def test_backend_events_of_an_nbd_export(daemon, workdir):
+    """The NBD server of an export dies: every client hears backend-failed,
+    query-stats and metrics say the backend is unreachable; it comes back:
+    backend-recovered. (Skipped by a daemon that serves no NBD sources.)"""
+    d = daemon()
+    servers = Servers(workdir)
+    fd = None
+    try:
+        srv = servers.nbdkit("memory", 16 * MiB)
+        mnt = os.path.join(workdir, "nbd.img")
+        d.mountpoints.append(mnt)
+        r = d.request("export-add", id="n", type="export", source=srv.uri, mountpoint=mnt, writable=True,
+                      timeout=5, **{"kernel-passthrough": "off"})
+        if r.get("error", {}).get("class") == "Unsupported":
+            pytest.skip("this daemon serves no NBD sources")
+        assert "return" in r, r
+        assert stats_of(d, "n")["backend"] == "ok"
+        listener = d.connect()
+        listener.sock.settimeout(10)
+        fd = os.open(mnt, os.O_RDWR)
+        assert not eio_now(fd)
+
+        srv.kill()
+        wait_for(lambda: eio_now(fd), 10, interval=0.2, what="EIO once the server died")
+        ev = next_event(listener, "backend-failed")
+        assert ev["data"]["id"] == "n" and ev["data"]["desc"], ev
+        assert stats_of(d, "n")["backend"] == "unreachable"
+        fam = parse_prometheus(d.request("metrics", id="n")["return"]["text"])
+        assert metric(fam, "furing_backend_up", export="n") == 0
+
+        servers.restart(srv)
+        wait_for(lambda: not eio_now(fd), 15, interval=0.2, what="the reconnect")
+        ev = next_event(listener, "backend-recovered")
+        assert ev["data"]["id"] == "n", ev
+        assert stats_of(d, "n")["backend"] == "ok"
+        listener.close()
+    finally:
+        if fd is not None:
+            os.close(fd)
+        servers.stop_all()
+    r = d.request("export-del", id="n", mode="safe")
+    assert "return" in r, r
