@@ -310,6 +310,9 @@ def test_server_killed_mid_io(furing, servers):
     wait_for(lambda: errno_of(os.pread, fd, 4096, 0) is None, 10, interval=0.2, what="reconnect")
     wait_for(lambda: all(errno_of(os.pwrite, fd, b"y" * 4096, i * 4096) is None for i in range(8)), 10,
              interval=0.2, what="every connection back")
+    # "back" is said when the last connection is back, which may come a
+    # moment after the writes found theirs (they need not use every one).
+    wait_for(lambda: "NBD server back" in f.stderr_text(), 10, interval=0.2, what="the 'back' line")
     assert len([l for l in f.stderr_text().splitlines() if "NBD server back" in l]) == 1, f.stderr_text()
     check_stop(f)
 
