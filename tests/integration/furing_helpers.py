@@ -9,6 +9,7 @@ import random
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections import namedtuple
 
@@ -51,6 +52,20 @@ def fuse_cmdline_argv(opts):
 
 
 # ---------------------------------------------------------------- polling
+
+def kill_after(seconds, procs):
+    """A started daemon timer that SIGKILLs every process procs() lists
+    still running after @seconds: a hung mount blocks a test in a system
+    call pytest-timeout cannot interrupt. cancel() it at teardown."""
+    def fire():
+        for proc in procs():
+            if proc.poll() is None:
+                proc.kill()
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
 
 def wait_for(pred, timeout, interval=0.02, what="condition"):
     """Poll pred() until it returns a truthy value; return it. Raise

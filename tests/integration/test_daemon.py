@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from furing_helpers import assert_same, is_mounted, lazy_umount_all, pattern, wait_for
+from furing_helpers import assert_same, is_mounted, kill_after, lazy_umount_all, pattern, wait_for
 from nbd_servers import Servers
 from test_unprivileged import SETPRIV, USER_ENV, dev_fuse_for_users, userdir  # noqa: F401 (fixtures)
 
@@ -146,15 +146,8 @@ def daemon(request, furing_bin, workdir):
         started.append(d)
         return d.wait_ready() if wait else d
 
-    # A hung mount blocks the test in a system call pytest-timeout cannot
-    # interrupt: kill the daemons shortly before the limit.
-    def watchdog():
-        for d in started:
-            if d.proc.poll() is None:
-                d.proc.kill()
-    timer = threading.Timer(80, watchdog)
-    timer.daemon = True
-    timer.start()
+    # Shortly before the test's limit (a hung mount blocks it for good).
+    timer = kill_after(80, lambda: [d.proc for d in started])
     yield start
     timer.cancel()
     problems = []

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from furing_helpers import is_mounted, terminate_and_unmount, wait_for
+from furing_helpers import is_mounted, kill_after, terminate_and_unmount, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -104,15 +104,9 @@ def probefs(request, workdir):
                 time.sleep(0.02)
         return p
 
-    # A request the filesystem never answers cannot be interrupted by
-    # pytest-timeout: kill the servers shortly before the test's timeout.
-    def watchdog():
-        for p in started:
-            if p.proc.poll() is None:
-                p.proc.kill()
-    timer = threading.Timer(48, watchdog)
-    timer.daemon = True
-    timer.start()
+    # A request the filesystem never answers: kill the servers shortly
+    # before the test's timeout.
+    timer = kill_after(48, lambda: [p.proc for p in started])
     yield start
     timer.cancel()
     for p in started:
