@@ -14,10 +14,15 @@
 #define LOOK_EVERY_NS (1 * 1000000ull)
 /* How long a conclusion must hold before the thread moves: other callers
  * must keep other queues busy for a while (not one request that happened
- * to come from elsewhere), and a caller must be alone for a while before
- * the worker leaves its CPU. */
+ * to come from elsewhere), and a caller must be alone for much longer
+ * before the worker leaves its CPU. Unbinding is the slow direction
+ * because on a loaded machine the other callers' requests pause whenever
+ * their CPU runs something else: with 20 ms a metadata job of four callers
+ * under load flipped a worker 47 times in a few seconds, running at 0.75x
+ * of --pin=on (bench/README.md); staying bound through such pauses costs
+ * a lone caller at most this long on a shared CPU. */
 #define BIND_AFTER_NS (10 * 1000000ull)
-#define UNBIND_AFTER_NS (20 * 1000000ull)
+#define UNBIND_AFTER_NS (250 * 1000000ull)
 
 void fu_placement_init(struct fu_worker *w)
 {
