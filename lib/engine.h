@@ -264,6 +264,7 @@ struct fu_session {
 	atomic_bool running;      /* from the INIT answer to the end of wait: notifications may go out */
 	atomic_bool fatal;
 	atomic_bool stop_requested;
+	atomic_bool abort_requested; /* furing_session_abort: no grace before the abort */
 	atomic_bool stats_requested;
 	char fatal_msg[256];
 	pthread_mutex_t fatal_lock;

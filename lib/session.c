@@ -22,7 +22,8 @@
  *   stop:   furing_session_stop or a fatal worker error -> lazy unmount ->
  *           if the connection is still held open by a user after a grace
  *           period, abort it through fusectl -> if a worker still has not
- *           finished, force it out of its loop.
+ *           finished, force it out of its loop. furing_session_abort skips
+ *           the grace period: the abort follows the unmount at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -391,6 +392,25 @@ void furing_session_stop(struct furing_session *pub)
 	fu_session_wake(s);
 }
 
+void furing_session_abort(struct furing_session *pub)
+{
+	struct fu_session *s = (struct fu_session *)pub;
+
+	atomic_store(&s->abort_requested, true);
+	furing_session_stop(pub);
+}
+
+/* Users still holding the file get ECONNABORTED from now on; the workers
+ * see the connection end and leave. @stop_at moves back so that the
+ * forced exit comes ABORT_GRACE_MS after this abort, however early. */
+static void abort_now(struct fu_session *s, uint64_t now, uint64_t *stop_at)
+{
+	int ret = fu_abort_connection(s->conn_dev);
+	if (ret < 0)
+		fu_log(s, FURING_LOG_WARNING, "cannot abort the connection (%s); closing it", strerror(-ret));
+	*stop_at = now - STOP_GRACE_MS;
+}
+
 static void force_workers_out(struct fu_session *s)
 {
 	for (unsigned int i = 0; i < s->nworkers; i++) {
@@ -445,13 +465,14 @@ int furing_session_wait(struct furing_session *pub)
 			s->mounted = false;
 			stop_at = now;
 			phase = UNMOUNTED;
+			if (atomic_load(&s->abort_requested)) {
+				abort_now(s, now, &stop_at);
+				phase = ABORTED;
+			}
 			break;
 		case UNMOUNTED:
-			if (now - stop_at >= STOP_GRACE_MS) {
-				int ret = fu_abort_connection(s->conn_dev);
-				if (ret < 0)
-					fu_log(s, FURING_LOG_WARNING, "cannot abort the connection (%s); closing it",
-					       strerror(-ret));
+			if (atomic_load(&s->abort_requested) || now - stop_at >= STOP_GRACE_MS) {
+				abort_now(s, now, &stop_at);
 				phase = ABORTED;
 			}
 			break;

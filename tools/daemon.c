@@ -395,7 +395,10 @@ static void serve(struct daemon *dm)
 			slot_of[n - P_CLIENTS] = i;
 			p[n++] = (struct pollfd){.fd = dm->clients[i]->fd, .events = POLLIN};
 		}
-		if (poll(p, n, DAEMON_WATCH_INTERVAL_MS) < 0) {
+		/* A timer only while a backend can fail without telling us:
+		 * everything else (signals, ended sessions, clients) is an fd. */
+		int timeout = daemon_exports_watched(dm->exports) ? DAEMON_WATCH_INTERVAL_MS : -1;
+		if (poll(p, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			die(EXIT_RUNTIME, "poll: %s", strerror(errno));

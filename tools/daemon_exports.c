@@ -350,9 +350,11 @@ json_t *daemon_exports_del(struct daemon_exports *x, json_t *args, struct contro
 	if (atomic_load(&d->ended))
 		return finish(x, d);
 	if (hard) {
-		/* A lazy unmount at once; users still holding the file get
-		 * errors once the library aborts the connection (a second). */
-		furing_session_stop(d->s);
+		/* A lazy unmount and the connection aborted at once: users
+		 * still holding the file get errors before this reply, and
+		 * every write answered before it is in the image (closed and
+		 * flushed by finish). */
+		furing_session_abort(d->s);
 		return finish(x, d);
 	}
 	int r = unmount_unless_busy(d->mnt_abs ? d->mnt_abs : d->spec.mountpoint);
@@ -408,6 +410,14 @@ int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_
 			n++;
 		}
 	return id && !n ? -1 : 0;
+}
+
+bool daemon_exports_watched(const struct daemon_exports *x)
+{
+	for (const struct dexport *d = x->head; d; d = d->next)
+		if (!d->spec.passthrough && !atomic_load(&d->ended) && export_backend_can_fail(d->run.e))
+			return true;
+	return false;
 }
 
 void daemon_exports_on_gone(struct daemon_exports *x, daemon_gone_fn *fn, void *data)

@@ -40,6 +40,11 @@ typedef void daemon_export_fn(void *data, const char *id, const char *type, stru
 			      bool unreachable);
 int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_fn *fn, void *data);
 
+/* Whether some export's backend can lose its storage (NBD): only then
+ * must the loop look at the backends every DAEMON_WATCH_INTERVAL_MS; an
+ * idle daemon of image files sleeps until something happens. */
+bool daemon_exports_watched(const struct daemon_exports *x);
+
 /* For the events (daemon_events.c): called by daemon_exports_reap for each
  * export whose session ended on its own, with @id, whether it ended with
  * an error, and export-del's return for it (borrowed). */

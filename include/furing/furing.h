@@ -857,6 +857,15 @@ int furing_session_wait(struct furing_session *s);
  * handler; wakes furing_session_wait at once. */
 void furing_session_stop(struct furing_session *s);
 
+/* As furing_session_stop, without the grace period: the connection is
+ * aborted right after the lazy unmount, so users still holding the file
+ * get ECONNABORTED at once and requests not yet answered fail (answered
+ * ones are done: an acknowledged write stays written). For a removal that
+ * must not wait for the users (the daemon's export-del mode hard). Safe
+ * from any thread and from a signal handler; may follow a stop. Since
+ * FURING_0.4. */
+void furing_session_abort(struct furing_session *s);
+
 /* Frees everything; calls ops->destroy if init ran. */
 void furing_session_destroy(struct furing_session *s);
 
