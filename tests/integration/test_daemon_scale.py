@@ -16,7 +16,7 @@ import time
 import pytest
 
 from furing_helpers import assert_same, is_mounted, online_cpus, wait_for
-from test_daemon import MiB, daemon, read_all  # noqa: F401 (daemon: the fixture)
+from test_daemon import MiB, daemon, read_all, stats_of  # noqa: F401 (daemon: the fixture)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -165,10 +165,14 @@ FIO_VERIFY = ["fio", "--ioengine=libaio", "--direct=1", "--iodepth=32", "--rw=ra
               "--size=16m", "--output-format=json"]
 
 
-def fio_errors(out):
-    """Every job's error from fio's JSON (warnings may come before it)."""
+FIO_LOOPS = 24
+
+
+def fio_jobs(out):
+    """Every job's (name, error, bytes read, bytes written) from fio's JSON
+    (warnings may come before it)."""
     doc = json.loads(out[out.index("{"):])
-    return [(j["jobname"], j["error"]) for j in doc["jobs"]]
+    return [(j["jobname"], j["error"], j["read"]["io_bytes"], j["write"]["io_bytes"]) for j in doc["jobs"]]
 
 
 def test_fio_beside_exports_coming_and_going(daemon, workdir):
@@ -181,7 +185,7 @@ def test_fio_beside_exports_coming_and_going(daemon, workdir):
         mnt = os.path.join(workdir, f"busy{i}.img")
         d.add(f"busy{i}", sparse_image(workdir, f"busy{i}.raw", 16 * MiB), mnt, writable=True)
         busy.append(mnt)
-    argv = FIO_VERIFY + ["--loops=12"]
+    argv = FIO_VERIFY + [f"--loops={FIO_LOOPS}"]
     for i, mnt in enumerate(busy):
         argv += [f"--name=busy{i}", f"--filename={mnt}"]
     out_path, err_path = os.path.join(workdir, "fio.json"), os.path.join(workdir, "fio.err")
@@ -190,7 +194,7 @@ def test_fio_beside_exports_coming_and_going(daemon, workdir):
     rounds = 0
     try:
         other = sparse_image(workdir, "other.raw", 1 * MiB)
-        while fio.poll() is None and rounds < 40:
+        while fio.poll() is None and rounds < 400:
             m = os.path.join(workdir, f"other{rounds}.img")
             d.add(f"other{rounds}", other, m, writable=True)
             check_serves(m, rounds)
@@ -209,7 +213,11 @@ def test_fio_beside_exports_coming_and_going(daemon, workdir):
     out, err = read_all(out_path).decode(), read_all(err_path).decode("utf-8", "replace")
     print(f"{rounds} exports added and removed beside fio")
     assert fio.returncode == 0, f"fio failed ({fio.returncode}):\n{err[-2000:]}"
-    assert fio_errors(out) == [("busy0", 0), ("busy1", 0)], out[-2000:]
+    jobs = fio_jobs(out)
+    print(f"fio: {jobs}")
+    assert [(name, error) for name, error, _, _ in jobs] == [("busy0", 0), ("busy1", 0)], out[-2000:]
+    # Each loop writes half of the 16 MiB and reads all of it back to verify.
+    assert all(w >= FIO_LOOPS * 4 * MiB and r >= w for _, _, r, w in jobs), jobs
     for i in range(2):
         r = d.request("export-del", id=f"busy{i}", mode="safe")
         assert "return" in r and r["return"]["clean"], r
@@ -275,6 +283,9 @@ def test_hard_del_under_io(daemon, workdir):
     try:
         wait_for(lambda: len(lines.lines) >= 200 or writer.poll() is not None, 20,
                  what="the writer's first acknowledged blocks")
+        # fio's reads (the writer does none): fio is at work, not starting.
+        wait_for(lambda: stats_of(d, "hard")["bytes-read"] >= MiB or fio.poll() is not None, 20,
+                 interval=0.05, what="fio's I/O")
         assert fio.poll() is None and writer.poll() is None, "fio or the writer ended before the removal"
         sent = time.monotonic()
         r = d.request("export-del", id="hard", mode="hard")
