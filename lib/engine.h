@@ -181,6 +181,9 @@ void *fu_worker_main(void *arg);
 /* Wakes the worker's loop (its ctl eventfd). Any thread. */
 void fu_worker_wake(struct fu_worker *w);
 void fu_worker_free(struct fu_worker *w, bool forced);
+/* /dev/fuse slots per worker when the ring carries the requests: FORGET,
+ * INTERRUPT and whatever arrives before the ring is ready. */
+#define DEV_SLOTS_BESIDE_RING 2
 /* The CPUs of the ring queues the worker serves (a queue's id is its CPU). */
 void fu_worker_queue_cpus(const struct fu_worker *w, cpu_set_t *set);
 

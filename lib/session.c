@@ -134,6 +134,23 @@ static void apply_defaults(struct furing_config *cfg)
 		cfg->start_timeout_ms = INT_MAX;
 }
 
+uint64_t furing_config_buffer_bytes(const struct furing_config *cfg, size_t cfg_size)
+{
+	/* The sizing of furing_session_new, on a session that is never
+	 * started: the same defaults and rounding, so the same figure. */
+	struct fu_session *s = cfg ? calloc(1, sizeof(*s)) : NULL;
+	uint64_t bytes = 0;
+
+	if (!s)
+		return 0;
+	memcpy(&s->cfg, cfg, cfg_size < sizeof(s->cfg) ? cfg_size : sizeof(s->cfg));
+	apply_defaults(&s->cfg);
+	if (fu_transport_size(s, NULL, 0) == 0)
+		bytes = fu_transport_buffer_bytes(s);
+	free(s);
+	return bytes;
+}
+
 /* Defaults, sizing, checks and the wake-up eventfd. */
 static int session_setup(struct fu_session *s, char *err, size_t errlen)
 {

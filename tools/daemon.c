@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,21 +33,26 @@
 int cmd_daemon(int argc, char **argv);
 
 static const char daemon_help[] =
-	"Usage: furing daemon --control PATH [--config FILE]\n"
+	"Usage: furing daemon --control PATH [--config FILE] [--max-buffer-memory BYTES]\n"
 	"\n"
 	"Serve any number of exports and passthrough mounts from one process, added, listed and removed at run\n"
 	"time through the unix socket PATH (created mode 0600; only root and the daemon's\n"
 	"own user may connect), which speaks JSON, one object per line (doc/control.md).\n"
 	"furing ctl PATH COMMAND [KEY=VALUE...] is its client. Each export has its own\n"
-	"session and worker threads and takes the options of furing export (type\n"
-	"export) or furing passthrough (type passthrough) as arguments of the same\n"
-	"names. Runs in the foreground until SIGINT/SIGTERM, which remove every export\n"
-	"and exit.\n"
+	"session (its threads: one worker per online CPU, or threads=N, and one more)\n"
+	"and takes the options of furing export (type export) or furing passthrough\n"
+	"(type passthrough) as arguments of the same names. Runs in the foreground\n"
+	"until SIGINT/SIGTERM, which remove every export and exit.\n"
 	"\n"
 	"  --control PATH        the control socket (a stale one left there is replaced)\n"
 	"  --config FILE         exports to start at launch: JSON, {\"exports\": [{export-add's\n"
 	"                        arguments}, ...]} (furing-daemon.conf(5)); SIGHUP or the reload\n"
 	"                        command reads it again and adds/removes exports to match\n"
+	"  --max-buffer-memory BYTES  the most memory the exports' request buffers may\n"
+	"                        take together (K/M/G/T suffix; default: half the\n"
+	"                        machine's): export-add refuses an export past it.\n"
+	"                        Each needs queues x queue-depth x payload-size (64M\n"
+	"                        on two CPUs by default), touched as requests use it\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         the version\n"
 	"\n"
@@ -71,6 +77,7 @@ struct client {
 struct daemon {
 	const char *control_path;
 	const char *config_path;
+	uint64_t buffer_limit; /* --max-buffer-memory */
 	struct daemon_config *config; /* NULL without --config */
 	struct stat sock_st; /* the socket we made: removed at exit only if still ours */
 	int listen_fd;
@@ -277,7 +284,7 @@ static int client_input(struct daemon *dm, struct client *c)
 
 /* ------------------------------------------------------------ clients */
 
-static json_t *capabilities(void)
+static json_t *capabilities(uint64_t buffer_limit)
 {
 	json_t *commands = json_array();
 	json_t *events = json_array();
@@ -286,8 +293,9 @@ static json_t *capabilities(void)
 		json_array_append_new(commands, json_string(control_commands[i]));
 	for (int i = 0; events && daemon_event_names[i]; i++)
 		json_array_append_new(events, json_string(daemon_event_names[i]));
-	return json_pack("{s:o, s:o, s:[s,s], s:[s,s], s:i}", "commands", commands, "events", events, "types", "export",
-			 "passthrough", "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE);
+	return json_pack("{s:o, s:o, s:[s,s], s:[s,s], s:i, s:I}", "commands", commands, "events", events, "types",
+			 "export", "passthrough", "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE,
+			 "max-buffer-memory", (json_int_t)(buffer_limit > INT64_MAX ? INT64_MAX : buffer_limit));
 }
 
 /* Only root and the daemon's own user: the socket's mode says the same,
@@ -326,7 +334,7 @@ static void accept_client(struct daemon *dm)
 	}
 	c->fd = fd;
 	c->len = 0;
-	if (send_message(fd, control_greeting(furing_version(), capabilities())) < 0) {
+	if (send_message(fd, control_greeting(furing_version(), capabilities(dm->buffer_limit))) < 0) {
 		close(fd);
 		free(c);
 		return;
@@ -441,11 +449,45 @@ static int signals_to_fd(void)
 	return fd;
 }
 
+/* BYTES with an optional K/M/G/T suffix, at least 1 MiB. */
+static uint64_t parse_memory(const char *opt, const char *v)
+{
+	char *end;
+	unsigned int shift = 0;
+
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (*end && strchr("kK", *end))
+		shift = 10;
+	else if (*end && strchr("mM", *end))
+		shift = 20;
+	else if (*end && strchr("gG", *end))
+		shift = 30;
+	else if (*end && strchr("tT", *end))
+		shift = 40;
+	if (shift)
+		end++;
+	/* A digit first: strtoull would take " -1" as a huge number. */
+	if (errno || !(v[0] >= '0' && v[0] <= '9') || *end || n > (UINT64_MAX >> shift) || (n << shift) < (1u << 20))
+		die(EXIT_USAGE, "%s needs a byte count of at least 1M (K/M/G/T suffix allowed), not '%s'", opt, v);
+	return (uint64_t)n << shift;
+}
+
+/* Half the machine: room for the exports' buffers at their worst (every
+ * one under large requests at once) and for everything else. */
+static uint64_t default_buffer_limit(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : UINT64_MAX;
+}
+
 static void parse(int argc, char **argv, struct daemon *dm)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
 		{"config", required_argument, NULL, 'f'},
+		{"max-buffer-memory", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -461,6 +503,9 @@ static void parse(int argc, char **argv, struct daemon *dm)
 			break;
 		case 'f':
 			dm->config_path = optarg;
+			break;
+		case 'm':
+			dm->buffer_limit = parse_memory("--max-buffer-memory", optarg);
 			break;
 		case 'h':
 			fputs(daemon_help, stdout);
@@ -478,6 +523,8 @@ static void parse(int argc, char **argv, struct daemon *dm)
 		die(EXIT_USAGE, "daemon takes no arguments but options (see furing daemon --help)");
 	if (!dm->control_path)
 		die(EXIT_USAGE, "daemon needs --control PATH (see furing daemon --help)");
+	if (!dm->buffer_limit)
+		dm->buffer_limit = default_buffer_limit();
 }
 
 /* Every export removed, the socket gone. */
@@ -512,6 +559,7 @@ int cmd_daemon(int argc, char **argv)
 	dm.exports = daemon_exports_new();
 	if (!dm.exports)
 		die(EXIT_RUNTIME, "cannot set up: %s", strerror(errno));
+	daemon_exports_set_buffer_limit(dm.exports, dm.buffer_limit);
 	daemon_exports_on_gone(dm.exports, export_gone, &dm);
 	dm.watch = daemon_watch_new();
 	if (!dm.watch)

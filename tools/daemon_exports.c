@@ -39,6 +39,7 @@ struct dexport {
 	const char *mnt_abs;          /* its mountpoint's real path (NULL: unknown) */
 	pthread_t waiter;
 	int wake_fd;
+	uint64_t buffer_bytes; /* its request buffers' bound (furing_config_buffer_bytes) */
 	atomic_bool ended; /* the session is over: the waiter is done */
 	int wait_result;   /* furing_session_wait's */
 };
@@ -46,6 +47,8 @@ struct dexport {
 struct daemon_exports {
 	struct dexport *head;
 	unsigned int count;
+	uint64_t buffer_bytes; /* the exports' buffer_bytes, summed */
+	uint64_t buffer_limit; /* --max-buffer-memory */
 	int wake_fd;
 	daemon_gone_fn *on_gone;
 	void *on_gone_data;
@@ -57,12 +60,18 @@ struct daemon_exports *daemon_exports_new(void)
 
 	if (!x)
 		return NULL;
+	x->buffer_limit = UINT64_MAX;
 	x->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (x->wake_fd < 0) {
 		free(x);
 		return NULL;
 	}
 	return x;
+}
+
+void daemon_exports_set_buffer_limit(struct daemon_exports *x, uint64_t bytes)
+{
+	x->buffer_limit = bytes;
 }
 
 int daemon_exports_wake_fd(const struct daemon_exports *x)
@@ -139,6 +148,8 @@ static json_t *describe(const struct dexport *d)
 			      atomic_load(&d->ended) ? "ended" : "running", "options", options, "transport",
 			      conn->over_io_uring ? "io_uring" : "/dev/fuse", "kernel-passthrough", kpt, "serving",
 			      d->spec.passthrough ? d->prun.serving : d->run.serving);
+	if (x)
+		json_object_set_new(x, "buffer-memory", json_integer((json_int_t)d->buffer_bytes));
 	if (x && !d->spec.passthrough)
 		json_object_set_new(x, "size", json_integer((json_int_t)export_size(d->run.e)));
 	return x;
@@ -174,6 +185,7 @@ static json_t *finish(struct daemon_exports *x, struct dexport *d)
 		}
 	}
 	x->count--;
+	x->buffer_bytes -= d->buffer_bytes;
 	free_export(d);
 	return ret;
 }
@@ -221,6 +233,22 @@ static int check_mountpoint(const struct daemon_args *spec, struct control_error
 		return control_fail(e, CONTROL_ERR_ARGUMENT, "mountpoint %s is not a regular file: an export is served as one file",
 				    spec->mountpoint);
 	return 0;
+}
+
+/* Each export's workers map request buffers for their whole queue depth,
+ * which requests touch and keep resident (64 MiB at the defaults under
+ * large I/O, on two CPUs): what bounds the daemon's memory is their sum,
+ * checked before anything starts. */
+static int check_buffers(struct daemon_exports *x, struct dexport *d, struct control_error *e)
+{
+	d->buffer_bytes = furing_config_buffer_bytes(&d->cfg, sizeof(d->cfg));
+	if (x->buffer_bytes + d->buffer_bytes <= x->buffer_limit)
+		return 0;
+	return control_fail(e, CONTROL_ERR_FAILED,
+			    "export '%s' needs %llu MiB of request buffers and %u exports hold %llu MiB of the "
+			    "daemon's --max-buffer-memory %llu MiB: lower its queue-depth or payload-size, or remove one",
+			    d->spec.id, (unsigned long long)(d->buffer_bytes >> 20), x->count,
+			    (unsigned long long)(x->buffer_bytes >> 20), (unsigned long long)(x->buffer_limit >> 20));
 }
 
 /* The start shared with the command line, for either type. */
@@ -273,6 +301,8 @@ json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct contro
 	}
 	if (check_mountpoint(&d->spec, e) < 0)
 		goto fail;
+	if (check_buffers(x, d, e) < 0)
+		goto fail;
 	if (start(d, err, sizeof(err)) < 0) {
 		control_fail(e, CONTROL_ERR_FAILED, "%s", err);
 		goto fail;
@@ -296,6 +326,7 @@ json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct contro
 		tail = &(*tail)->next;
 	*tail = d;
 	x->count++;
+	x->buffer_bytes += d->buffer_bytes;
 	fprintf(stderr, "furing: [%s] %s\n", d->spec.id, d->spec.passthrough ? d->prun.serving : d->run.serving);
 	json_t *desc = describe(d);
 	if (!desc)

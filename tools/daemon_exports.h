@@ -5,6 +5,7 @@
 #define FURING_TOOLS_DAEMON_EXPORTS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -16,6 +17,9 @@ struct daemon_exports;
 
 /* NULL with errno on failure. */
 struct daemon_exports *daemon_exports_new(void);
+/* The most request-buffer memory (furing_config_buffer_bytes) all exports
+ * together may take: export-add refuses one past it. No limit until set. */
+void daemon_exports_set_buffer_limit(struct daemon_exports *x, uint64_t bytes);
 /* Readable (an eventfd) when an export's session ended on its own (someone
  * unmounted it, a fatal error): call daemon_exports_reap. */
 int daemon_exports_wake_fd(const struct daemon_exports *x);

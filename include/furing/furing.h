@@ -805,6 +805,16 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 					  const struct furing_config *cfg, size_t cfg_size, void *fs, char *err,
 					  size_t errlen);
 
+/* The most memory the request buffers of a session with @cfg can take:
+ * bytes the workers map for requests and answers, each page becoming
+ * memory only once a request uses it (so an idle session holds little of
+ * it, and one under large requests all). Counts every possible CPU's
+ * queue, whichever transport start-up picks; 0 when @cfg is one
+ * furing_session_new refuses. For a program that runs many sessions and
+ * must bound their sum (furing daemon --max-buffer-memory). Since
+ * FURING_0.4. */
+uint64_t furing_config_buffer_bytes(const struct furing_config *cfg, size_t cfg_size);
+
 /* Mounts at @mountpoint (mount(2) as root, fusermount3 otherwise),
  * negotiates FUSE_INIT (calling ops->init before answering), starts the
  * workers and returns once every worker has armed its /dev/fuse reads and
