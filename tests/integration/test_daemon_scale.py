@@ -109,12 +109,23 @@ def del_all(d, n):
         assert "return" in r and r["return"]["clean"], r
 
 
+def possible_cpus():
+    n = 0
+    with open("/sys/devices/system/cpu/possible") as f:
+        for part in f.read().strip().split(","):
+            lo, _, hi = part.partition("-")
+            n += int(hi or lo) - int(lo) + 1
+    return n
+
+
 def test_many_exports_bounded(daemon, workdir):
     """64 exports in one daemon, each serving; threads grow by exactly one
     worker per CPU plus one per export, memory by less than a MiB per
     export; removed, they leave the daemon as it was (one thread, no RSS
     growing round after round)."""
-    d = daemon(env=lean_env())
+    # 64 exports at the defaults count for ~4.3 GiB of buffers (touched
+    # only as requests use them): more than half of a small machine.
+    d = daemon(env=lean_env(), args=("--max-buffer-memory", "8G"))
     pid = d.proc.pid
     base_rss, base_threads = proc_status(pid)
     assert own_threads(pid) == 1 and base_threads == 1
@@ -365,3 +376,46 @@ def test_idle_daemon_sleeps(daemon, workdir):
     # and it still answers
     assert "return" in client.request("query-exports")
     client.close()
+
+
+def test_buffer_memory_bound(daemon, workdir, cli):
+    """--max-buffer-memory: each export counts for its request buffers at
+    their most (queues x depth x payload), shown in query-exports; one past
+    the bound is refused before anything starts; a smaller queue-depth
+    counts for less; and under 1 MiB requests at iodepth 32 the daemon's
+    memory grows by no more than the export counts for."""
+    page = os.sysconf("SC_PAGESIZE")
+    # The defaults: depth 32 of 1 MiB payloads on every possible CPU's
+    # queue, and two /dev/fuse slots (a page either side) per worker.
+    per_export = possible_cpus() * 32 * MiB + len(online_cpus()) * 2 * (MiB + 2 * page)
+    limit_mib = (3 * per_export + per_export // 2) // MiB  # three fit, not four
+    d = daemon(args=("--max-buffer-memory", f"{limit_mib}M"))
+    assert d.connect().greeting["greeting"]["capabilities"]["max-buffer-memory"] == limit_mib * MiB
+    for i in range(3):
+        mnt = os.path.join(workdir, f"b{i}.img")
+        r = d.add(f"b{i}", sparse_image(workdir, f"b{i}.raw", 64 * MiB), mnt, writable=True)
+        assert r["buffer-memory"] == per_export, r
+    mnt = os.path.join(workdir, "past.img")
+    r = d.request("export-add", id="past", type="export", source=os.path.join(workdir, "b0.raw"),
+                  mountpoint=mnt, **{"kernel-passthrough": "off"})
+    assert r["error"]["class"] == "Failed" and "--max-buffer-memory" in r["error"]["desc"], r
+    assert not os.path.exists(mnt) and not is_mounted(mnt)
+    small = d.add("small", os.path.join(workdir, "b0.raw"), os.path.join(workdir, "small.img"),
+                  **{"queue-depth": 4})
+    assert small["buffer-memory"] < per_export / 4, small
+
+    # The bound is what the memory comes to: 1 MiB requests touch every
+    # entry of the queues fio's CPU uses.
+    rss_before = proc_status(d.proc.pid)[0]
+    p = subprocess.run(["fio", "--name=big", f"--filename={os.path.join(workdir, 'b1.img')}", "--ioengine=libaio",
+                        "--direct=1", "--iodepth=32", "--rw=randrw", "--bs=1m", "--size=64m", "--io_size=256m",
+                        "--numjobs=2", "--output-format=json"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    grown = (proc_status(d.proc.pid)[0] - rss_before) * 1024
+    print(f"under 1 MiB requests: rss grew {grown >> 20} MiB; the export counts for {per_export >> 20} MiB")
+    assert grown <= per_export + 16 * MiB, (grown, per_export)
+
+    for id in ("b0", "b1", "b2", "small"):
+        assert "return" in d.request("export-del", id=id, mode="safe")
+    r = cli(["daemon", "--control", os.path.join(workdir, "x.sock"), "--max-buffer-memory", "1k"])
+    assert r.rc == 2 and "--max-buffer-memory" in r.stderr, r
