@@ -2,7 +2,9 @@
  * and removed at run time through a unix socket that speaks the control
  * protocol (doc/control.md). This file is the socket and its clients; the
  * exports are daemon_exports.c's. One thread runs it all, one request at a
- * time; each export's session has its own workers. */
+ * time, but for the start of an export (export-add), which runs on a
+ * thread of its own while the others are served; each export's session
+ * has its own workers. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -70,6 +72,11 @@ static const char daemon_help[] =
 
 struct client {
 	int fd;
+	uint64_t serial; /* names it to an export-add that answers later */
+	/* An export-add starting for it: its later requests wait (replies go
+	 * in order), unread, until that one's reply is sent. */
+	bool waiting;
+	json_t *waiting_tag;
 	size_t len;
 	char buf[CONTROL_MAX_MESSAGE + 1]; /* a whole message and its newline */
 };
@@ -85,6 +92,7 @@ struct daemon {
 	struct daemon_exports *exports;
 	struct daemon_watch *watch; /* the backends' states, for their events */
 	struct client *clients[CLIENTS_MAX];
+	uint64_t next_serial;
 	bool stop;
 };
 
@@ -201,8 +209,6 @@ static json_t *reload(struct daemon *dm, struct control_error *e)
 
 static json_t *run_command(struct daemon *dm, const struct control_request *req, struct control_error *e)
 {
-	if (!strcmp(req->command, "export-add"))
-		return daemon_exports_add(dm->exports, req->args, e);
 	if (!strcmp(req->command, "export-del"))
 		return daemon_exports_del(dm->exports, req->args, e);
 	if (!strcmp(req->command, "query-exports"))
@@ -219,7 +225,8 @@ static json_t *run_command(struct daemon *dm, const struct control_request *req,
 	return NULL;
 }
 
-/* One message from a client: its reply sent. -1: drop the client. */
+/* One message from a client: its reply sent, or (an export-add that
+ * started) to come. -1: drop the client. */
 static int handle_message(struct daemon *dm, struct client *c, const char *msg, size_t len)
 {
 	struct control_request req;
@@ -227,6 +234,14 @@ static int handle_message(struct daemon *dm, struct client *c, const char *msg, 
 	json_t *reply;
 
 	if (control_parse(msg, len, &req, &e) < 0) {
+		reply = control_reply_error(req.command, &e, req.tag);
+	} else if (!strcmp(req.command, "export-add")) {
+		if (daemon_exports_add_async(dm->exports, req.args, c->serial, &e) == 0) {
+			c->waiting = true;
+			c->waiting_tag = json_incref(req.tag);
+			control_request_free(&req);
+			return 0;
+		}
 		reply = control_reply_error(req.command, &e, req.tag);
 	} else {
 		json_t *ret = run_command(dm, &req, &e);
@@ -252,6 +267,31 @@ static int send_error(int fd, const char *cls, const char *desc)
 	return send_message(fd, control_reply_error(NULL, &e, NULL));
 }
 
+/* Every whole line a client sent, until one makes it wait. -1: drop the
+ * client. */
+static int client_lines(struct daemon *dm, struct client *c)
+{
+	size_t start = 0;
+	char *nl;
+
+	while (!c->waiting && (nl = memchr(c->buf + start, '\n', c->len - start))) {
+		size_t line = (size_t)(nl - (c->buf + start));
+		size_t at = start;
+		start += line + 1;
+		if (!blank(c->buf + at, line) && handle_message(dm, c, c->buf + at, line) < 0)
+			return -1;
+	}
+	memmove(c->buf, c->buf + start, c->len - start);
+	c->len -= start;
+	if (!c->waiting && c->len == sizeof(c->buf)) {
+		char desc[128];
+		snprintf(desc, sizeof(desc), "message longer than %d bytes: connection closed", CONTROL_MAX_MESSAGE);
+		send_error(c->fd, CONTROL_ERR_PROTOCOL, desc);
+		return -1;
+	}
+	return 0;
+}
+
 /* What a client sent: every whole line handled. -1: drop the client (it
  * hung up, mid-message or not, or sent a message too long to take). */
 static int client_input(struct daemon *dm, struct client *c)
@@ -263,23 +303,7 @@ static int client_input(struct daemon *dm, struct client *c)
 	if (n == 0)
 		return -1;
 	c->len += (size_t)n;
-	size_t start = 0;
-	char *nl;
-	while ((nl = memchr(c->buf + start, '\n', c->len - start))) {
-		size_t line = (size_t)(nl - (c->buf + start));
-		if (!blank(c->buf + start, line) && handle_message(dm, c, c->buf + start, line) < 0)
-			return -1;
-		start += line + 1;
-	}
-	memmove(c->buf, c->buf + start, c->len - start);
-	c->len -= start;
-	if (c->len == sizeof(c->buf)) {
-		char desc[128];
-		snprintf(desc, sizeof(desc), "message longer than %d bytes: connection closed", CONTROL_MAX_MESSAGE);
-		send_error(c->fd, CONTROL_ERR_PROTOCOL, desc);
-		return -1;
-	}
-	return 0;
+	return client_lines(dm, c);
 }
 
 /* ------------------------------------------------------------ clients */
@@ -333,6 +357,9 @@ static void accept_client(struct daemon *dm)
 		return;
 	}
 	c->fd = fd;
+	c->serial = ++dm->next_serial;
+	c->waiting = false;
+	c->waiting_tag = NULL;
 	c->len = 0;
 	if (send_message(fd, control_greeting(furing_version(), capabilities(dm->buffer_limit))) < 0) {
 		close(fd);
@@ -344,6 +371,7 @@ static void accept_client(struct daemon *dm)
 
 static void drop_client(struct daemon *dm, int slot)
 {
+	json_decref(dm->clients[slot]->waiting_tag);
 	close(dm->clients[slot]->fd);
 	free(dm->clients[slot]);
 	dm->clients[slot] = NULL;
@@ -364,6 +392,30 @@ static void broadcast(void *data, json_t *ev)
 static void export_gone(void *data, const char *id, bool error, json_t *removed)
 {
 	broadcast(data, daemon_event_export_gone(id, error, removed));
+}
+
+/* An export-add that started in the background is done: its reply to the
+ * client that asked (if still connected), whose waiting requests then go
+ * on. */
+static void export_added(void *data, uint64_t token, json_t *ret, const struct control_error *e)
+{
+	struct daemon *dm = data;
+	int slot = 0;
+
+	while (slot < CLIENTS_MAX && !(dm->clients[slot] && dm->clients[slot]->serial == token))
+		slot++;
+	if (slot == CLIENTS_MAX) {
+		json_decref(ret);
+		return;
+	}
+	struct client *c = dm->clients[slot];
+	json_t *reply = ret ? control_reply_ok("export-add", ret, c->waiting_tag)
+			    : control_reply_error("export-add", e, c->waiting_tag);
+	json_decref(c->waiting_tag);
+	c->waiting_tag = NULL;
+	c->waiting = false;
+	if (send_message(c->fd, reply) < 0 || client_lines(dm, c) < 0)
+		drop_client(dm, slot);
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -398,7 +450,7 @@ static void serve(struct daemon *dm)
 		p[P_LISTEN] = (struct pollfd){.fd = dm->listen_fd, .events = POLLIN};
 		nfds_t n = P_CLIENTS;
 		for (int i = 0; i < CLIENTS_MAX; i++) {
-			if (!dm->clients[i])
+			if (!dm->clients[i] || dm->clients[i]->waiting)
 				continue;
 			slot_of[n - P_CLIENTS] = i;
 			p[n++] = (struct pollfd){.fd = dm->clients[i]->fd, .events = POLLIN};
@@ -561,6 +613,7 @@ int cmd_daemon(int argc, char **argv)
 		die(EXIT_RUNTIME, "cannot set up: %s", strerror(errno));
 	daemon_exports_set_buffer_limit(dm.exports, dm.buffer_limit);
 	daemon_exports_on_gone(dm.exports, export_gone, &dm);
+	daemon_exports_on_added(dm.exports, export_added, &dm);
 	dm.watch = daemon_watch_new();
 	if (!dm.watch)
 		die(EXIT_RUNTIME, "cannot set up: out of memory");

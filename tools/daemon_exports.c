@@ -40,6 +40,17 @@ struct dexport {
 	pthread_t waiter;
 	int wake_fd;
 	uint64_t buffer_bytes; /* its request buffers' bound (furing_config_buffer_bytes) */
+	/* Starting: on the list, not yet serving. Only the loop's thread
+	 * reads or writes @starting; while it is true, the other fields
+	 * start() fills (run, prun, s, mnt_abs) are the starter's. */
+	bool starting;
+	bool background;     /* started by a thread of its own (export-add over the socket) */
+	pthread_t starter;
+	atomic_bool started; /* the starter is done: join it, then add_complete */
+	int start_result;
+	char start_err[2048];
+	uint64_t token;      /* daemon_exports_add_async's, for the reply */
+	char *want_abs;      /* the mountpoint's real path when export-add came (NULL: none yet) */
 	atomic_bool ended; /* the session is over: the waiter is done */
 	int wait_result;   /* furing_session_wait's */
 };
@@ -52,6 +63,8 @@ struct daemon_exports {
 	int wake_fd;
 	daemon_gone_fn *on_gone;
 	void *on_gone_data;
+	daemon_added_fn *on_added;
+	void *on_added_data;
 };
 
 struct daemon_exports *daemon_exports_new(void)
@@ -115,15 +128,18 @@ static struct dexport *find_mountpoint(struct daemon_exports *x, const char *mou
 	char *abs = realpath(mountpoint, NULL);
 	struct dexport *d;
 
-	for (d = x->head; d; d = d->next)
-		if (!strcmp(d->spec.mountpoint, mountpoint) || (abs && d->mnt_abs && !strcmp(d->mnt_abs, abs)))
+	for (d = x->head; d; d = d->next) {
+		const char *its = d->starting ? d->want_abs : d->mnt_abs;
+		if (!strcmp(d->spec.mountpoint, mountpoint) || (abs && its && !strcmp(its, abs)))
 			break;
+	}
 	free(abs);
 	return d;
 }
 
 static void free_export(struct dexport *d)
 {
+	free(d->want_abs);
 	json_decref(d->args);
 	free(d);
 }
@@ -141,6 +157,11 @@ static json_t *describe(const struct dexport *d)
 		if (strcmp(key, "id") && strcmp(key, "type") && strcmp(key, "source") && strcmp(key, "mountpoint"))
 			json_object_set(options, key, value);
 	}
+	/* What export-add asked for: the rest is not known yet. */
+	if (d->starting)
+		return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "id", d->spec.id, "type", d->spec.type, "source",
+				 d->spec.source, "mountpoint", d->spec.mountpoint, "state", "starting", "options", options,
+				 "buffer-memory", (json_int_t)d->buffer_bytes);
 	const struct furing_conn *conn = furing_session_conn(d->s);
 	bool kpt = d->spec.passthrough ? pt_passthrough_active(d->prun.fs) : d->run.kernel_passthrough;
 	json_t *x = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:b, s:s}", "id", d->spec.id, "type", d->spec.type,
@@ -188,29 +209,6 @@ static json_t *finish(struct daemon_exports *x, struct dexport *d)
 	x->buffer_bytes -= d->buffer_bytes;
 	free_export(d);
 	return ret;
-}
-
-void daemon_exports_reap(struct daemon_exports *x)
-{
-	uint64_t n;
-
-	if (read(x->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
-	struct dexport *d = x->head;
-	while (d) {
-		struct dexport *next = d->next;
-		if (atomic_load(&d->ended)) {
-			fprintf(stderr, "furing: [%s] the session ended (unmounted from outside, or an error)\n", d->spec.id);
-			bool error = d->wait_result != 0;
-			char *id = x->on_gone ? strdup(d->spec.id) : NULL;
-			json_t *removed = finish(x, d);
-			if (id)
-				x->on_gone(x->on_gone_data, id, error, removed);
-			free(id);
-			json_decref(removed);
-		}
-		d = next;
-	}
 }
 
 /* What the start would refuse anyway, as the caller's mistake: an export
@@ -268,10 +266,12 @@ static int start(struct dexport *d, char *err, size_t errlen)
 	return 0;
 }
 
-json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct control_error *e)
+/* Everything export-add checks before anything starts (NULL with @e when
+ * one fails). From here the export is on the list, starting: its id, its
+ * mountpoint and its buffers are taken, so that a second export-add
+ * while it starts sees them. */
+static struct dexport *add_prepare(struct daemon_exports *x, json_t *args, struct control_error *e)
 {
-	char err[2048];
-
 	if (x->count >= EXPORTS_MAX) {
 		control_fail(e, CONTROL_ERR_FAILED, "already %u exports, the most one daemon serves", x->count);
 		return NULL;
@@ -303,11 +303,48 @@ json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct contro
 		goto fail;
 	if (check_buffers(x, d, e) < 0)
 		goto fail;
-	if (start(d, err, sizeof(err)) < 0) {
-		control_fail(e, CONTROL_ERR_FAILED, "%s", err);
-		goto fail;
-	}
+	d->want_abs = realpath(d->spec.mountpoint, NULL);
+	d->starting = true;
 	d->wake_fd = x->wake_fd;
+	/* At the end: query-exports lists them in the order they came. */
+	struct dexport **tail = &x->head;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = d;
+	x->count++;
+	x->buffer_bytes += d->buffer_bytes;
+	return d;
+fail:
+	free_export(d);
+	return NULL;
+}
+
+/* Takes @d, which never ran, off the list and frees it. */
+static void unlist(struct daemon_exports *x, struct dexport *d)
+{
+	for (struct dexport **p = &x->head; *p; p = &(*p)->next) {
+		if (*p == d) {
+			*p = d->next;
+			break;
+		}
+	}
+	x->count--;
+	x->buffer_bytes -= d->buffer_bytes;
+	free_export(d);
+}
+
+/* Once start() is done: the export running (its waiter started) and
+ * described, or off the list again with @e saying why. */
+static json_t *add_complete(struct daemon_exports *x, struct dexport *d, struct control_error *e)
+{
+	char err[2048];
+
+	d->starting = false;
+	if (d->start_result < 0) {
+		control_fail(e, CONTROL_ERR_FAILED, "%s", d->start_err);
+		unlist(x, d);
+		return NULL;
+	}
 	int ret = pthread_create(&d->waiter, NULL, wait_for_end, d);
 	if (ret) {
 		control_fail(e, CONTROL_ERR_FAILED, "cannot start a thread: %s", strerror(ret));
@@ -318,23 +355,101 @@ json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct contro
 			passthrough_run_finish(&d->prun);
 		else
 			export_run_finish(&d->run, &d->spec.ex, err, sizeof(err));
-		goto fail;
+		unlist(x, d);
+		return NULL;
 	}
-	/* At the end: query-exports lists them in the order they came. */
-	struct dexport **tail = &x->head;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = d;
-	x->count++;
-	x->buffer_bytes += d->buffer_bytes;
 	fprintf(stderr, "furing: [%s] %s\n", d->spec.id, d->spec.passthrough ? d->prun.serving : d->run.serving);
 	json_t *desc = describe(d);
 	if (!desc)
 		control_fail(e, CONTROL_ERR_FAILED, "out of memory (the export was added)");
 	return desc;
-fail:
-	free_export(d);
+}
+
+json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct control_error *e)
+{
+	struct dexport *d = add_prepare(x, args, e);
+
+	if (!d)
+		return NULL;
+	d->start_result = start(d, d->start_err, sizeof(d->start_err));
+	return add_complete(x, d, e);
+}
+
+/* The start, on a thread of its own: the loop serves the other clients
+ * meanwhile and hears the end through the wake eventfd. */
+static void *start_in_background(void *arg)
+{
+	struct dexport *d = arg;
+	uint64_t one = 1;
+
+	d->start_result = start(d, d->start_err, sizeof(d->start_err));
+	atomic_store(&d->started, true);
+	if (write(d->wake_fd, &one, sizeof(one)) < 0) {
+		/* As in wait_for_end. */
+	}
 	return NULL;
+}
+
+int daemon_exports_add_async(struct daemon_exports *x, json_t *args, uint64_t token, struct control_error *e)
+{
+	struct dexport *d = add_prepare(x, args, e);
+
+	if (!d)
+		return -1;
+	d->token = token;
+	d->background = true;
+	int ret = pthread_create(&d->starter, NULL, start_in_background, d);
+	if (ret) {
+		control_fail(e, CONTROL_ERR_FAILED, "cannot start a thread: %s", strerror(ret));
+		unlist(x, d);
+		return -1;
+	}
+	return 0;
+}
+
+/* A start that ended on its thread, for its reply after the list walk. */
+struct added {
+	uint64_t token;
+	json_t *ret; /* NULL: @e */
+	struct control_error e;
+};
+
+void daemon_exports_reap(struct daemon_exports *x)
+{
+	uint64_t n;
+	struct added done[EXPORTS_MAX];
+	unsigned int ndone = 0;
+
+	if (read(x->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	struct dexport *d = x->head;
+	while (d) {
+		struct dexport *next = d->next;
+		if (d->starting && atomic_load(&d->started)) {
+			pthread_join(d->starter, NULL);
+			struct added *a = &done[ndone++];
+			a->token = d->token;
+			a->ret = add_complete(x, d, &a->e);
+		} else if (!d->starting && atomic_load(&d->ended)) {
+			fprintf(stderr, "furing: [%s] the session ended (unmounted from outside, or an error)\n", d->spec.id);
+			bool error = d->wait_result != 0;
+			char *id = x->on_gone ? strdup(d->spec.id) : NULL;
+			json_t *removed = finish(x, d);
+			if (id)
+				x->on_gone(x->on_gone_data, id, error, removed);
+			free(id);
+			json_decref(removed);
+		}
+		d = next;
+	}
+	/* Only now: the replies' senders may run commands that change the
+	 * list (the requests that waited behind the export-add). */
+	for (unsigned int i = 0; i < ndone; i++) {
+		if (x->on_added)
+			x->on_added(x->on_added_data, done[i].token, done[i].ret, &done[i].e);
+		else
+			json_decref(done[i].ret);
+	}
 }
 
 /* Unmounts @path unless a file on it is open or a process works in it:
@@ -376,6 +491,10 @@ json_t *daemon_exports_del(struct daemon_exports *x, json_t *args, struct contro
 	struct dexport *d = find(x, id);
 	if (!d) {
 		control_fail(e, CONTROL_ERR_NOT_FOUND, "no export has id '%s'", id);
+		return NULL;
+	}
+	if (d->starting) {
+		control_fail(e, CONTROL_ERR_BUSY, "export '%s' is starting: remove it once its export-add has answered", id);
 		return NULL;
 	}
 	if (atomic_load(&d->ended))
@@ -434,7 +553,7 @@ int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_
 	int n = 0;
 
 	for (struct dexport *d = x->head; d; d = d->next)
-		if (!id || !strcmp(id, d->spec.id)) {
+		if ((!id || !strcmp(id, d->spec.id)) && !d->starting) {
 			bool ended = atomic_load(&d->ended);
 			bool lost = !d->spec.passthrough && !ended && export_backend_unreachable(d->run.e);
 			fn(data, d->spec.id, d->spec.type, d->s, ended, lost);
@@ -446,9 +565,15 @@ int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_
 bool daemon_exports_watched(const struct daemon_exports *x)
 {
 	for (const struct dexport *d = x->head; d; d = d->next)
-		if (!d->spec.passthrough && !atomic_load(&d->ended) && export_backend_can_fail(d->run.e))
+		if (!d->starting && !d->spec.passthrough && !atomic_load(&d->ended) && export_backend_can_fail(d->run.e))
 			return true;
 	return false;
+}
+
+void daemon_exports_on_added(struct daemon_exports *x, daemon_added_fn *fn, void *data)
+{
+	x->on_added = fn;
+	x->on_added_data = data;
 }
 
 void daemon_exports_on_gone(struct daemon_exports *x, daemon_gone_fn *fn, void *data)
@@ -462,6 +587,8 @@ void daemon_exports_log_stats(struct daemon_exports *x)
 	char line[4096];
 
 	for (struct dexport *d = x->head; d; d = d->next) {
+		if (d->starting)
+			continue;
 		furing_session_stats_line(d->s, line, sizeof(line));
 		fprintf(stderr, "furing: [%s] stats %s\n", d->spec.id, line);
 	}
@@ -469,7 +596,19 @@ void daemon_exports_log_stats(struct daemon_exports *x)
 
 void daemon_exports_free(struct daemon_exports *x)
 {
-	for (struct dexport *d = x->head; d; d = d->next)
+	/* Starts under way end first (an NBD connect waits for its timeout
+	 * at most); nobody waits for their replies any more. */
+	struct dexport *d = x->head;
+	while (d) {
+		struct dexport *next = d->next;
+		if (d->starting) {
+			struct control_error e;
+			pthread_join(d->starter, NULL);
+			json_decref(add_complete(x, d, &e));
+		}
+		d = next;
+	}
+	for (d = x->head; d; d = d->next)
 		furing_session_stop(d->s);
 	while (x->head)
 		json_decref(finish(x, x->head));

@@ -1,12 +1,14 @@
 """`furing daemon` at scale and under load: 64 exports in one process with
 bounded threads and memory, none left behind once removed; fio at iodepth 32
 beside exports coming and going; a hard removal under I/O (its clients get
-errors at once, no acknowledged write lost); an idle daemon that sleeps.
+errors at once, no acknowledged write lost); an idle daemon that sleeps;
+a slow export-add that holds up no other client.
 The bounds are doc/control.md's ("Resources")."""
 
 import glob
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -419,3 +421,75 @@ def test_buffer_memory_bound(daemon, workdir, cli):
         assert "return" in d.request("export-del", id=id, mode="safe")
     r = cli(["daemon", "--control", os.path.join(workdir, "x.sock"), "--max-buffer-memory", "1k"])
     assert r.rc == 2 and "--max-buffer-memory" in r.stderr, r
+
+
+class SilentServer:
+    """A unix socket that takes connections and never says a word: an NBD
+    server that hangs in the handshake."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.held = []
+        self.uri = f"nbd+unix:///?socket={path}"
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def test_slow_export_add_blocks_no_one(daemon, workdir):
+    """An export-add that takes seconds (an NBD server that does not answer,
+    here for its 3 s timeout) holds up only the client that sent it: others
+    list it as starting, add and remove exports meanwhile; its own next
+    request waits for its reply, which then comes, in order."""
+    d = daemon()
+    server = SilentServer(os.path.join(workdir, "silent.sock"))
+    slow = d.connect()
+    try:
+        mnt = os.path.join(workdir, "slow.img")
+        d.mountpoints.append(mnt)
+        msg = {"command": "export-add", "tag": 1,
+               "arguments": {"id": "slow", "type": "export", "source": server.uri, "mountpoint": mnt,
+                             "timeout": 3, "kernel-passthrough": "off"}}
+        # Two requests in one write: the second waits behind the first.
+        slow.send_raw(json.dumps(msg).encode() + b"\n" +
+                      json.dumps({"command": "query-exports", "tag": 2}).encode() + b"\n")
+        sent = time.monotonic()
+        time.sleep(0.3)
+        other = d.connect()
+        q = other.request("query-exports")
+        assert [(x["id"], x["state"]) for x in q["return"]["exports"]] == [("slow", "starting")], q
+        r = other.request("export-del", id="slow", mode="hard")
+        assert r["error"]["class"] == "Busy", r
+        r = other.request("export-add", id="slow", type="export", source=server.uri,
+                          mountpoint=os.path.join(workdir, "again.img"))
+        assert r["error"]["class"] == "Exists", r
+        img = sparse_image(workdir, "quick.raw", 1 * MiB)
+        quick = os.path.join(workdir, "quick.img")
+        d.add("quick", img, quick, writable=True)
+        check_serves(quick, 1)
+        assert "return" in d.request("export-del", id="quick", mode="safe")
+        assert time.monotonic() - sent < 2.5, "the other client waited for the slow export-add"
+        other.close()
+
+        first, second = slow.read(), slow.read()
+        assert first["reply"] == "export-add" and first["tag"] == 1, first
+        assert first["error"]["class"] == "Failed" and "no answer" in first["error"]["desc"], first
+        assert time.monotonic() - sent >= 2.5, "export-add answered before its timeout"
+        assert second["reply"] == "query-exports" and second["tag"] == 2, second
+        assert second["return"]["exports"] == [], second
+        assert not is_mounted(mnt) and not os.path.exists(mnt)
+    finally:
+        slow.close()
+        server.close()
