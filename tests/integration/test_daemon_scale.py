@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(90)
 
 EXPORTS = 64
 FIRST = 8
-# doc/control.md: an idle export costs about 128 KiB in an optimised build;
+# doc/control.md: an idle export costs about 110 KiB in an optimised build;
 # sanitizer builds several times that (ASan measured ~450 KiB here). The
 # bound holds both without letting a per-export megabyte through.
 RSS_PER_EXPORT_KIB = 1024
