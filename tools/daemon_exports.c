@@ -44,7 +44,6 @@ struct dexport {
 	 * reads or writes @starting; while it is true, the other fields
 	 * start() fills (run, prun, s, mnt_abs) are the starter's. */
 	bool starting;
-	bool background;     /* started by a thread of its own (export-add over the socket) */
 	pthread_t starter;
 	atomic_bool started; /* the starter is done: join it, then add_complete */
 	int start_result;
@@ -397,7 +396,6 @@ int daemon_exports_add_async(struct daemon_exports *x, json_t *args, uint64_t to
 	if (!d)
 		return -1;
 	d->token = token;
-	d->background = true;
 	int ret = pthread_create(&d->starter, NULL, start_in_background, d);
 	if (ret) {
 		control_fail(e, CONTROL_ERR_FAILED, "cannot start a thread: %s", strerror(ret));
@@ -407,30 +405,16 @@ int daemon_exports_add_async(struct daemon_exports *x, json_t *args, uint64_t to
 	return 0;
 }
 
-/* A start that ended on its thread, for its reply after the list walk. */
-struct added {
-	uint64_t token;
-	json_t *ret; /* NULL: @e */
-	struct control_error e;
-};
-
 void daemon_exports_reap(struct daemon_exports *x)
 {
 	uint64_t n;
-	struct added done[EXPORTS_MAX];
-	unsigned int ndone = 0;
 
 	if (read(x->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return;
 	struct dexport *d = x->head;
 	while (d) {
 		struct dexport *next = d->next;
-		if (d->starting && atomic_load(&d->started)) {
-			pthread_join(d->starter, NULL);
-			struct added *a = &done[ndone++];
-			a->token = d->token;
-			a->ret = add_complete(x, d, &a->e);
-		} else if (!d->starting && atomic_load(&d->ended)) {
+		if (!d->starting && atomic_load(&d->ended)) {
 			fprintf(stderr, "furing: [%s] the session ended (unmounted from outside, or an error)\n", d->spec.id);
 			bool error = d->wait_result != 0;
 			char *id = x->on_gone ? strdup(d->spec.id) : NULL;
@@ -442,13 +426,21 @@ void daemon_exports_reap(struct daemon_exports *x)
 		}
 		d = next;
 	}
-	/* Only now: the replies' senders may run commands that change the
-	 * list (the requests that waited behind the export-add). */
-	for (unsigned int i = 0; i < ndone; i++) {
+	/* Starts that are done, one at a time from the head again: each reply
+	 * lets its client's waiting requests run, which may change the list. */
+	for (;;) {
+		for (d = x->head; d && !(d->starting && atomic_load(&d->started)); d = d->next)
+			;
+		if (!d)
+			break;
+		struct control_error e;
+		uint64_t token = d->token;
+		pthread_join(d->starter, NULL);
+		json_t *ret = add_complete(x, d, &e);
 		if (x->on_added)
-			x->on_added(x->on_added_data, done[i].token, done[i].ret, &done[i].e);
+			x->on_added(x->on_added_data, token, ret, &e);
 		else
-			json_decref(done[i].ret);
+			json_decref(ret);
 	}
 }
 
