@@ -466,10 +466,17 @@ def test_slow_export_add_blocks_no_one(daemon, workdir):
         slow.send_raw(json.dumps(msg).encode() + b"\n" +
                       json.dumps({"command": "query-exports", "tag": 2}).encode() + b"\n")
         sent = time.monotonic()
+        # One that hangs up before its reply: the daemon drops the reply.
+        gone = d.connect()
+        msg2 = {"command": "export-add", "arguments": dict(msg["arguments"], id="gone",
+                                                           mountpoint=os.path.join(workdir, "gone.img"))}
+        gone.send_raw(json.dumps(msg2).encode() + b"\n")
         time.sleep(0.3)
+        gone.close()
         other = d.connect()
         q = other.request("query-exports")
-        assert [(x["id"], x["state"]) for x in q["return"]["exports"]] == [("slow", "starting")], q
+        assert [(x["id"], x["state"]) for x in q["return"]["exports"]] == [("slow", "starting"),
+                                                                            ("gone", "starting")], q
         r = other.request("export-del", id="slow", mode="hard")
         assert r["error"]["class"] == "Busy", r
         r = other.request("export-add", id="slow", type="export", source=server.uri,
@@ -488,7 +495,10 @@ def test_slow_export_add_blocks_no_one(daemon, workdir):
         assert first["error"]["class"] == "Failed" and "no answer" in first["error"]["desc"], first
         assert time.monotonic() - sent >= 2.5, "export-add answered before its timeout"
         assert second["reply"] == "query-exports" and second["tag"] == 2, second
-        assert second["return"]["exports"] == [], second
+        # "gone" times out at about the same moment as "slow".
+        assert [x["id"] for x in second["return"]["exports"]] in ([], ["gone"]), second
+        wait_for(lambda: d.request("query-exports")["return"]["exports"] == [], 5,
+                 what="the export-add of the client that hung up to fail too")
         assert not is_mounted(mnt) and not os.path.exists(mnt)
     finally:
         slow.close()
