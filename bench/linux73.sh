@@ -3,12 +3,15 @@
 # pools, zero-copy) against the image file itself and libfuse's passthrough_hp,
 # with fio, in one Linux 7.3 VM (scripts/vm.sh, QEMU TCG).
 #
-#   sudo bench/linux73.sh [--runtime S] [--size SIZE] [--rounds N] [--pin LIST] [--out DIR]
+#   sudo bench/linux73.sh [--runtime S] [--size SIZE] [--rounds N] [--pin LIST]
+#                         [--jobs LIST] [--targets LIST] [--out DIR]
 #
 # --rounds: every job runs N times on every target (default 3), interleaved,
 # and the tables give the median: one 3 s run under TCG swings by up to 2x.
 # --pin: furing's --pin modes to run every furing target with, comma-separated
 # (default auto, furing's default; with several, each target gets /MODE).
+# --jobs, --targets: run only these (comma-separated names from the tables,
+# e.g. --jobs randread-4k-qd1 --targets file,per-entry,pools --rounds 15).
 # Boots the VM once; inside it one image on tmpfs (/dev/shm) is served by every
 # target at once and the jobs run interleaved (for each job, every target in
 # turn). Prints a summary table; the guest's console, per-run rows and the
@@ -46,6 +49,8 @@ TARGETS=(
 )
 PINS=auto
 ROUNDS=3
+ONLY_JOBS=""
+ONLY_TARGETS=""
 
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
@@ -58,6 +63,10 @@ while (($#)); do
     --rounds=*) ROUNDS=${1#*=} ;;
     --pin) PINS=${2:?}; shift ;;
     --pin=*) PINS=${1#*=} ;;
+    --jobs) ONLY_JOBS=${2?}; shift ;;
+    --jobs=*) ONLY_JOBS=${1#*=} ;;
+    --targets) ONLY_TARGETS=${2?}; shift ;;
+    --targets=*) ONLY_TARGETS=${1#*=} ;;
     --out) OUT=${2:?}; shift ;;
     --out=*) OUT=${1#*=} ;;
     --guest) GUEST=1 ;;
@@ -71,9 +80,26 @@ done
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || { echo "linux73: --rounds wants a whole number >= 1" >&2; exit 2; }
 [[ $PINS =~ ^(auto|off|on)(,(auto|off|on))*$ ]] || { echo "linux73: --pin wants a list of auto, off, on (e.g. auto,off)" >&2; exit 2; }
 IFS=, read -ra PIN_LIST <<<"$PINS"
+# Keeps the entries of array $1 whose name (the text before $3) is in the
+# comma list $2; an unknown name is an error.
+only() {
+  local -n arr=$1
+  local want=$2 sep=$3 n e kept=()
+  [[ -n $want ]] || return 0
+  IFS=, read -ra names <<<"$want"
+  for n in "${names[@]}"; do
+    local found=0
+    for e in "${arr[@]}"; do [[ ${e%%"$sep"*} == "$n" ]] && { kept+=("$e"); found=1; }; done
+    ((found)) || { echo "linux73: no $1 entry named '$n' (have: $(for e in "${arr[@]}"; do printf '%s ' "${e%%"$sep"*}"; done))" >&2; exit 2; }
+  done
+  arr=("${kept[@]}")
+}
+only JOBS "$ONLY_JOBS" :
+only TARGETS "$ONLY_TARGETS" '|'
 # A round of the default five targets took about 4 min under TCG (fio and
 # python start slowly there): allow 6 min per round and target set, plus boot.
 [[ -n $VM_TIMEOUT ]] || VM_TIMEOUT=$((300 + ROUNDS * ${#PIN_LIST[@]} * (RUNTIME + RAMP) * 90))
+# (a bound for the default five jobs and targets: a subset takes less)
 # Every furing target once per pin mode, named NAME/MODE when there are several.
 expand_targets() {
   local spec name flags pin out=()
@@ -255,13 +281,14 @@ echo "linux73: booting Linux 7.3 under scripts/vm.sh (TCG); ${#JOBS[@]} jobs x u
   echo "commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
   echo "start $(date -u +%FT%TZ)"
   echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "args --runtime $RUNTIME --size $SIZE --rounds $ROUNDS --pin $PINS"
+  echo "args --runtime $RUNTIME --size $SIZE --rounds $ROUNDS --pin $PINS --jobs '$ONLY_JOBS' --targets '$ONLY_TARGETS'"
 } >"$OUT/host.txt"
 # vm.sh passes only FURING_* variables into the guest: the rest go by env.
 set +e
 "$REPO/scripts/vm.sh" --smp=2 --mem=2048 --timeout="$VM_TIMEOUT" -- \
   env BENCH_LIBFUSE_DIR="$LIBFUSE_DIR" FURING_BIN="$FURING_BIN" \
-  bench/linux73.sh --guest --runtime "$RUNTIME" --size "$SIZE" --rounds "$ROUNDS" --pin "$PINS" 2>&1 |
+  bench/linux73.sh --guest --runtime "$RUNTIME" --size "$SIZE" --rounds "$ROUNDS" --pin "$PINS" \
+  --jobs "$ONLY_JOBS" --targets "$ONLY_TARGETS" 2>&1 |
   sed -u 's/\r$//' | tee "$OUT/console.log" | grep --line-buffered -v $'^@73\t'
 vm_rc=${PIPESTATUS[0]}
 set -e
@@ -291,8 +318,9 @@ for line in open(os.path.join(out, 'rows.tsv')):
         notes.append(f[1])
     elif f[0] == 'cpus' and len(f) >= 4:
         cpus[(f[1], f[2])] = f[3].split()
-jobs = ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32', 'read-1m-qd8', 'write-1m-qd8']
 targets = order
+jobs = [j for j in ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32', 'read-1m-qd8', 'write-1m-qd8']
+        if any((t, j) in res for t in targets)]
 # Pin modes in the run: '' when the targets have plain names, else '/auto', '/off'...
 suffixes = sorted({t[t.index('/'):] for t in targets if '/' in t}) or ['']
 
@@ -367,6 +395,16 @@ if cpus:
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
+def paired(a, b, j):
+    """The median of the per-round ratios a/b: the two ran back to back in each
+    round, so a slow spell of the host moves both (None if a round is missing)."""
+    ra, rb = runs(a, j), runs(b, j)
+    if not ra or len(ra) != len(rb) or 0 in rb:
+        return None
+    v = sorted(x / y for x, y in zip(ra, rb))
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
 def verdict(ok):
     return '**met**' if ok else '**missed**'
 
@@ -392,7 +430,9 @@ for sfx in suffixes:
         print(ind + '- pools <= 1/4 per-entry RSS after the jobs: %.1f / %.1f MiB = %.2f, %s' % (mem[po][0] / 1024, mem[pe][0] / 1024, r, verdict(r <= 0.25)))
     for j in ['randread-4k-qd1', 'randread-4k-qd32', 'randwrite-4k-qd32']:
         r = ratio(val(po, j), val(pe, j))
-        print(ind + '- pools %s >= 0.95x per-entry IOPS: %s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.95))))
+        pr = paired(po, pe, j)
+        print(ind + '- pools %s >= 0.95x per-entry IOPS: %s%s' % (j, 'n/a' if r is None else '%.2fx, %s' % (r, verdict(r >= 0.95)),
+              '' if pr is None else ' (median of per-round ratios %.2fx)' % pr))
     for j in ['randread-4k-qd32', 'randwrite-4k-qd32']:
         for t in [pe, po, zc]:
             r = ratio(val(t, j), val('libfuse', j))

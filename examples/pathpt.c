@@ -178,6 +178,36 @@ static int pt_fsync(struct furing_req *req, const char *path, bool datasync, con
 	return neg_errno(datasync ? fdatasync(fd) : fsync(fd));
 }
 
+static int pt_fallocate(struct furing_req *req, const char *path, int mode, uint64_t off, uint64_t len,
+			const struct furing_path_file *fi)
+{
+	return neg_errno(fallocate(handle_of(fi)->fd, mode, (off_t)off, (off_t)len));
+}
+
+static int pt_lseek(struct furing_req *req, const char *path, uint64_t *off, int whence,
+		    const struct furing_path_file *fi)
+{
+	off_t at = lseek(handle_of(fi)->fd, (off_t)*off, whence);
+	if (at < 0)
+		return -errno;
+	*off = (uint64_t)at;
+	return 0;
+}
+
+static int pt_copy_file_range(struct furing_req *req, const char *path_in, const struct furing_path_file *fi_in,
+			      uint64_t off_in, const char *path_out, const struct furing_path_file *fi_out,
+			      uint64_t off_out, size_t len, unsigned int flags)
+{
+	loff_t in = (loff_t)off_in, out = (loff_t)off_out;
+	ssize_t n = copy_file_range(handle_of(fi_in)->fd, &in, handle_of(fi_out)->fd, &out, len, flags);
+	return n < 0 ? -errno : (int)n;
+}
+
+static int pt_fsyncdir(struct furing_req *req, const char *path, bool datasync, const struct furing_path_file *fi)
+{
+	return pt_fsync(req, path, datasync, fi);
+}
+
 static int pt_release(struct furing_req *req, const char *path, const struct furing_path_file *fi)
 {
 	struct handle *h = handle_of(fi);
@@ -310,6 +340,10 @@ static const struct furing_path_ops pathpt_ops = {
 	.getxattr = pt_getxattr,
 	.listxattr = pt_listxattr,
 	.removexattr = pt_removexattr,
+	.fallocate = pt_fallocate,
+	.lseek = pt_lseek,
+	.copy_file_range = pt_copy_file_range,
+	.fsyncdir = pt_fsyncdir,
 };
 
 /* pathpt's own -o items (the library took its own already); false on an

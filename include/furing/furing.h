@@ -60,7 +60,7 @@ extern "C" {
 #endif
 
 #define FURING_VERSION_MAJOR 0
-#define FURING_VERSION_MINOR 2
+#define FURING_VERSION_MINOR 3
 #define FURING_VERSION_PATCH 0
 /* e.g. 0x000200 for 0.2.0: compare with #if FURING_VERSION_NUMBER >= ... */
 #define FURING_VERSION_NUMBER ((FURING_VERSION_MAJOR << 16) | (FURING_VERSION_MINOR << 8) | FURING_VERSION_PATCH)
@@ -1122,6 +1122,23 @@ struct furing_path_ops {
 	int (*getxattr)(struct furing_req *req, const char *path, const char *name, void *buf, size_t size);
 	int (*listxattr)(struct furing_req *req, const char *path, char *buf, size_t size);
 	int (*removexattr)(struct furing_req *req, const char *path, const char *name);
+	/* Added in 0.3 after the above. NULL: ENOSYS, and the kernel does
+	 * without for the rest of the mount (fallocate then fails with
+	 * EOPNOTSUPP; lseek finds data everywhere; copies go through the page
+	 * cache; fsyncdir succeeds). */
+	/* fallocate(2): @mode 0, or FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE. */
+	int (*fallocate)(struct furing_req *req, const char *path, int mode, uint64_t off, uint64_t len,
+			 const struct furing_path_file *fi);
+	/* SEEK_DATA or SEEK_HOLE (@whence) from *@off: the answer into *@off, 0
+	 * (-ENXIO: no data, or no hole, past it). Other whences never arrive. */
+	int (*lseek)(struct furing_req *req, const char *path, uint64_t *off, int whence,
+		     const struct furing_path_file *fi);
+	/* copy_file_range(2) of at most @len bytes (the library caps one call
+	 * near 2 GiB): the count copied, short at the end of @path_in. */
+	int (*copy_file_range)(struct furing_req *req, const char *path_in, const struct furing_path_file *fi_in,
+			       uint64_t off_in, const char *path_out, const struct furing_path_file *fi_out,
+			       uint64_t off_out, size_t len, unsigned int flags);
+	int (*fsyncdir)(struct furing_req *req, const char *path, bool datasync, const struct furing_path_file *fi);
 };
 
 struct furing_path;

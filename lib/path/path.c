@@ -1,6 +1,7 @@
 /* The path API over the lowlevel engine: the handle, the per-request state
  * machine and the operations on names (lookup, forget, getattr, setattr,
- * mknod, mkdir, unlink, rmdir, rename, statfs; path_more.c has the rest). Each handler turns node
+ * mknod, mkdir, unlink, rmdir, rename, statfs; path_files.c, path_data.c
+ * and path_more.c have the rest). Each handler turns node
  * ids into paths under the table's lock, calls the filesystem's operation
  * without the lock (it may be slow, or answer later), and does the table's
  * part of the answer (count a lookup, drop or move a name) under the lock
@@ -470,4 +471,8 @@ const struct furing_ops path_lowlevel = {
 	.getxattr = path_getxattr,
 	.listxattr = path_listxattr,
 	.removexattr = path_removexattr,
+	.fallocate = path_fallocate,
+	.lseek = path_lseek,
+	.copy_file_range = path_copy_file_range,
+	.fsyncdir = path_fsyncdir,
 };

@@ -278,6 +278,8 @@ void preq_finish_file(struct furing_req *req, struct preq *q, int res)
 		preq_reply_err(req, q, -res);
 		return;
 	}
+	if (preq_finish_data(req, q, res))
+		return;
 	switch (q->op) {
 	case P_CREATE:
 		if (q->stage == 0) {

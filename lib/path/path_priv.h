@@ -42,6 +42,7 @@ struct preq {
 	const char *name, *newname; /* in the request, valid until the answer */
 	char *path, *path2;
 	struct pfile *pf;
+	struct pfile *pf2; /* copy_file_range: the destination */
 	struct stat st;
 	struct statvfs sv;
 	struct furing_path_file fi; /* create and open: filled by the filesystem */
@@ -54,6 +55,7 @@ enum pop {
 	P_LOOKUP, P_GETATTR, P_SETATTR, P_MKNOD, P_MKDIR, P_UNLINK, P_RMDIR, P_RENAME, P_STATFS,
 	P_SYMLINK, P_LINK, P_READLINK, P_ACCESS, P_SETXATTR, P_GETXATTR, P_LISTXATTR, P_REMOVEXATTR,
 	P_OPEN, P_CREATE, P_READ, P_WRITE, P_FLUSH, P_FSYNC, P_RELEASE, P_OPENDIR, P_READDIR, P_RELEASEDIR,
+	P_FALLOCATE, P_LSEEK, P_COPY_FILE_RANGE, P_FSYNCDIR,
 };
 
 static inline struct furing_path *path_of(struct furing_req *req)
@@ -108,6 +110,17 @@ void path_setxattr(struct furing_req *req, uint64_t ino, const char *name, const
 void path_getxattr(struct furing_req *req, uint64_t ino, const char *name, size_t size);
 void path_listxattr(struct furing_req *req, uint64_t ino, size_t size);
 void path_removexattr(struct furing_req *req, uint64_t ino, const char *name);
+
+/* path_data.c: fallocate, lseek, copy_file_range, fsyncdir. */
+void path_fallocate(struct furing_req *req, uint64_t ino, int mode, uint64_t off, uint64_t len,
+		    const struct furing_file *fi);
+void path_lseek(struct furing_req *req, uint64_t ino, uint64_t off, int whence, const struct furing_file *fi);
+void path_copy_file_range(struct furing_req *req, uint64_t ino_in, uint64_t off_in, const struct furing_file *fi_in,
+			  uint64_t ino_out, uint64_t off_out, const struct furing_file *fi_out, uint64_t len,
+			  uint64_t flags);
+void path_fsyncdir(struct furing_req *req, uint64_t ino, bool datasync, const struct furing_file *fi);
+/* The step after one of them; true when it was one. */
+bool preq_finish_data(struct furing_req *req, struct preq *q, int res);
 
 /* The path of an open file's node (NULL when it was removed); false after answering ENOMEM. */
 bool preq_file_path(struct furing_req *req, struct preq *q, const struct furing_file *fi);

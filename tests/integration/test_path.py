@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from furing_helpers import RENAME_EXCHANGE, RENAME_NOREPLACE, errno_of, read_file, renameat2, wait_for
+from furing_helpers import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, RENAME_EXCHANGE,
+                            RENAME_NOREPLACE, errno_of, fallocate, read_file, renameat2, wait_for)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -219,6 +220,72 @@ def test_pathpt_links_and_xattrs(example, transport, workdir):
     os.removexattr(g, "user.colour")
     assert os.listxattr(g) == ["user.big"]
     assert errno_of(os.removexattr, g, "user.colour") == errno.ENODATA
+    stop_clean(h)
+
+
+def test_pathpt_data_ops(example, transport, workdir):
+    """fallocate (allocate, punch a hole, zero a range), SEEK_DATA /
+    SEEK_HOLE, copy_file_range and fsync of a directory through the path
+    API's data operations, each checked on the source file."""
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    h = example("pathpt", src, debug=False)
+    m = h.mountpoint
+    K = 65536
+    data = bytes(range(256)) * (4 * K // 256)  # 256 KiB, no zero run
+    fd = os.open(os.path.join(m, "f"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert os.pwrite(fd, data, 0) == len(data)
+        os.fsync(fd)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, K, K)
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, 3 * K, K // 2)
+        fallocate(fd, 0, 4 * K, 2 * K)  # grows the file
+        want = data[:K] + bytes(K) + data[2 * K:3 * K] + bytes(K // 2) + data[3 * K + K // 2:] + bytes(2 * K)
+        assert os.fstat(fd).st_size == 6 * K
+        assert read_file(os.path.join(src, "f")) == want
+        assert os.pread(fd, 6 * K, 0) == want
+        # The hole made by the punch, seen through the mount (the kernel
+        # asks the server: its own answer would be "all data").
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == K
+        assert os.lseek(fd, K, os.SEEK_DATA) == 2 * K
+        assert errno_of(os.lseek, fd, 7 * K, os.SEEK_DATA) == errno.ENXIO
+        out = os.open(os.path.join(m, "g"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            assert os.copy_file_range(fd, out, 2 * K, 100, 0) == 2 * K
+            assert read_file(os.path.join(src, "g")) == want[100:100 + 2 * K]
+            # To the same file, from an offset past the end: nothing to copy.
+            assert os.copy_file_range(fd, out, 10, 10 * K, 0) == 0
+        finally:
+            os.close(out)
+    finally:
+        os.close(fd)
+    dfd = os.open(m, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)  # fsyncdir
+    finally:
+        os.close(dfd)
+    stop_clean(h)
+
+
+def test_pathfs_without_data_ops(example, transport):
+    """A path filesystem without fallocate, lseek and copy_file_range
+    (pathfs): the kernel does without them, as furing.h says."""
+    h = example("pathfs", debug=False)
+    f = os.path.join(h.mountpoint, "f")
+    write(f, b"x" * 5000)
+    fd = os.open(f, os.O_RDWR)
+    try:
+        assert errno_of(fallocate, fd, 0, 0, 8192) == errno.EOPNOTSUPP
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == 5000
+        g = os.open(os.path.join(h.mountpoint, "g"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            assert os.copy_file_range(fd, g, 5000, 0, 0) == 5000
+        finally:
+            os.close(g)
+        assert read_file(os.path.join(h.mountpoint, "g")) == b"x" * 5000
+    finally:
+        os.close(fd)
     stop_clean(h)
 
 
