@@ -457,9 +457,12 @@ class SilentServer:
             c.close()
 
 
+SLOW_TIMEOUT = 4  # seconds: the NBD connect's timeout, longer than the others' work takes
+
+
 def test_slow_export_add_blocks_no_one(daemon, workdir):
     """An export-add that takes seconds (an NBD server that does not answer,
-    here for its 3 s timeout) holds up only the client that sent it: others
+    for its connect timeout) holds up only the client that sent it: others
     list it as starting, add and remove exports meanwhile; its own next
     request waits for its reply, which then comes, in order."""
     d = daemon()
@@ -470,7 +473,7 @@ def test_slow_export_add_blocks_no_one(daemon, workdir):
         d.mountpoints.append(mnt)
         msg = {"command": "export-add", "tag": 1,
                "arguments": {"id": "slow", "type": "export", "source": server.uri, "mountpoint": mnt,
-                             "timeout": 3, "kernel-passthrough": "off"}}
+                             "timeout": SLOW_TIMEOUT, "kernel-passthrough": "off"}}
         # Two requests in one write: the second waits behind the first.
         slow.send_raw(json.dumps(msg).encode() + b"\n" +
                       json.dumps({"command": "query-exports", "tag": 2}).encode() + b"\n")
@@ -496,13 +499,22 @@ def test_slow_export_add_blocks_no_one(daemon, workdir):
         d.add("quick", img, quick, writable=True)
         check_serves(quick, 1)
         assert "return" in d.request("export-del", id="quick", mode="safe")
-        assert time.monotonic() - sent < 2.5, "the other client waited for the slow export-add"
+        # All that while the slow one still had no answer: nothing held
+        # the others back for it (an order, not a speed).
+        slow.sock.setblocking(False)
+        try:
+            early = slow.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            early = b""
+        slow.sock.setblocking(True)
+        slow.sock.settimeout(30)
+        assert not early and not slow.buf, "the slow export-add answered before the others were served"
         other.close()
 
         first, second = slow.read(), slow.read()
         assert first["reply"] == "export-add" and first["tag"] == 1, first
         assert first["error"]["class"] == "Failed" and "no answer" in first["error"]["desc"], first
-        assert time.monotonic() - sent >= 2.5, "export-add answered before its timeout"
+        assert time.monotonic() - sent >= SLOW_TIMEOUT - 0.5, "export-add answered before its timeout"
         assert second["reply"] == "query-exports" and second["tag"] == 2, second
         # "gone" times out at about the same moment as "slow".
         assert [x["id"] for x in second["return"]["exports"]] in ([], ["gone"]), second
