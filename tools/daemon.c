@@ -53,7 +53,7 @@ static const char daemon_help[] =
 	"  --max-buffer-memory BYTES  the most memory the exports' request buffers may\n"
 	"                        take together (K/M/G/T suffix; default: half the\n"
 	"                        machine's): export-add refuses an export past it.\n"
-	"                        Each needs queues x queue-depth x payload-size (64M\n"
+	"                        Each needs queues x queue-depth x payload-size (68M\n"
 	"                        on two CPUs by default), touched as requests use it\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         the version\n"
