@@ -184,6 +184,9 @@ void fu_worker_free(struct fu_worker *w, bool forced);
 /* /dev/fuse slots per worker when the ring carries the requests: FORGET,
  * INTERRUPT and whatever arrives before the ring is ready. */
 #define DEV_SLOTS_BESIDE_RING 2
+/* Bytes per ring entry's header (struct fuse_uring_req_header, 288,
+ * rounded up: keeps entries on separate cache lines). */
+#define RING_HDR_STRIDE 512
 /* The CPUs of the ring queues the worker serves (a queue's id is its CPU). */
 void fu_worker_queue_cpus(const struct fu_worker *w, cpu_set_t *set);
 

@@ -808,8 +808,10 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 /* The most memory the request buffers of a session with @cfg can take:
  * bytes the workers map for requests and answers, each page becoming
  * memory only once a request uses it (so an idle session holds little of
- * it, and one under large requests all). Counts every possible CPU's
- * queue, whichever transport start-up picks; 0 when @cfg is one
+ * it, and one under large requests all; a Linux 7.3 buffer pool is
+ * pinned at once). Counts every possible CPU's queue (its entries, or its
+ * pool when buffer_pool_size asks for more), whichever transport
+ * start-up picks; 0 when @cfg is one
  * furing_session_new refuses. For a program that runs many sessions and
  * must bound their sum (furing daemon --max-buffer-memory). Since
  * FURING_0.4. */

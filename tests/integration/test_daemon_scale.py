@@ -396,9 +396,10 @@ def test_buffer_memory_bound(daemon, workdir, cli):
     counts for less; and under 1 MiB requests at iodepth 32 the daemon's
     memory grows by no more than the export counts for."""
     page = os.sysconf("SC_PAGESIZE")
-    # The defaults: depth 32 of 1 MiB payloads on every possible CPU's
-    # queue, and two /dev/fuse slots (a page either side) per worker.
-    per_export = possible_cpus() * 32 * MiB + len(online_cpus()) * 2 * (MiB + 2 * page)
+    # The defaults: depth 32 of 1 MiB payloads and 512-byte headers on
+    # every possible CPU's queue, and two /dev/fuse slots (a page either
+    # side) per worker.
+    per_export = possible_cpus() * 32 * (MiB + 512) + len(online_cpus()) * 2 * (MiB + 2 * page)
     limit_mib = (3 * per_export + per_export // 2) // MiB  # three fit, not four
     d = daemon(args=("--max-buffer-memory", f"{limit_mib}M"))
     assert d.connect().greeting["greeting"]["capabilities"]["max-buffer-memory"] == limit_mib * MiB
