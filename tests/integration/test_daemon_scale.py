@@ -512,7 +512,7 @@ def test_slow_export_add_blocks_no_one(daemon, workdir):
         assert not early and not slow.buf, "the slow export-add answered before the others were served"
         other.close()
 
-        first, second = slow.read(), slow.read()
+        first, second = slow.reply(), slow.reply()
         assert first["reply"] == "export-add" and first["tag"] == 1, first
         assert first["error"]["class"] == "Failed" and "no answer" in first["error"]["desc"], first
         assert time.monotonic() - sent >= SLOW_TIMEOUT - 0.5, "export-add answered before its timeout"
