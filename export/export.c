@@ -648,3 +648,8 @@ bool export_backend_unreachable(const struct export *e)
 {
 	return e->be->ops->unreachable && e->be->ops->unreachable(e->be);
 }
+
+bool export_backend_can_fail(const struct export *e)
+{
+	return e->be->ops->unreachable != NULL;
+}

@@ -87,6 +87,9 @@ uint64_t export_size(const struct export *e);
  * now (an NBD server lost, a --format's qemu-nbd gone), so requests fail
  * with EIO. Always false for an image file. */
 bool export_backend_unreachable(const struct export *e);
+/* Whether export_backend_unreachable can ever say true (a backend over a
+ * connection: NBD): what a watcher of it must poll for. */
+bool export_backend_can_fail(const struct export *e);
 
 extern const struct furing_ops export_ops;
 

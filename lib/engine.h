@@ -181,6 +181,12 @@ void *fu_worker_main(void *arg);
 /* Wakes the worker's loop (its ctl eventfd). Any thread. */
 void fu_worker_wake(struct fu_worker *w);
 void fu_worker_free(struct fu_worker *w, bool forced);
+/* /dev/fuse slots per worker when the ring carries the requests: FORGET,
+ * INTERRUPT and whatever arrives before the ring is ready. */
+#define DEV_SLOTS_BESIDE_RING 2
+/* Bytes per ring entry's header (struct fuse_uring_req_header, 288,
+ * rounded up: keeps entries on separate cache lines). */
+#define RING_HDR_STRIDE 512
 /* The CPUs of the ring queues the worker serves (a queue's id is its CPU). */
 void fu_worker_queue_cpus(const struct fu_worker *w, cpu_set_t *set);
 
@@ -264,6 +270,7 @@ struct fu_session {
 	atomic_bool running;      /* from the INIT answer to the end of wait: notifications may go out */
 	atomic_bool fatal;
 	atomic_bool stop_requested;
+	atomic_bool abort_requested; /* furing_session_abort: no grace before the abort */
 	atomic_bool stats_requested;
 	char fatal_msg[256];
 	pthread_mutex_t fatal_lock;

@@ -22,7 +22,8 @@
  *   stop:   furing_session_stop or a fatal worker error -> lazy unmount ->
  *           if the connection is still held open by a user after a grace
  *           period, abort it through fusectl -> if a worker still has not
- *           finished, force it out of its loop.
+ *           finished, force it out of its loop. furing_session_abort skips
+ *           the grace period: the abort follows the unmount at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +132,23 @@ static void apply_defaults(struct furing_config *cfg)
 		cfg->start_timeout_ms = DEFAULT_START_TIMEOUT_MS;
 	if (cfg->start_timeout_ms > INT_MAX)
 		cfg->start_timeout_ms = INT_MAX;
+}
+
+uint64_t furing_config_buffer_bytes(const struct furing_config *cfg, size_t cfg_size)
+{
+	/* The sizing of furing_session_new, on a session that is never
+	 * started: the same defaults and rounding, so the same figure. */
+	struct fu_session *s = cfg ? calloc(1, sizeof(*s)) : NULL;
+	uint64_t bytes = 0;
+
+	if (!s)
+		return 0;
+	memcpy(&s->cfg, cfg, cfg_size < sizeof(s->cfg) ? cfg_size : sizeof(s->cfg));
+	apply_defaults(&s->cfg);
+	if (fu_transport_size(s, NULL, 0) == 0)
+		bytes = fu_transport_buffer_bytes(s);
+	free(s);
+	return bytes;
 }
 
 /* Defaults, sizing, checks and the wake-up eventfd. */
@@ -391,6 +409,25 @@ void furing_session_stop(struct furing_session *pub)
 	fu_session_wake(s);
 }
 
+void furing_session_abort(struct furing_session *pub)
+{
+	struct fu_session *s = (struct fu_session *)pub;
+
+	atomic_store(&s->abort_requested, true);
+	furing_session_stop(pub);
+}
+
+/* Users still holding the file get ECONNABORTED from now on; the workers
+ * see the connection end and leave. @stop_at moves back so that the
+ * forced exit comes ABORT_GRACE_MS after this abort, however early. */
+static void abort_now(struct fu_session *s, uint64_t now, uint64_t *stop_at)
+{
+	int ret = fu_abort_connection(s->conn_dev);
+	if (ret < 0)
+		fu_log(s, FURING_LOG_WARNING, "cannot abort the connection (%s); closing it", strerror(-ret));
+	*stop_at = now - STOP_GRACE_MS;
+}
+
 static void force_workers_out(struct fu_session *s)
 {
 	for (unsigned int i = 0; i < s->nworkers; i++) {
@@ -445,13 +482,14 @@ int furing_session_wait(struct furing_session *pub)
 			s->mounted = false;
 			stop_at = now;
 			phase = UNMOUNTED;
+			if (atomic_load(&s->abort_requested)) {
+				abort_now(s, now, &stop_at);
+				phase = ABORTED;
+			}
 			break;
 		case UNMOUNTED:
-			if (now - stop_at >= STOP_GRACE_MS) {
-				int ret = fu_abort_connection(s->conn_dev);
-				if (ret < 0)
-					fu_log(s, FURING_LOG_WARNING, "cannot abort the connection (%s); closing it",
-					       strerror(-ret));
+			if (atomic_load(&s->abort_requested) || now - stop_at >= STOP_GRACE_MS) {
+				abort_now(s, now, &stop_at);
 				phase = ABORTED;
 			}
 			break;

@@ -41,6 +41,10 @@ int fu_transport_choose(struct fu_session *s, struct fu_transport_choice *tc, ch
 /* At furing_session_new: max_write (clamped to the kernel's limit), the
  * payload size of a request buffer and the queue depth. */
 int fu_transport_size(struct fu_session *s, char *err, size_t errlen);
+/* After fu_transport_size: the most bytes of request buffers the workers
+ * map (each page touched only when a request uses it), whichever
+ * transport start-up picks. */
+uint64_t fu_transport_buffer_bytes(const struct fu_session *s);
 /* The max_background the INIT answer offers by default. */
 uint16_t fu_transport_background_limit(const struct fu_session *s);
 /* The ring setup plan: once INIT is agreed and before any worker is

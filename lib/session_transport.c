@@ -74,6 +74,34 @@ int fu_transport_size(struct fu_session *s, char *err, size_t errlen)
 	return 0;
 }
 
+static unsigned int possible_cpus(void);
+
+/* Ring: every queue's entries (transport_ring.c: each payload on its own
+ * pages, each header in RING_HDR_STRIDE bytes), or its buffer pool when
+ * one was asked for larger than them (Linux 7.3; the default pool is a
+ * quarter of them), and each worker's few /dev/fuse slots beside them;
+ * /dev/fuse: depth slots per worker (transport_dev.c: a page either side
+ * of the payload). */
+uint64_t fu_transport_buffer_bytes(const struct fu_session *s)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t entry = ((uint64_t)s->payload_size + page - 1) & ~(page - 1);
+	uint64_t slot = entry + 2 * page;
+	uint64_t workers = s->cfg.threads;
+	uint64_t dev = workers * s->depth * slot;
+
+	if (s->cfg.io_uring == FURING_IO_URING_OFF)
+		return dev;
+	uint64_t payloads = s->depth * entry;
+	if (s->cfg.buffer_pool != FURING_FEATURE_OFF && s->cfg.buffer_pool_size > payloads)
+		payloads = s->cfg.buffer_pool_size;
+	uint64_t queue = payloads + (uint64_t)s->depth * RING_HDR_STRIDE;
+	uint64_t ring = (uint64_t)possible_cpus() * queue + workers * DEV_SLOTS_BESIDE_RING * slot;
+	if (s->cfg.io_uring == FURING_IO_URING_ON)
+		return ring;
+	return ring > dev ? ring : dev;
+}
+
 /* Async direct I/O, readahead and writeback are "background" requests, and
  * the kernel lets only max_background of them be in flight (default 12): an
  * application at iodepth 64 would wait in the kernel, not in our queues.

@@ -403,7 +403,7 @@ int ring_queue_create(struct fu_worker *w, uint16_t qid, unsigned int slot, unsi
 {
 	const struct fu_ring_plan *plan = &w->s->plan;
 	struct ring_queue *q = calloc(1, sizeof(*q));
-	size_t hdr_stride = 512; /* 288 rounded up: keeps entries on separate cache lines */
+	size_t hdr_stride = RING_HDR_STRIDE;
 
 	if (!q)
 		goto nomem;

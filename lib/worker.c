@@ -20,9 +20,6 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
-/* /dev/fuse slots per worker when the ring carries the requests: FORGET,
- * INTERRUPT and whatever arrives before the ring is ready. */
-#define DEV_SLOTS_BESIDE_RING 2
 #define DEFAULT_RING_SETUP IORING_SETUP_COOP_TASKRUN
 #define DEFAULT_BUSY_POLL_US 50
 

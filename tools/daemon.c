@@ -2,13 +2,16 @@
  * and removed at run time through a unix socket that speaks the control
  * protocol (doc/control.md). This file is the socket and its clients; the
  * exports are daemon_exports.c's. One thread runs it all, one request at a
- * time; each export's session has its own workers. */
+ * time, but for the start of an export (export-add), which runs on a
+ * thread of its own while the others are served; each export's session
+ * has its own workers. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,21 +35,26 @@
 int cmd_daemon(int argc, char **argv);
 
 static const char daemon_help[] =
-	"Usage: furing daemon --control PATH [--config FILE]\n"
+	"Usage: furing daemon --control PATH [--config FILE] [--max-buffer-memory BYTES]\n"
 	"\n"
 	"Serve any number of exports and passthrough mounts from one process, added, listed and removed at run\n"
 	"time through the unix socket PATH (created mode 0600; only root and the daemon's\n"
 	"own user may connect), which speaks JSON, one object per line (doc/control.md).\n"
 	"furing ctl PATH COMMAND [KEY=VALUE...] is its client. Each export has its own\n"
-	"session and worker threads and takes the options of furing export (type\n"
-	"export) or furing passthrough (type passthrough) as arguments of the same\n"
-	"names. Runs in the foreground until SIGINT/SIGTERM, which remove every export\n"
-	"and exit.\n"
+	"session (its threads: one worker per online CPU, or threads=N, and one more)\n"
+	"and takes the options of furing export (type export) or furing passthrough\n"
+	"(type passthrough) as arguments of the same names. Runs in the foreground\n"
+	"until SIGINT/SIGTERM, which remove every export and exit.\n"
 	"\n"
 	"  --control PATH        the control socket (a stale one left there is replaced)\n"
 	"  --config FILE         exports to start at launch: JSON, {\"exports\": [{export-add's\n"
 	"                        arguments}, ...]} (furing-daemon.conf(5)); SIGHUP or the reload\n"
 	"                        command reads it again and adds/removes exports to match\n"
+	"  --max-buffer-memory BYTES  the most memory the exports' request buffers may\n"
+	"                        take together (K/M/G/T suffix; default: half the\n"
+	"                        machine's): export-add refuses an export past it.\n"
+	"                        Each needs queues x queue-depth x payload-size (68M\n"
+	"                        on two CPUs by default), touched as requests use it\n"
 	"  -h, --help            this text\n"
 	"  -V, --version         the version\n"
 	"\n"
@@ -64,6 +72,11 @@ static const char daemon_help[] =
 
 struct client {
 	int fd;
+	uint64_t serial; /* names it to an export-add that answers later */
+	/* An export-add starting for it: its later requests wait (replies go
+	 * in order), unread, until that one's reply is sent. */
+	bool waiting;
+	json_t *waiting_tag;
 	size_t len;
 	char buf[CONTROL_MAX_MESSAGE + 1]; /* a whole message and its newline */
 };
@@ -71,6 +84,7 @@ struct client {
 struct daemon {
 	const char *control_path;
 	const char *config_path;
+	uint64_t buffer_limit; /* --max-buffer-memory */
 	struct daemon_config *config; /* NULL without --config */
 	struct stat sock_st; /* the socket we made: removed at exit only if still ours */
 	int listen_fd;
@@ -78,6 +92,7 @@ struct daemon {
 	struct daemon_exports *exports;
 	struct daemon_watch *watch; /* the backends' states, for their events */
 	struct client *clients[CLIENTS_MAX];
+	uint64_t next_serial;
 	bool stop;
 };
 
@@ -194,8 +209,6 @@ static json_t *reload(struct daemon *dm, struct control_error *e)
 
 static json_t *run_command(struct daemon *dm, const struct control_request *req, struct control_error *e)
 {
-	if (!strcmp(req->command, "export-add"))
-		return daemon_exports_add(dm->exports, req->args, e);
 	if (!strcmp(req->command, "export-del"))
 		return daemon_exports_del(dm->exports, req->args, e);
 	if (!strcmp(req->command, "query-exports"))
@@ -212,7 +225,8 @@ static json_t *run_command(struct daemon *dm, const struct control_request *req,
 	return NULL;
 }
 
-/* One message from a client: its reply sent. -1: drop the client. */
+/* One message from a client: its reply sent, or (an export-add that
+ * started) to come. -1: drop the client. */
 static int handle_message(struct daemon *dm, struct client *c, const char *msg, size_t len)
 {
 	struct control_request req;
@@ -220,6 +234,14 @@ static int handle_message(struct daemon *dm, struct client *c, const char *msg, 
 	json_t *reply;
 
 	if (control_parse(msg, len, &req, &e) < 0) {
+		reply = control_reply_error(req.command, &e, req.tag);
+	} else if (!strcmp(req.command, "export-add")) {
+		if (daemon_exports_add_async(dm->exports, req.args, c->serial, &e) == 0) {
+			c->waiting = true;
+			c->waiting_tag = json_incref(req.tag);
+			control_request_free(&req);
+			return 0;
+		}
 		reply = control_reply_error(req.command, &e, req.tag);
 	} else {
 		json_t *ret = run_command(dm, &req, &e);
@@ -245,6 +267,31 @@ static int send_error(int fd, const char *cls, const char *desc)
 	return send_message(fd, control_reply_error(NULL, &e, NULL));
 }
 
+/* Every whole line a client sent, until one makes it wait. -1: drop the
+ * client. */
+static int client_lines(struct daemon *dm, struct client *c)
+{
+	size_t start = 0;
+	char *nl;
+
+	while (!c->waiting && (nl = memchr(c->buf + start, '\n', c->len - start))) {
+		size_t line = (size_t)(nl - (c->buf + start));
+		size_t at = start;
+		start += line + 1;
+		if (!blank(c->buf + at, line) && handle_message(dm, c, c->buf + at, line) < 0)
+			return -1;
+	}
+	memmove(c->buf, c->buf + start, c->len - start);
+	c->len -= start;
+	if (!c->waiting && c->len == sizeof(c->buf)) {
+		char desc[128];
+		snprintf(desc, sizeof(desc), "message longer than %d bytes: connection closed", CONTROL_MAX_MESSAGE);
+		send_error(c->fd, CONTROL_ERR_PROTOCOL, desc);
+		return -1;
+	}
+	return 0;
+}
+
 /* What a client sent: every whole line handled. -1: drop the client (it
  * hung up, mid-message or not, or sent a message too long to take). */
 static int client_input(struct daemon *dm, struct client *c)
@@ -256,28 +303,12 @@ static int client_input(struct daemon *dm, struct client *c)
 	if (n == 0)
 		return -1;
 	c->len += (size_t)n;
-	size_t start = 0;
-	char *nl;
-	while ((nl = memchr(c->buf + start, '\n', c->len - start))) {
-		size_t line = (size_t)(nl - (c->buf + start));
-		if (!blank(c->buf + start, line) && handle_message(dm, c, c->buf + start, line) < 0)
-			return -1;
-		start += line + 1;
-	}
-	memmove(c->buf, c->buf + start, c->len - start);
-	c->len -= start;
-	if (c->len == sizeof(c->buf)) {
-		char desc[128];
-		snprintf(desc, sizeof(desc), "message longer than %d bytes: connection closed", CONTROL_MAX_MESSAGE);
-		send_error(c->fd, CONTROL_ERR_PROTOCOL, desc);
-		return -1;
-	}
-	return 0;
+	return client_lines(dm, c);
 }
 
 /* ------------------------------------------------------------ clients */
 
-static json_t *capabilities(void)
+static json_t *capabilities(uint64_t buffer_limit)
 {
 	json_t *commands = json_array();
 	json_t *events = json_array();
@@ -286,8 +317,9 @@ static json_t *capabilities(void)
 		json_array_append_new(commands, json_string(control_commands[i]));
 	for (int i = 0; events && daemon_event_names[i]; i++)
 		json_array_append_new(events, json_string(daemon_event_names[i]));
-	return json_pack("{s:o, s:o, s:[s,s], s:[s,s], s:i}", "commands", commands, "events", events, "types", "export",
-			 "passthrough", "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE);
+	return json_pack("{s:o, s:o, s:[s,s], s:[s,s], s:i, s:I}", "commands", commands, "events", events, "types",
+			 "export", "passthrough", "del-modes", "safe", "hard", "max-message", CONTROL_MAX_MESSAGE,
+			 "max-buffer-memory", (json_int_t)(buffer_limit > INT64_MAX ? INT64_MAX : buffer_limit));
 }
 
 /* Only root and the daemon's own user: the socket's mode says the same,
@@ -325,8 +357,11 @@ static void accept_client(struct daemon *dm)
 		return;
 	}
 	c->fd = fd;
+	c->serial = ++dm->next_serial;
+	c->waiting = false;
+	c->waiting_tag = NULL;
 	c->len = 0;
-	if (send_message(fd, control_greeting(furing_version(), capabilities())) < 0) {
+	if (send_message(fd, control_greeting(furing_version(), capabilities(dm->buffer_limit))) < 0) {
 		close(fd);
 		free(c);
 		return;
@@ -336,6 +371,7 @@ static void accept_client(struct daemon *dm)
 
 static void drop_client(struct daemon *dm, int slot)
 {
+	json_decref(dm->clients[slot]->waiting_tag);
 	close(dm->clients[slot]->fd);
 	free(dm->clients[slot]);
 	dm->clients[slot] = NULL;
@@ -356,6 +392,30 @@ static void broadcast(void *data, json_t *ev)
 static void export_gone(void *data, const char *id, bool error, json_t *removed)
 {
 	broadcast(data, daemon_event_export_gone(id, error, removed));
+}
+
+/* An export-add that started in the background is done: its reply to the
+ * client that asked (if still connected), whose waiting requests then go
+ * on. */
+static void export_added(void *data, uint64_t token, json_t *ret, const struct control_error *e)
+{
+	struct daemon *dm = data;
+	int slot = 0;
+
+	while (slot < CLIENTS_MAX && !(dm->clients[slot] && dm->clients[slot]->serial == token))
+		slot++;
+	if (slot == CLIENTS_MAX) {
+		json_decref(ret);
+		return;
+	}
+	struct client *c = dm->clients[slot];
+	json_t *reply = ret ? control_reply_ok("export-add", ret, c->waiting_tag)
+			    : control_reply_error("export-add", e, c->waiting_tag);
+	json_decref(c->waiting_tag);
+	c->waiting_tag = NULL;
+	c->waiting = false;
+	if (send_message(c->fd, reply) < 0 || client_lines(dm, c) < 0)
+		drop_client(dm, slot);
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -390,12 +450,15 @@ static void serve(struct daemon *dm)
 		p[P_LISTEN] = (struct pollfd){.fd = dm->listen_fd, .events = POLLIN};
 		nfds_t n = P_CLIENTS;
 		for (int i = 0; i < CLIENTS_MAX; i++) {
-			if (!dm->clients[i])
+			if (!dm->clients[i] || dm->clients[i]->waiting)
 				continue;
 			slot_of[n - P_CLIENTS] = i;
 			p[n++] = (struct pollfd){.fd = dm->clients[i]->fd, .events = POLLIN};
 		}
-		if (poll(p, n, DAEMON_WATCH_INTERVAL_MS) < 0) {
+		/* A timer only while a backend can fail without telling us:
+		 * everything else (signals, ended sessions, clients) is an fd. */
+		int timeout = daemon_exports_watched(dm->exports) ? DAEMON_WATCH_INTERVAL_MS : -1;
+		if (poll(p, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			die(EXIT_RUNTIME, "poll: %s", strerror(errno));
@@ -438,11 +501,45 @@ static int signals_to_fd(void)
 	return fd;
 }
 
+/* BYTES with an optional K/M/G/T suffix, at least 1 MiB. */
+static uint64_t parse_memory(const char *opt, const char *v)
+{
+	char *end;
+	unsigned int shift = 0;
+
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (*end && strchr("kK", *end))
+		shift = 10;
+	else if (*end && strchr("mM", *end))
+		shift = 20;
+	else if (*end && strchr("gG", *end))
+		shift = 30;
+	else if (*end && strchr("tT", *end))
+		shift = 40;
+	if (shift)
+		end++;
+	/* A digit first: strtoull would take " -1" as a huge number. */
+	if (errno || !(v[0] >= '0' && v[0] <= '9') || *end || n > (UINT64_MAX >> shift) || (n << shift) < (1u << 20))
+		die(EXIT_USAGE, "%s needs a byte count of at least 1M (K/M/G/T suffix allowed), not '%s'", opt, v);
+	return (uint64_t)n << shift;
+}
+
+/* Half the machine: room for the exports' buffers at their worst (every
+ * one under large requests at once) and for everything else. */
+static uint64_t default_buffer_limit(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : UINT64_MAX;
+}
+
 static void parse(int argc, char **argv, struct daemon *dm)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
 		{"config", required_argument, NULL, 'f'},
+		{"max-buffer-memory", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -458,6 +555,9 @@ static void parse(int argc, char **argv, struct daemon *dm)
 			break;
 		case 'f':
 			dm->config_path = optarg;
+			break;
+		case 'm':
+			dm->buffer_limit = parse_memory("--max-buffer-memory", optarg);
 			break;
 		case 'h':
 			fputs(daemon_help, stdout);
@@ -475,6 +575,8 @@ static void parse(int argc, char **argv, struct daemon *dm)
 		die(EXIT_USAGE, "daemon takes no arguments but options (see furing daemon --help)");
 	if (!dm->control_path)
 		die(EXIT_USAGE, "daemon needs --control PATH (see furing daemon --help)");
+	if (!dm->buffer_limit)
+		dm->buffer_limit = default_buffer_limit();
 }
 
 /* Every export removed, the socket gone. */
@@ -509,7 +611,9 @@ int cmd_daemon(int argc, char **argv)
 	dm.exports = daemon_exports_new();
 	if (!dm.exports)
 		die(EXIT_RUNTIME, "cannot set up: %s", strerror(errno));
+	daemon_exports_set_buffer_limit(dm.exports, dm.buffer_limit);
 	daemon_exports_on_gone(dm.exports, export_gone, &dm);
+	daemon_exports_on_added(dm.exports, export_added, &dm);
 	dm.watch = daemon_watch_new();
 	if (!dm.watch)
 		die(EXIT_RUNTIME, "cannot set up: out of memory");

@@ -17,39 +17,9 @@
 
 #include <furing/furing.h>
 
-#include "cli.h"
-#include "daemon_args.h"
-#include "export_run.h"
-#include "passthrough_run.h"
+#include "daemon_exports_priv.h"
 
 extern char **environ;
-
-/* Far more than one machine's worth of disks; a bound on what one client
- * can make the daemon hold. */
-#define EXPORTS_MAX 256
-
-struct dexport {
-	struct dexport *next;
-	json_t *args; /* a copy of export-add's arguments: @spec points into it */
-	struct daemon_args spec;
-	struct furing_config cfg;
-	struct export_run run;        /* type export */
-	struct passthrough_run prun;  /* type passthrough */
-	struct furing_session *s;     /* the one of them */
-	const char *mnt_abs;          /* its mountpoint's real path (NULL: unknown) */
-	pthread_t waiter;
-	int wake_fd;
-	atomic_bool ended; /* the session is over: the waiter is done */
-	int wait_result;   /* furing_session_wait's */
-};
-
-struct daemon_exports {
-	struct dexport *head;
-	unsigned int count;
-	int wake_fd;
-	daemon_gone_fn *on_gone;
-	void *on_gone_data;
-};
 
 struct daemon_exports *daemon_exports_new(void)
 {
@@ -57,6 +27,7 @@ struct daemon_exports *daemon_exports_new(void)
 
 	if (!x)
 		return NULL;
+	x->buffer_limit = UINT64_MAX;
 	x->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (x->wake_fd < 0) {
 		free(x);
@@ -65,20 +36,17 @@ struct daemon_exports *daemon_exports_new(void)
 	return x;
 }
 
+void daemon_exports_set_buffer_limit(struct daemon_exports *x, uint64_t bytes)
+{
+	x->buffer_limit = bytes;
+}
+
 int daemon_exports_wake_fd(const struct daemon_exports *x)
 {
 	return x->wake_fd;
 }
 
-/* The library's messages about one export, named by its id. */
-static void export_log(void *data, enum furing_log_level level, const char *msg)
-{
-	const struct dexport *d = data;
-
-	fprintf(stderr, "furing: [%s] %s\n", d->spec.id, msg);
-}
-
-static void *wait_for_end(void *arg)
+void *dexport_wait_for_end(void *arg)
 {
 	struct dexport *d = arg;
 	uint64_t one = 1;
@@ -91,7 +59,7 @@ static void *wait_for_end(void *arg)
 	return NULL;
 }
 
-static struct dexport *find(struct daemon_exports *x, const char *id)
+struct dexport *dexports_find(struct daemon_exports *x, const char *id)
 {
 	for (struct dexport *d = x->head; d; d = d->next)
 		if (!strcmp(d->spec.id, id))
@@ -101,26 +69,29 @@ static struct dexport *find(struct daemon_exports *x, const char *id)
 
 /* The export already served at @mountpoint (the same file by its real
  * path, or the same name while it does not exist yet), or NULL. */
-static struct dexport *find_mountpoint(struct daemon_exports *x, const char *mountpoint)
+struct dexport *dexports_find_mountpoint(struct daemon_exports *x, const char *mountpoint)
 {
 	char *abs = realpath(mountpoint, NULL);
 	struct dexport *d;
 
-	for (d = x->head; d; d = d->next)
-		if (!strcmp(d->spec.mountpoint, mountpoint) || (abs && d->mnt_abs && !strcmp(d->mnt_abs, abs)))
+	for (d = x->head; d; d = d->next) {
+		const char *its = d->starting ? d->want_abs : d->mnt_abs;
+		if (!strcmp(d->spec.mountpoint, mountpoint) || (abs && its && !strcmp(its, abs)))
 			break;
+	}
 	free(abs);
 	return d;
 }
 
-static void free_export(struct dexport *d)
+void dexport_free(struct dexport *d)
 {
+	free(d->want_abs);
 	json_decref(d->args);
 	free(d);
 }
 
 /* An export as query-exports and export-add show it. */
-static json_t *describe(const struct dexport *d)
+json_t *dexport_describe(const struct dexport *d)
 {
 	json_t *options = json_object();
 	const char *key;
@@ -132,6 +103,11 @@ static json_t *describe(const struct dexport *d)
 		if (strcmp(key, "id") && strcmp(key, "type") && strcmp(key, "source") && strcmp(key, "mountpoint"))
 			json_object_set(options, key, value);
 	}
+	/* What export-add asked for: the rest is not known yet. */
+	if (d->starting)
+		return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "id", d->spec.id, "type", d->spec.type, "source",
+				 d->spec.source, "mountpoint", d->spec.mountpoint, "state", "starting", "options", options,
+				 "buffer-memory", (json_int_t)d->buffer_bytes);
 	const struct furing_conn *conn = furing_session_conn(d->s);
 	bool kpt = d->spec.passthrough ? pt_passthrough_active(d->prun.fs) : d->run.kernel_passthrough;
 	json_t *x = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:b, s:s}", "id", d->spec.id, "type", d->spec.type,
@@ -139,6 +115,8 @@ static json_t *describe(const struct dexport *d)
 			      atomic_load(&d->ended) ? "ended" : "running", "options", options, "transport",
 			      conn->over_io_uring ? "io_uring" : "/dev/fuse", "kernel-passthrough", kpt, "serving",
 			      d->spec.passthrough ? d->prun.serving : d->run.serving);
+	if (x)
+		json_object_set_new(x, "buffer-memory", json_integer((json_int_t)d->buffer_bytes));
 	if (x && !d->spec.passthrough)
 		json_object_set_new(x, "size", json_integer((json_int_t)export_size(d->run.e)));
 	return x;
@@ -174,7 +152,8 @@ static json_t *finish(struct daemon_exports *x, struct dexport *d)
 		}
 	}
 	x->count--;
-	free_export(d);
+	x->buffer_bytes -= d->buffer_bytes;
+	dexport_free(d);
 	return ret;
 }
 
@@ -187,7 +166,7 @@ void daemon_exports_reap(struct daemon_exports *x)
 	struct dexport *d = x->head;
 	while (d) {
 		struct dexport *next = d->next;
-		if (atomic_load(&d->ended)) {
+		if (!d->starting && atomic_load(&d->ended)) {
 			fprintf(stderr, "furing: [%s] the session ended (unmounted from outside, or an error)\n", d->spec.id);
 			bool error = d->wait_result != 0;
 			char *id = x->on_gone ? strdup(d->spec.id) : NULL;
@@ -199,111 +178,7 @@ void daemon_exports_reap(struct daemon_exports *x)
 		}
 		d = next;
 	}
-}
-
-/* What the start would refuse anyway, as the caller's mistake: an export
- * is served as one file (an existing regular file, or none yet), a
- * passthrough mount on an existing directory. Symlinks, devices, FIFOs are
- * neither. */
-static int check_mountpoint(const struct daemon_args *spec, struct control_error *e)
-{
-	struct stat st;
-
-	if (lstat(spec->mountpoint, &st) < 0) {
-		if (spec->passthrough || errno != ENOENT)
-			return control_fail(e, CONTROL_ERR_ARGUMENT, "mountpoint %s: %s", spec->mountpoint, strerror(errno));
-		return 0;
-	}
-	if (spec->passthrough && !S_ISDIR(st.st_mode))
-		return control_fail(e, CONTROL_ERR_ARGUMENT, "mountpoint %s is not a directory: a passthrough mount needs one",
-				    spec->mountpoint);
-	if (!spec->passthrough && !S_ISREG(st.st_mode))
-		return control_fail(e, CONTROL_ERR_ARGUMENT, "mountpoint %s is not a regular file: an export is served as one file",
-				    spec->mountpoint);
-	return 0;
-}
-
-/* The start shared with the command line, for either type. */
-static int start(struct dexport *d, char *err, size_t errlen)
-{
-	if (d->spec.passthrough) {
-		if (passthrough_run_start(&d->prun, &d->spec.pt, false, err, errlen) < 0)
-			return -1;
-		d->s = d->prun.s;
-		d->mnt_abs = d->prun.mnt_abs;
-	} else {
-		if (export_run_start(&d->run, &d->spec.ex, false, err, errlen) < 0)
-			return -1;
-		d->s = d->run.s;
-		d->mnt_abs = d->run.mnt_abs;
-	}
-	return 0;
-}
-
-json_t *daemon_exports_add(struct daemon_exports *x, json_t *args, struct control_error *e)
-{
-	char err[2048];
-
-	if (x->count >= EXPORTS_MAX) {
-		control_fail(e, CONTROL_ERR_FAILED, "already %u exports, the most one daemon serves", x->count);
-		return NULL;
-	}
-	struct dexport *d = calloc(1, sizeof(*d));
-	if (!d || !(d->args = json_deep_copy(args))) {
-		free(d);
-		control_fail(e, CONTROL_ERR_FAILED, "out of memory");
-		return NULL;
-	}
-	cli_config_defaults(&d->cfg);
-	d->cfg.log = export_log;
-	d->cfg.log_data = d;
-	if (daemon_args_parse(d->args, &d->cfg, &d->spec, e) < 0)
-		goto fail;
-	/* The export's own messages while no session runs (an NBD export's
-	 * final flush, qemu-nbd's stop) carry its id too. */
-	d->spec.ex.ex.log = (struct export_log){.fn = export_log, .data = d};
-	if (find(x, d->spec.id)) {
-		control_fail(e, CONTROL_ERR_EXISTS, "an export with id '%s' exists", d->spec.id);
-		goto fail;
-	}
-	struct dexport *other = find_mountpoint(x, d->spec.mountpoint);
-	if (other) {
-		control_fail(e, CONTROL_ERR_EXISTS, "export '%s' serves mountpoint %s", other->spec.id, d->spec.mountpoint);
-		goto fail;
-	}
-	if (check_mountpoint(&d->spec, e) < 0)
-		goto fail;
-	if (start(d, err, sizeof(err)) < 0) {
-		control_fail(e, CONTROL_ERR_FAILED, "%s", err);
-		goto fail;
-	}
-	d->wake_fd = x->wake_fd;
-	int ret = pthread_create(&d->waiter, NULL, wait_for_end, d);
-	if (ret) {
-		control_fail(e, CONTROL_ERR_FAILED, "cannot start a thread: %s", strerror(ret));
-		furing_session_stop(d->s);
-		furing_session_wait(d->s);
-		furing_session_destroy(d->s);
-		if (d->spec.passthrough)
-			passthrough_run_finish(&d->prun);
-		else
-			export_run_finish(&d->run, &d->spec.ex, err, sizeof(err));
-		goto fail;
-	}
-	/* At the end: query-exports lists them in the order they came. */
-	struct dexport **tail = &x->head;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = d;
-	x->count++;
-	fprintf(stderr, "furing: [%s] %s\n", d->spec.id, d->spec.passthrough ? d->prun.serving : d->run.serving);
-	json_t *desc = describe(d);
-	if (!desc)
-		control_fail(e, CONTROL_ERR_FAILED, "out of memory (the export was added)");
-	return desc;
-fail:
-	free_export(d);
-	return NULL;
+	dexports_complete_starts(x);
 }
 
 /* Unmounts @path unless a file on it is open or a process works in it:
@@ -342,17 +217,23 @@ json_t *daemon_exports_del(struct daemon_exports *x, json_t *args, struct contro
 		control_fail(e, CONTROL_ERR_ARGUMENT, "mode must be safe or hard, not '%s'", mode);
 		return NULL;
 	}
-	struct dexport *d = find(x, id);
+	struct dexport *d = dexports_find(x, id);
 	if (!d) {
 		control_fail(e, CONTROL_ERR_NOT_FOUND, "no export has id '%s'", id);
+		return NULL;
+	}
+	if (d->starting) {
+		control_fail(e, CONTROL_ERR_BUSY, "export '%s' is starting: remove it once its export-add has answered", id);
 		return NULL;
 	}
 	if (atomic_load(&d->ended))
 		return finish(x, d);
 	if (hard) {
-		/* A lazy unmount at once; users still holding the file get
-		 * errors once the library aborts the connection (a second). */
-		furing_session_stop(d->s);
+		/* A lazy unmount and the connection aborted at once: users
+		 * still holding the file get errors before this reply, and
+		 * every write answered before it is in the image (closed and
+		 * flushed by finish). */
+		furing_session_abort(d->s);
 		return finish(x, d);
 	}
 	int r = unmount_unless_busy(d->mnt_abs ? d->mnt_abs : d->spec.mountpoint);
@@ -375,14 +256,14 @@ json_t *daemon_exports_query(struct daemon_exports *x, json_t *args, struct cont
 
 	if (control_known_args(args, allowed, "query-exports", e) < 0 || control_string_arg(args, "id", false, &id, e) < 0)
 		return NULL;
-	if (id && !find(x, id)) {
+	if (id && !dexports_find(x, id)) {
 		control_fail(e, CONTROL_ERR_NOT_FOUND, "no export has id '%s'", id);
 		return NULL;
 	}
 	json_t *list = json_array();
 	for (struct dexport *d = x->head; list && d; d = d->next)
 		if (!id || !strcmp(id, d->spec.id))
-			json_array_append_new(list, describe(d));
+			json_array_append_new(list, dexport_describe(d));
 	json_t *ret = json_pack("{s:o}", "exports", list);
 	if (!ret)
 		control_fail(e, CONTROL_ERR_FAILED, "out of memory");
@@ -391,7 +272,7 @@ json_t *daemon_exports_query(struct daemon_exports *x, json_t *args, struct cont
 
 const json_t *daemon_exports_args(struct daemon_exports *x, const char *id)
 {
-	const struct dexport *d = find(x, id);
+	const struct dexport *d = dexports_find(x, id);
 
 	return d ? d->args : NULL;
 }
@@ -401,13 +282,27 @@ int daemon_exports_each(struct daemon_exports *x, const char *id, daemon_export_
 	int n = 0;
 
 	for (struct dexport *d = x->head; d; d = d->next)
-		if (!id || !strcmp(id, d->spec.id)) {
+		if ((!id || !strcmp(id, d->spec.id)) && !d->starting) {
 			bool ended = atomic_load(&d->ended);
 			bool lost = !d->spec.passthrough && !ended && export_backend_unreachable(d->run.e);
 			fn(data, d->spec.id, d->spec.type, d->s, ended, lost);
 			n++;
 		}
 	return id && !n ? -1 : 0;
+}
+
+bool daemon_exports_watched(const struct daemon_exports *x)
+{
+	for (const struct dexport *d = x->head; d; d = d->next)
+		if (!d->starting && !d->spec.passthrough && !atomic_load(&d->ended) && export_backend_can_fail(d->run.e))
+			return true;
+	return false;
+}
+
+void daemon_exports_on_added(struct daemon_exports *x, daemon_added_fn *fn, void *data)
+{
+	x->on_added = fn;
+	x->on_added_data = data;
 }
 
 void daemon_exports_on_gone(struct daemon_exports *x, daemon_gone_fn *fn, void *data)
@@ -421,6 +316,8 @@ void daemon_exports_log_stats(struct daemon_exports *x)
 	char line[4096];
 
 	for (struct dexport *d = x->head; d; d = d->next) {
+		if (d->starting)
+			continue;
 		furing_session_stats_line(d->s, line, sizeof(line));
 		fprintf(stderr, "furing: [%s] stats %s\n", d->spec.id, line);
 	}
@@ -428,6 +325,7 @@ void daemon_exports_log_stats(struct daemon_exports *x)
 
 void daemon_exports_free(struct daemon_exports *x)
 {
+	dexports_join_starts(x);
 	for (struct dexport *d = x->head; d; d = d->next)
 		furing_session_stop(d->s);
 	while (x->head)

@@ -805,6 +805,18 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
 					  const struct furing_config *cfg, size_t cfg_size, void *fs, char *err,
 					  size_t errlen);
 
+/* The most memory the request buffers of a session with @cfg can take:
+ * bytes the workers map for requests and answers, each page becoming
+ * memory only once a request uses it (so an idle session holds little of
+ * it, and one under large requests all; a Linux 7.3 buffer pool is
+ * pinned at once). Counts every possible CPU's queue (its entries, or its
+ * pool when buffer_pool_size asks for more), whichever transport
+ * start-up picks; 0 when @cfg is one
+ * furing_session_new refuses. For a program that runs many sessions and
+ * must bound their sum (furing daemon --max-buffer-memory). Since
+ * FURING_0.4. */
+uint64_t furing_config_buffer_bytes(const struct furing_config *cfg, size_t cfg_size);
+
 /* Mounts at @mountpoint (mount(2) as root, fusermount3 otherwise),
  * negotiates FUSE_INIT (calling ops->init before answering), starts the
  * workers and returns once every worker has armed its /dev/fuse reads and
@@ -856,6 +868,15 @@ int furing_session_wait(struct furing_session *s);
 /* Asks a running session to stop. Safe from any thread and from a signal
  * handler; wakes furing_session_wait at once. */
 void furing_session_stop(struct furing_session *s);
+
+/* As furing_session_stop, without the grace period: the connection is
+ * aborted right after the lazy unmount, so users still holding the file
+ * get ECONNABORTED at once and requests not yet answered fail (answered
+ * ones are done: an acknowledged write stays written). For a removal that
+ * must not wait for the users (the daemon's export-del mode hard). Safe
+ * from any thread and from a signal handler; may follow a stop. Since
+ * FURING_0.4. */
+void furing_session_abort(struct furing_session *s);
 
 /* Frees everything; calls ops->destroy if init ran. */
 void furing_session_destroy(struct furing_session *s);

@@ -51,12 +51,21 @@ class Control:
     def send_raw(self, data):
         self.sock.sendall(data)
 
+    def reply(self):
+        """The next reply, past any events sent meanwhile (to every client:
+        a backend that fails while a request is on its way), as a client
+        waiting for a reply does (doc/control.md, Framing)."""
+        while True:
+            msg = self.read()
+            if "event" not in msg:
+                return msg
+
     def request(self, command, **args):
         msg = {"command": command}
         if args:
             msg["arguments"] = args
         self.send_raw(json.dumps(msg).encode() + b"\n")
-        return self.read()
+        return self.reply()
 
     def close(self):
         self.sock.close()
