@@ -814,7 +814,7 @@ struct furing_session *furing_session_new(const struct furing_ops *ops, size_t o
  * start-up picks; 0 when @cfg is one
  * furing_session_new refuses. For a program that runs many sessions and
  * must bound their sum (furing daemon --max-buffer-memory). Since
- * FURING_0.4. */
+ * FURING_0.3. */
 uint64_t furing_config_buffer_bytes(const struct furing_config *cfg, size_t cfg_size);
 
 /* Mounts at @mountpoint (mount(2) as root, fusermount3 otherwise),
@@ -875,7 +875,7 @@ void furing_session_stop(struct furing_session *s);
  * ones are done: an acknowledged write stays written). For a removal that
  * must not wait for the users (the daemon's export-del mode hard). Safe
  * from any thread and from a signal handler; may follow a stop. Since
- * FURING_0.4. */
+ * FURING_0.3. */
 void furing_session_abort(struct furing_session *s);
 
 /* Frees everything; calls ops->destroy if init ran. */
