@@ -618,7 +618,7 @@ static int rbd_close_backend(struct backend *b)
 		nanosleep(&ms, NULL);
 	}
 	if (rb->image) {
-		if (rb->writable) {
+		if (rb->locked) { /* a writable export that got as far as serving */
 			int r = rbd_flush(rb->image);
 			if (r < 0) {
 				export_log(&rb->log, NULL, FURING_LOG_ERROR,
