@@ -527,7 +527,7 @@ static int rbd_statfs(struct backend *b, struct statvfs *st)
 	memset(st, 0, sizeof(*st));
 	st->f_bsize = RBD_BLOCK_SIZE;
 	st->f_frsize = RBD_BLOCK_SIZE;
-	st->f_blocks = b->size / BLOCK_SIZE;
+	st->f_blocks = b->size / RBD_BLOCK_SIZE;
 	st->f_files = 1;
 	st->f_namemax = 255;
 	return 0;

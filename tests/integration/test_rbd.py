@@ -106,7 +106,7 @@ def test_rbd_written_data_read_back_by_rbd_export(ceph, furing, transport):
     name = ceph.image()
     f = furing(ceph.spec(name), writable=True)
     assert os.stat(f.mountpoint).st_size == SIZE
-    assert "librbd, exclusive lock" in f.stderr_text()
+    wait_for(lambda: "librbd, exclusive lock" in f.stderr_text(), 5, what="the serving line")
     model = bytearray(SIZE)
     fd = f.open(os.O_RDWR)
     random_writes(fd, SIZE, 30, 7, model)
@@ -135,7 +135,7 @@ def test_rbd_read_only_by_default(ceph, furing, transport):
     data = pattern(SIZE, 3)
     ceph.rbd("import", "--no-progress", "-", name + "-ro", input=data)
     f = furing(ceph.spec(name + "-ro"))
-    assert "read-only" in f.stderr_text()
+    wait_for(lambda: "read-only, librbd" in f.stderr_text(), 5, what="the serving line")
     assert errno_of(os.open, f.mountpoint, os.O_RDWR) in (errno.EACCES, errno.EROFS)
     fd = f.open(os.O_RDONLY)
     assert_same(os.pread(fd, SIZE, 0), data, "read-only export")
@@ -185,7 +185,7 @@ def test_rbd_snapshot_read_only(ceph, furing_plain, cli, workdir):
     check_stop(f)
 
     snap = furing_plain(ceph.spec(name + "@s1"))
-    assert "snapshot" in snap.stderr_text()
+    wait_for(lambda: "librbd, snapshot" in snap.stderr_text(), 5, what="the serving line")
     assert errno_of(os.open, snap.mountpoint, os.O_RDWR) in (errno.EACCES, errno.EROFS)
     sfd = snap.open(os.O_RDONLY)
     assert_same(os.pread(sfd, SIZE, 0), before, "the snapshot")
