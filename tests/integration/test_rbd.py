@@ -20,7 +20,7 @@ import pytest
 
 from furing_helpers import (
     FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, MiB, assert_no_crash,
-    assert_one_error_line, assert_same, errno_of, fallocate, pattern, wait_for,
+    assert_one_error_line, assert_same, errno_of, fallocate, mounts_at, pattern, wait_for,
 )
 from test_fio import run_fio
 
@@ -107,6 +107,8 @@ def test_rbd_written_data_read_back_by_rbd_export(ceph, furing, transport):
     f = furing(ceph.spec(name), writable=True)
     assert os.stat(f.mountpoint).st_size == SIZE
     wait_for(lambda: "librbd, exclusive lock" in f.stderr_text(), 5, what="the serving line")
+    # /proc/mounts (world-readable) names the image, not its options
+    assert [m.source for m in mounts_at(f.mountpoint)] == ["rbd:" + name]
     model = bytearray(SIZE)
     fd = f.open(os.O_RDWR)
     random_writes(fd, SIZE, 30, 7, model)
