@@ -59,7 +59,8 @@ cluster started here (tests/ceph/cluster.sh), one target at a time.
   -h, --help         this text
 
 Environment: FURING_BIN (default: build/furing, built from this tree first),
-FURING_EXTRA_ARGS (added to every furing export).
+FURING_EXTRA_ARGS (added to every furing export), BENCH_RBD_CACHE (librbd's
+rbd_cache for every target: default false).
 EOF
 }
 
@@ -157,6 +158,12 @@ say "starting the one-node Ceph cluster in $CEPH_DIR"
 "$CLUSTER" start "$CEPH_DIR" >"$OUT/cluster.log" 2>&1 || die "the cluster did not start: $(tail -c 400 "$OUT/cluster.log")"
 CONF=$CEPH_DIR/ceph.conf
 export CEPH_CONF=$CONF   # fio's rbd engine and rbd read it
+# The same librbd settings for every target: no librbd cache, so every
+# write is acknowledged once the OSD has it (qemu-storage-daemon's rbd
+# driver turns the cache off itself with cache.direct=on; librbd's default
+# cache acknowledges writes early, but only after the image's first flush,
+# which fio's rbd engine and a FUSE export reach at different times).
+printf '\n[client.admin]\nrbd cache = %s\n' "${BENCH_RBD_CACHE:-false}" >>"$CONF"
 POOL=rbd IMAGE=bench
 rbd -c "$CONF" create --size "${SIZE_MIB}M" "$POOL/$IMAGE"
 fio --name=fill --ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMAGE" --rw=write --bs=4M \
