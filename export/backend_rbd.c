@@ -627,8 +627,8 @@ static int rbd_close_backend(struct backend *b)
 				ret = -1;
 			}
 		}
-		if (rb->locked)
-			rbd_lock_release(rb->image);
+		/* rbd_close releases the exclusive lock itself; an explicit
+		 * rbd_lock_release first waited 10 s after an OSD restart. */
 		rbd_close(rb->image);
 	}
 	if (rb->io)
