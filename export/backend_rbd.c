@@ -316,7 +316,8 @@ static void finish(struct rbd_op *op)
 		}
 		seek_reply(op);
 	} else if (op->res < 0) {
-		note_failure(op);
+		if (app_error(op->res) == -EIO) /* a full pool is no lost cluster */
+			note_failure(op);
 		op->done(op->req, app_error(op->res));
 	} else if (op->flush_after) {
 		note_success(op);
