@@ -1,11 +1,13 @@
 /* Where the exported file's bytes live: the contract between the export
  * (export.c: one FUSE file, its size rules, its attributes) and a backend.
  *
- * Two implementations, neither knowing the other:
+ * Three implementations, none knowing the others:
  *   backend_file.c  a raw image file or a block device, I/O on the worker's
  *                   io_uring (or inline copies on tmpfs);
  *   backend_nbd.c   a disk a network block device server offers, driven with
- *                   libnbd's asynchronous API from the worker's io_uring.
+ *                   libnbd's asynchronous API from the worker's io_uring;
+ *   backend_rbd.c   a Ceph RBD image, librbd's asynchronous API, its
+ *                   completions reaching the worker's io_uring by eventfd.
  *
  * THREADS AND REQUESTS. Every data-path call (io, sync, fallocate, seek)
  * runs on the worker that received the request and must not block it. It
@@ -114,6 +116,7 @@ struct backend {
 	bool resizable;           /* truncate/grow possible (a regular image file) */
 	unsigned int max_workers; /* 0: any number */
 	const char *describe;     /* for the "serving" line, e.g. "2 NBD connections"; may be NULL */
+	const char *not_local;    /* no passthrough_fd: why (one phrase); NULL says NBD */
 };
 
 #endif

@@ -32,7 +32,9 @@
 #include "backend.h"
 #include "backend_file.h"
 #include "backend_nbd.h"
+#include "backend_rbd.h"
 #include "qemu_nbd.h"
+#include "rbd_spec.h"
 
 #define ATTR_TIMEOUT_S 1.0
 
@@ -514,10 +516,12 @@ bool export_is_nbd_uri(const char *image)
 	return false;
 }
 
-/* The backend for @o: an NBD server for a URI, a private qemu-nbd for an
+/* The backend for @o: a Ceph RBD image for rbd:, an NBD server for a URI, a private qemu-nbd for an
  * image in another format than raw, else the file itself. */
 static struct backend *open_backend(struct export *e, const struct export_opts *o, char *err, size_t errlen)
 {
+	if (rbd_spec_is_rbd(o->image))
+		return rbd_backend_open(o, o->image, err, errlen);
 	if (export_is_nbd_uri(o->image))
 		return nbd_backend_open(o, o->image, err, errlen);
 	if (!o->format || !strcmp(o->format, "raw"))
@@ -586,6 +590,8 @@ const char *export_passthrough_refused(const struct export *e)
 		if (e->o.writethrough)
 			return "--writethrough (the kernel would not make each write durable before acknowledging it)";
 	}
+	if (!e->be->ops->passthrough_fd && e->be->not_local)
+		return e->be->not_local;
 	if (!e->be->ops->passthrough_fd)
 		return "the disk is served over NBD (a network disk, or a --format image through qemu-nbd)";
 	if (!e->be->resizable) /* the file backend's only fixed-size storage */

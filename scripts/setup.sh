@@ -19,6 +19,7 @@ packages=(
 	systemd
 	kmod e2fsprogs
 	qemu-system-x86
+	librbd-dev ceph-common ceph-mon ceph-mgr ceph-osd qemu-block-extra
 )
 # Benchmark-only extras (bench/run.sh, bench/nbd.sh): the peers and the chart.
 if [ "${FURING_SETUP_BENCH:-0}" = 1 ]; then

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "../export/rbd_spec.h"
 
 enum {
 	OPT_WRITABLE = 256,
@@ -99,6 +100,30 @@ int export_args_option(struct export_args *a, int o, const char *v, char *err, s
 	}
 }
 
+/* Options that mean nothing for a Ceph RBD image. */
+static int check_rbd_options(const struct export_args *a, char *err, size_t errlen)
+{
+	if (!rbd_spec_is_rbd(a->image))
+		return 0;
+	if (a->ex.format) {
+		snprintf(err, errlen, "--format is for image files; an RBD image is served as it is");
+		return -1;
+	}
+	if (a->ex.growable) {
+		snprintf(err, errlen, "--growable: an RBD image keeps its size here (resize it with rbd resize, then export it again)");
+		return -1;
+	}
+	if (a->ex.backend_direct) {
+		snprintf(err, errlen, "--backend-direct is for image files; librbd decides its caching (rbd_cache=false to turn it off)");
+		return -1;
+	}
+	if (a->ex.backend_io != EXPORT_IO_AUTO) {
+		snprintf(err, errlen, "--backend-io is for raw image files; RBD requests always go out asynchronously");
+		return -1;
+	}
+	return 0;
+}
+
 /* Options that mean nothing for a disk behind an NBD server. */
 static int check_nbd_options(const struct export_args *a, char *err, size_t errlen)
 {
@@ -137,7 +162,7 @@ int export_args_check(struct export_args *a, char *err, size_t errlen)
 		snprintf(err, errlen, "--writethrough needs --writable");
 		return -1;
 	}
-	if (check_nbd_options(a, err, errlen) < 0)
+	if (check_rbd_options(a, err, errlen) < 0 || check_nbd_options(a, err, errlen) < 0)
 		return -1;
 	a->ex.image = a->image;
 	a->cfg->read_only = !a->ex.writable;

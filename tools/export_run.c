@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "../export/rbd_spec.h"
 #include "stale_mount.h"
 
 /* An existing regular file (0), or a new one removed at the end (1); -1
@@ -116,6 +117,15 @@ int export_run_start(struct export_run *r, struct export_args *a, bool own_signa
 	cfg->root_mode = export_root_mode(r->e);
 	/* The source shown in /proc/mounts; a comma would end the mount option. */
 	cfg->fsname = strpbrk(a->image, ", \t\n") ? "furing-nbd" : a->image;
+	/* /proc/mounts is world-readable: an rbd: source's options may hold
+	 * a key (:key=...), so only rbd:POOL/IMAGE[@SNAP] goes there. */
+	if (rbd_spec_is_rbd(a->image)) {
+		snprintf(r->fsname, sizeof(r->fsname), "%s", a->image);
+		char *opt = strchr(r->fsname + strlen("rbd:"), ':');
+		if (opt)
+			*opt = 0;
+		cfg->fsname = strpbrk(r->fsname, ", \t\n") ? "furing-rbd" : r->fsname;
+	}
 
 	r->s = session_launch(cfg, &export_ops, sizeof(export_ops), r->e, a->mountpoint, own_signals, NULL, err, errlen);
 	if (!r->s) {

@@ -19,6 +19,7 @@ struct export_run {
 	bool created;             /* the mountpoint file was made here: removed at the end */
 	bool kernel_passthrough;  /* reads (and writes) go through the kernel */
 	char serving[1024];       /* "serving IMAGE (SIZE bytes, ...) at MOUNTPOINT" */
+	char fsname[256];         /* an rbd: source's name in /proc/mounts, without its options */
 };
 
 /* Opens what @a (checked by export_args_check) names, prepares its
