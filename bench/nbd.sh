@@ -379,7 +379,7 @@ for srv in meta['servers'].split():
                 cell += ' cpu %.1f' % c
             row.append(cell)
         u = med((srv, job, 'furing-uring'), unit)
-        for peer, goal in (('nbdfuse', 2.0), ('qsd', 2.0), ('qsd11', 1.5), ('fio-nbd', 0.7)):
+        for peer, goal in (('nbdfuse', 2.0), ('qsd', 2.0), ('qsd11', 1.5), ('fio-nbd', 0.9)):
             p = med((srv, job, peer), unit)
             if u is None or not p:
                 row.append('-')
@@ -390,7 +390,7 @@ for srv in meta['servers'].split():
     w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
     for r in [hdr] + rows:
         print('  '.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r)))
-print('\ntargets at 4k qd32: furing-uring >= 2x nbdfuse, >= 2x qsd, >= 1.5x qsd11, >= 0.7x fio-nbd ("ok"/"MISS")')
+print('\ntargets at 4k qd32: furing-uring >= 2x nbdfuse, >= 2x qsd, >= 1.5x qsd11, >= 0.9x fio-nbd ("ok"/"MISS")')
 notes = open(os.path.join(out, 'notes.txt')).read().strip()
 if notes:
     print('notes:\n' + notes)

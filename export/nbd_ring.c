@@ -310,6 +310,10 @@ static void rx_arm(struct nbd_ring *r)
 				   MSG_WAITALL);
 	else
 		io_uring_prep_recv(sqe, r->fd, r->rx + r->rx_len, r->rx_cap - r->rx_len, 0);
+	/* The last recv emptied the socket: the next waits for data rather
+	 * than trying first (an attempt that would only say EAGAIN). */
+	if (!r->rx_more)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	r->rx_armed = true;
 }
 
@@ -407,6 +411,7 @@ static void rx_done(struct furing_event *ev, int res)
 		snprintf(why, sizeof(why), "%s", res == 0 ? "the server closed the connection" : strerror(-res));
 		fail(r, why);
 	} else if (r->rx_direct) {
+		r->rx_more = true; /* replies may have followed the data */
 		r->data_at += (uint32_t)res;
 		r->data_left -= (uint32_t)res;
 		if (r->data_left == 0) {
@@ -417,6 +422,7 @@ static void rx_done(struct furing_event *ev, int res)
 		}
 		rx_arm(r);
 	} else {
+		r->rx_more = (size_t)res == r->rx_cap - r->rx_len; /* it filled the buffer: maybe more is there */
 		r->rx_len += (size_t)res;
 		if (rx_parse(r))
 			rx_arm(r);

@@ -79,6 +79,7 @@ struct nbd_ring {
 	size_t rx_len, rx_cap;
 	struct furing_event rx_ev;
 	bool rx_armed, rx_direct;
+	bool rx_more; /* the last recv may have left data on the socket */
 	uint32_t data_cmd;  /* index + 1 of the command whose data arrives, 0: none */
 	uint32_t data_at, data_left;
 	bool data_done;     /* that chunk was its command's last */
