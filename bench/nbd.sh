@@ -5,6 +5,9 @@
 #   fio-nbd        fio's own nbd engine talking to the server (no FUSE): the limit
 #   furing-uring   furing export --io-uring=on URI FILE
 #   furing-legacy  furing export --io-uring=off URI FILE
+#   furing-ref     FURING_REF_BIN export --io-uring=on URI FILE: another build
+#                  (say the previous main), interleaved with this one so that
+#                  a before/after comparison sees the same load
 #   nbdfuse        libnbd's nbdfuse FILE URI (libnbd-bin)
 #   qsd            qemu-storage-daemon: an nbd blockdev + its FUSE export
 #   qsd11          the same from QEMU 11.1 (bench/sid-root.sh), its export on
@@ -25,7 +28,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3
 
 ALL_SERVERS=(nbdkit-memory qemu-nbd-raw qemu-nbd-qcow2)
-ALL_TARGETS=(fio-nbd furing-uring furing-legacy nbdfuse qsd qsd11)
+ALL_TARGETS=(fio-nbd furing-uring furing-legacy furing-ref nbdfuse qsd qsd11)
 # name:rw:bs:iodepth
 ALL_JOBS=(
   "randread-4k-qd32:randread:4k:32"
@@ -58,6 +61,7 @@ each job, every target in turn), for each server in turn.
   -h, --help         this text
 
 Environment: FURING_BIN (default: build/furing, built from this tree first),
+FURING_REF_BIN (the furing-ref target's binary; without it furing-ref is skipped),
 FURING_EXTRA_ARGS (added to every furing export), BENCH_TMPFS_DIR (default /dev/shm).
 EOF
 }
@@ -149,6 +153,9 @@ fi
 if contains qsd11 "${TARGETS[@]}" && ! QEMU11_VERSION=$("$SCRIPT_DIR/sid-root.sh" check 2>&1); then
   note "QEMU 11 not available (${QEMU11_VERSION##*: }): qsd11 skipped; 'sudo bench/sid-root.sh setup' makes it"; remove_target qsd11
 fi
+if contains furing-ref "${TARGETS[@]}" && [[ ! -x ${FURING_REF_BIN:-} ]]; then
+  note "FURING_REF_BIN is not set to a furing binary: furing-ref skipped"; remove_target furing-ref
+fi
 HAVE_FURING=0
 for t in "${TARGETS[@]}"; do [[ $t == furing* ]] && HAVE_FURING=1; done
 FURING=""
@@ -238,6 +245,7 @@ start_daemon() {   # start_daemon TARGET SERVER
   case $t in
     furing-uring)  setsid "$FURING" export --io-uring=on --writable ${FURING_EXTRA_ARGS:-} "$URI" "$file" </dev/null >"$log" 2>&1 & ;;
     furing-legacy) setsid "$FURING" export --io-uring=off --writable ${FURING_EXTRA_ARGS:-} "$URI" "$file" </dev/null >"$log" 2>&1 & ;;
+    furing-ref)    setsid "$FURING_REF_BIN" export --io-uring=on --writable ${FURING_EXTRA_ARGS:-} "$URI" "$file" </dev/null >"$log" 2>&1 & ;;
     nbdfuse)       setsid nbdfuse "$file" "$URI" </dev/null >"$log" 2>&1 & ;;
     qsd)           setsid qemu-storage-daemon \
                      --blockdev "driver=nbd,node-name=n0,server.type=unix,server.path=$SOCK" \
@@ -364,7 +372,7 @@ print('start: %s' % meta.get('uptime_start', '?').strip())
 print('end:   %s' % meta.get('uptime_end', '?').strip())
 for srv in meta['servers'].split():
     print('\n== %s  (IOPS; 1M job: MiB/s; qd1: lat p50 us; cpu = daemon CPU us per I/O)' % srv)
-    hdr = ['job'] + targets + ['uring/nbdfuse', 'uring/qsd', 'uring/qsd11', 'uring/fio-nbd']
+    hdr = ['job'] + targets + ['uring/nbdfuse', 'uring/qsd', 'uring/qsd11', 'uring/fio-nbd', 'ref/fio-nbd']
     rows = []
     for job in jobs:
         unit = 'mib' if '-1m-' in job else 'iops'
@@ -379,18 +387,20 @@ for srv in meta['servers'].split():
                 cell += ' cpu %.1f' % c
             row.append(cell)
         u = med((srv, job, 'furing-uring'), unit)
-        for peer, goal in (('nbdfuse', 2.0), ('qsd', 2.0), ('qsd11', 1.5), ('fio-nbd', 0.7)):
+        for peer, goal in (('nbdfuse', 2.0), ('qsd', 2.0), ('qsd11', 1.5), ('fio-nbd', 0.9)):
             p = med((srv, job, peer), unit)
             if u is None or not p:
                 row.append('-')
             else:
                 ok = '' if '-4k-qd32' not in job else (' ok' if u / p >= goal else ' MISS')
                 row.append('%.2f%s' % (u / p, ok))
+        r, p = med((srv, job, 'furing-ref'), unit), med((srv, job, 'fio-nbd'), unit)
+        row.append('%.2f' % (r / p) if r is not None and p else '-')
         rows.append(row)
     w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
     for r in [hdr] + rows:
         print('  '.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r)))
-print('\ntargets at 4k qd32: furing-uring >= 2x nbdfuse, >= 2x qsd, >= 1.5x qsd11, >= 0.7x fio-nbd ("ok"/"MISS")')
+print('\ntargets at 4k qd32: furing-uring >= 2x nbdfuse, >= 2x qsd, >= 1.5x qsd11, >= 0.9x fio-nbd ("ok"/"MISS")')
 notes = open(os.path.join(out, 'notes.txt')).read().strip()
 if notes:
     print('notes:\n' + notes)

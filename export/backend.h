@@ -4,8 +4,8 @@
  * Three implementations, none knowing the others:
  *   backend_file.c  a raw image file or a block device, I/O on the worker's
  *                   io_uring (or inline copies on tmpfs);
- *   backend_nbd.c   a disk a network block device server offers, driven with
- *                   libnbd's asynchronous API from the worker's io_uring;
+ *   backend_nbd.c   a disk a network block device server offers: libnbd
+ *                   connects, the data moves on the worker's io_uring;
  *   backend_rbd.c   a Ceph RBD image, librbd's asynchronous API, its
  *                   completions reaching the worker's io_uring by eventfd.
  *

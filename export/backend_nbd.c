@@ -77,16 +77,14 @@ static void nbd_io(struct backend *b, struct furing_req *req, bool write, void *
 
 	if (len > caps->max_payload)
 		len = caps->max_payload; /* a partial transfer: the export asks for the rest */
-	struct nbd_handle *h = nbd_conn_begin(c, req, write ? NBD_OP_WRITE : NBD_OP_READ, (int32_t)len, done);
-	if (h && write) {
-		uint32_t flags = 0;
-		if (NB(b)->writethrough && caps->can_fua)
-			flags = LIBNBD_CMD_FLAG_FUA;
-		else if (NB(b)->writethrough && caps->can_flush)
+	bool ready = nbd_conn_begin(c, req, write ? NBD_OP_WRITE : NBD_OP_READ, (int32_t)len, done);
+	if (ready && write) {
+		bool fua = NB(b)->writethrough && caps->can_fua;
+		if (NB(b)->writethrough && !caps->can_fua && caps->can_flush)
 			nbd_cmd_of(req)->flush_after = 1;
-		nbd_conn_issued(c, req, nbd_aio_pwrite(h, buf, len, off, nbd_conn_completion(req), flags));
-	} else if (h) {
-		nbd_conn_issued(c, req, nbd_aio_pread(h, buf, len, off, nbd_conn_completion(req), 0));
+		nbd_conn_write(c, req, buf, len, off, fua);
+	} else if (ready) {
+		nbd_conn_read(c, req, buf, len, off);
 	}
 	nbd_conn_end(c, req);
 }
@@ -99,9 +97,8 @@ static void nbd_sync(struct backend *b, struct furing_req *req, bool datasync, f
 		done(req, 0); /* nothing of ours to flush, or a server that writes through */
 		return;
 	}
-	struct nbd_handle *h = nbd_conn_begin(c, req, NBD_OP_FLUSH, 0, done);
-	if (h)
-		nbd_conn_issued(c, req, nbd_aio_flush(h, nbd_conn_completion(req), 0));
+	if (nbd_conn_begin(c, req, NBD_OP_FLUSH, 0, done))
+		nbd_conn_flush(c, req);
 	nbd_conn_end(c, req);
 }
 
@@ -121,17 +118,16 @@ static void nbd_fallocate(struct backend *b, struct furing_req *req, int mode, u
 	}
 	if (len > b->size - off)
 		len = b->size - off;
-	uint32_t flags = mode & FALLOC_FL_ZERO_RANGE ? LIBNBD_CMD_FLAG_NO_HOLE : 0;
-	if (NB(b)->writethrough && caps->can_fua)
-		flags |= LIBNBD_CMD_FLAG_FUA;
+	bool no_hole = mode & FALLOC_FL_ZERO_RANGE;
+	bool fua = NB(b)->writethrough && caps->can_fua;
 	if (len / RANGE_CHUNK >= NBD_CMD_MAX_PER_SET) {
 		done(req, -EOPNOTSUPP);
 		return;
 	}
-	struct nbd_handle *h = nbd_conn_begin(c, req, NBD_OP_ZERO, 0, done);
-	for (uint64_t pos = off; h && pos < off + len; pos += RANGE_CHUNK) {
+	bool ready = nbd_conn_begin(c, req, NBD_OP_ZERO, 0, done);
+	for (uint64_t pos = off; ready && pos < off + len; pos += RANGE_CHUNK) {
 		uint64_t n = off + len - pos < RANGE_CHUNK ? off + len - pos : RANGE_CHUNK;
-		nbd_conn_issued(c, req, nbd_aio_zero(h, n, pos, nbd_conn_completion(req), flags));
+		nbd_conn_zero(c, req, (uint32_t)n, pos, no_hole, fua);
 	}
 	nbd_conn_end(c, req);
 }
@@ -152,29 +148,23 @@ _Static_assert(sizeof(struct seek_state) <= BACKEND_SCRATCH_OFFSET, "the seek st
 
 static void seek_query(struct furing_req *req);
 
-/* Inside libnbd: only reads the extents. */
-static int extents_seen(void *user_data, const char *metacontext, uint64_t offset, uint32_t *entries,
-			size_t nr_entries, int *error)
+/* One extent, in order (inside the connection's reply handling: only
+ * looks). */
+static void extent_seen(struct furing_req *req, uint64_t offset, uint32_t length, bool hole)
 {
-	struct seek_state *st = furing_req_scratch(user_data);
+	struct seek_state *st = furing_req_scratch(req);
 
-	if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || st->have)
-		return 0;
-	uint64_t pos = offset;
-	for (size_t i = 0; i + 1 < nr_entries; i += 2) {
-		bool hole = entries[i + 1] & LIBNBD_STATE_HOLE;
-		if (hole == (st->whence == SEEK_HOLE)) {
-			st->found = pos;
-			st->have = 1;
-			return 0;
-		}
-		pos += entries[i];
+	if (st->have)
+		return;
+	if (hole == (st->whence == SEEK_HOLE)) {
+		st->found = offset;
+		st->have = 1;
+		return;
 	}
-	if (pos > st->pos) {
-		st->pos = pos;
+	if (offset + length > st->pos) {
+		st->pos = offset + length;
 		st->moved = 1;
 	}
-	return 0;
 }
 
 static void seek_step(struct furing_req *req, int res)
@@ -198,11 +188,8 @@ static void seek_query(struct furing_req *req)
 	uint64_t count = st->size - st->pos < RANGE_CHUNK ? st->size - st->pos : RANGE_CHUNK;
 
 	st->moved = 0;
-	struct nbd_handle *h = nbd_conn_begin(c, req, NBD_OP_BLOCK_STATUS, 0, seek_step);
-	if (h) {
-		nbd_extent_callback cb = {.callback = extents_seen, .user_data = req};
-		nbd_conn_issued(c, req, nbd_aio_block_status(h, count, st->pos, cb, nbd_conn_completion(req), 0));
-	}
+	if (nbd_conn_begin(c, req, NBD_OP_BLOCK_STATUS, 0, seek_step))
+		nbd_conn_block_status(c, req, (uint32_t)count, st->pos, extent_seen);
 	nbd_conn_end(c, req);
 }
 

@@ -1,6 +1,15 @@
 /* See nbd_conn.h.
  *
- * The socket: libnbd says which way it wants to move data next
+ * THE RING PATH (nbd_ring.c). Once libnbd has made the connection, a plain
+ * (not TLS) connection driven from io_uring hands its socket to nbd_ring:
+ * commands go out and replies come in as io_uring operations, and libnbd
+ * is not called for the data. libnbd's handle stays open (its socket is
+ * ours meanwhile), in its READY state: at the close, when nothing is in
+ * flight, the stream is between replies again and libnbd sends the final
+ * flush and the disconnect. A TLS connection keeps libnbd's path below
+ * (gnutls owns the records), and so does the blocking fallback.
+ *
+ * THE LIBNBD PATH. The socket: libnbd says which way it wants to move data next
  * (nbd_aio_get_direction); we keep at most one POLLIN and one POLLOUT poll
  * armed on the worker's ring for it, and on each tell libnbd
  * (nbd_aio_notify_read/write). libnbd reads one reply per notification, so
@@ -27,6 +36,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "nbd_ring.h"
+#include "nbd_wire.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 #define TICK_NS 1000000000ull
@@ -37,6 +48,7 @@ enum conn_state {
 	CONN_READY,      /* serving */
 	CONN_DOWN,       /* dead: requests fail at once, a reconnect is due at the next tick */
 	CONN_CONNECTING, /* a reconnect in progress */
+	CONN_DRAINING,   /* dead, the ring still holds operations on its socket */
 };
 
 struct nbd_conn {
@@ -69,11 +81,21 @@ struct nbd_conn {
 	time_t last_attempt;    /* sync mode: when the last reconnect was tried */
 
 	struct furing_req *done_head, *done_tail; /* finished sets, for drain() */
+
+	struct nbd_ring ring; /* the data path, when on_ring */
+	bool on_ring;
+	nbd_conn_extent_fn extent_fn; /* the block status caller's */
 };
 
 /* Set while nbd_conn_close waits on this thread: completions of commands
  * whose requests are gone (a forced stop) must not touch them. */
 static __thread struct nbd_conn *closing_conn;
+
+static void ring_completed(struct nbd_ring *r, struct furing_req *req, int error);
+static void ring_dead(struct nbd_ring *r, const char *why);
+static void ring_closed(struct nbd_ring *r);
+static void ring_settle(struct nbd_ring *r);
+static void ring_extent(struct furing_req *req, uint64_t offset, uint32_t length, uint32_t flags);
 
 static const char *const op_names[] = {"read", "write", "flush", "zero", "block status"};
 
@@ -193,8 +215,20 @@ struct nbd_conn *nbd_conn_open(struct nbd_disk *disk, const char *uri, unsigned 
 	c->block_status = block_status;
 	c->writable = writable;
 	c->timeout_s = timeout_s;
+	static const struct nbd_ring_ops ring_ops = {
+		.completed = ring_completed, .dead = ring_dead, .closed = ring_closed, .settle = ring_settle,
+		.extent = ring_extent,
+	};
+	if (nbd_ring_init(&c->ring, &ring_ops) < 0) {
+		snprintf(err, errlen, "out of memory");
+		nbd_ring_free(&c->ring);
+		free(c->uri);
+		free(c);
+		return NULL;
+	}
 	c->h = new_handle(block_status, err, errlen);
 	if (!c->h || connect_blocking(c->h, uri, connect_timeout(c), err, errlen) < 0) {
+		nbd_ring_free(&c->ring);
 		nbd_close(c->h);
 		free(c->uri);
 		free(c);
@@ -310,19 +344,6 @@ static void command_retired(void *user_data)
 	set_finished(c, req);
 }
 
-nbd_completion_callback nbd_conn_completion(struct furing_req *req)
-{
-	struct nbd_cmd *cmd = nbd_cmd_of(req);
-	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
-	struct nbd_conn *c = wc->conn[cmd->slot];
-
-	/* Counted before the call: libnbd may retire it inside. */
-	cmd->pending++;
-	cmd->issued++;
-	c->inflight++;
-	return (nbd_completion_callback){.callback = command_completed, .user_data = req, .free = command_retired};
-}
-
 /* ---- the connection's life ---- */
 
 static void arm(struct nbd_conn *c);
@@ -340,6 +361,7 @@ static void drop_handle(struct nbd_conn *c)
 	nbd_close(c->h);
 	c->h = NULL;
 	c->fd = -1;
+	c->on_ring = false;
 	c->read_on = false; /* until the next handle says what its replies are */
 	c->state = CONN_DOWN;
 }
@@ -354,8 +376,82 @@ static void conn_lost(struct nbd_conn *c, const char *why)
 				 "reconnecting every second",
 				 c->index, why);
 	}
-	drop_handle(c);
 	c->stalled_s = 0;
+	if (c->on_ring && c->ring.running) {
+		/* The socket closes once the ring let go of it (ring_closed,
+		 * maybe at once): its receive may be writing into a request. */
+		c->state = CONN_DRAINING;
+		nbd_ring_kill(&c->ring);
+		return;
+	}
+	drop_handle(c);
+}
+
+/* ---- the ring path's side ---- */
+
+static struct nbd_conn *conn_of_ring(struct nbd_ring *r)
+{
+	return container_of(r, struct nbd_conn, ring);
+}
+
+/* A ring command finished: what command_completed and command_retired
+ * together do for libnbd's. */
+static void ring_completed(struct nbd_ring *r, struct furing_req *req, int error)
+{
+	struct nbd_conn *c = conn_of_ring(r);
+	struct nbd_cmd *cmd = nbd_cmd_of(req);
+
+	c->inflight--;
+	if (closing_conn == c)
+		return;
+	c->completions++;
+	cmd->completed++;
+	if (error && !cmd->err) {
+		cmd->err = error;
+		if (error != ENOTCONN)
+			note_refusal(c, cmd->op, error);
+	}
+	set_finished(c, req);
+}
+
+static void ring_dead(struct nbd_ring *r, const char *why)
+{
+	struct nbd_conn *c = conn_of_ring(r);
+
+	if (c->state == CONN_READY)
+		conn_lost(c, why);
+	else
+		nbd_ring_kill(r);
+}
+
+static void ring_closed(struct nbd_ring *r)
+{
+	drop_handle(conn_of_ring(r));
+}
+
+static void settle(struct nbd_conn *c);
+
+static void ring_settle(struct nbd_ring *r)
+{
+	settle(conn_of_ring(r));
+}
+
+static void ring_extent(struct furing_req *req, uint64_t offset, uint32_t length, uint32_t flags)
+{
+	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
+	struct nbd_conn *c = wc->conn[nbd_cmd_of(req)->slot];
+
+	c->extent_fn(req, offset, length, (flags & NBD_WIRE_STATE_HOLE) != 0);
+}
+
+/* A ready, plain connection on a worker with io_uring: its data moves to
+ * the ring. Otherwise (TLS, no ring) libnbd's path. */
+static void take_socket(struct nbd_conn *c)
+{
+	if (c->sync || !c->w || c->on_ring || nbd_get_tls_negotiated(c->h) != 0)
+		return;
+	if (nbd_ring_start(&c->ring, c->w, c->fd, nbd_get_structured_replies_negotiated(c->h) == 1) == 0)
+		c->on_ring = true;
 }
 
 /* A reconnect finished its handshake: the same disk, or none. */
@@ -379,6 +475,7 @@ static void conn_reconnected(struct nbd_conn *c)
 	c->down = false;
 	if (atomic_fetch_sub(&c->disk->conns_down, 1) == 1)
 		conn_log(c, FURING_LOG_INFO, "NBD server back: reconnected to %s", c->uri);
+	take_socket(c);
 }
 
 static void start_reconnect(struct nbd_conn *c)
@@ -401,6 +498,10 @@ static void start_reconnect(struct nbd_conn *c)
  * finished reconnect, answer what finished, poll as libnbd wants. */
 static void settle(struct nbd_conn *c)
 {
+	if (c->on_ring || c->state == CONN_DRAINING) {
+		drain(c);
+		return;
+	}
 	if (c->h && (nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h))) {
 		if (c->state == CONN_READY)
 			conn_lost(c, nbd_why());
@@ -420,6 +521,10 @@ static void reset_stalled(struct nbd_conn *c)
 	char why[64];
 
 	snprintf(why, sizeof(why), "no answer for %u s, connection reset", c->stalled_s);
+	if (c->on_ring) {
+		conn_lost(c, why);
+		return;
+	}
 	shutdown(c->fd, SHUT_RDWR);
 	if (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ)
 		nbd_aio_notify_read(c->h);
@@ -430,7 +535,7 @@ static void reset_stalled(struct nbd_conn *c)
 
 static void arm(struct nbd_conn *c)
 {
-	if (c->sync || !c->w || !c->h)
+	if (c->sync || !c->w || !c->h || c->on_ring)
 		return;
 	unsigned int dir = nbd_aio_get_direction(c->h);
 	int fd = c->state == CONN_READY ? c->fd : nbd_aio_get_fd(c->h);
@@ -486,8 +591,9 @@ static void readable(struct furing_event *ev, int res)
 	struct nbd_conn *c = container_of(ev, struct nbd_conn, in_ev);
 
 	c->in_armed = false;
-	/* libnbd's rule: check the direction again before notifying. */
-	if (res > 0 && c->h && (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ)) {
+	/* libnbd's rule: check the direction again before notifying. Never
+	 * once the ring has the socket (a poll left from the reconnect). */
+	if (res > 0 && c->h && !c->on_ring && (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_READ)) {
 		uint64_t before = c->completions;
 		c->reply_bytes = 0;
 		if (nbd_aio_notify_read(c->h) == 0 && c->read_on && c->completions != before)
@@ -501,7 +607,7 @@ static void writable(struct furing_event *ev, int res)
 	struct nbd_conn *c = container_of(ev, struct nbd_conn, out_ev);
 
 	c->out_armed = false;
-	if (res > 0 && c->h && (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE))
+	if (res > 0 && c->h && !c->on_ring && (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE))
 		nbd_aio_notify_write(c->h);
 	settle(c);
 }
@@ -528,6 +634,8 @@ static void tick(struct furing_event *ev, int res)
 		if (++c->connecting_s >= connect_timeout(c))
 			drop_handle(c);
 		break;
+	case CONN_DRAINING:
+		break;
 	}
 	settle(c);
 	if (furing_worker_timeout(c->w, &c->tick_ev, TICK_NS) == 0)
@@ -548,6 +656,8 @@ int nbd_conn_start(struct nbd_conn *c, struct furing_worker *w)
 	if (ret < 0)
 		return ret;
 	c->tick_armed = true;
+	if (c->state == CONN_READY)
+		take_socket(c);
 	arm(c);
 	return 0;
 }
@@ -556,6 +666,7 @@ void nbd_conn_stop(struct nbd_conn *c)
 {
 	c->w = NULL;
 	c->in_armed = c->out_armed = c->tick_armed = false;
+	nbd_ring_stop(&c->ring);
 }
 
 /* ---- without io_uring: wait in the request's call ---- */
@@ -602,8 +713,7 @@ static void sync_reconnect(struct nbd_conn *c)
 
 /* ---- command sets ---- */
 
-struct nbd_handle *nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, enum nbd_op op, int32_t res,
-				  furing_io_done done)
+bool nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, enum nbd_op op, int32_t res, furing_io_done done)
 {
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
 
@@ -612,18 +722,120 @@ struct nbd_handle *nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, en
 		sync_reconnect(c);
 	if (c->state != CONN_READY) {
 		cmd->err = EIO;
-		return NULL;
+		return false;
 	}
-	return c->h;
+	return true;
 }
 
-void nbd_conn_issued(struct nbd_conn *c, struct furing_req *req, int64_t cookie)
+/* libnbd's completion of a command for @req, counted (libnbd may retire it
+ * inside the nbd_aio_* call). */
+static nbd_completion_callback completion(struct nbd_conn *c, struct furing_req *req)
+{
+	struct nbd_cmd *cmd = nbd_cmd_of(req);
+
+	cmd->pending++;
+	cmd->issued++;
+	c->inflight++;
+	return (nbd_completion_callback){.callback = command_completed, .user_data = req, .free = command_retired};
+}
+
+static void issued(struct furing_req *req, int64_t cookie)
 {
 	struct nbd_cmd *cmd = nbd_cmd_of(req);
 
 	/* Its retirement (command_retired) is libnbd's business either way. */
 	if (cookie < 0 && !cmd->err)
 		cmd->err = nbd_get_errno() > 0 ? nbd_get_errno() : EIO;
+}
+
+/* Inside libnbd: hands each extent to the caller's function. */
+static int libnbd_extents(void *user_data, const char *metacontext, uint64_t offset, uint32_t *entries,
+			  size_t nr_entries, int *error)
+{
+	struct furing_req *req = user_data;
+
+	if (closing_conn || strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+		return 0;
+	struct nbd_worker_conns *wc = furing_worker_data(furing_req_worker(req));
+	struct nbd_conn *c = wc->conn[nbd_cmd_of(req)->slot];
+	for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+		c->extent_fn(req, offset, entries[i], (entries[i + 1] & LIBNBD_STATE_HOLE) != 0);
+		offset += entries[i];
+	}
+	return 0;
+}
+
+/* One command of the set, on the ring or through libnbd. */
+static void issue(struct nbd_conn *c, struct furing_req *req, uint16_t type, uint16_t flags, uint64_t off,
+		  uint32_t len, void *buf)
+{
+	if (c->state != CONN_READY) { /* a command of the set before this one found the connection dead */
+		if (!nbd_cmd_of(req)->err)
+			nbd_cmd_of(req)->err = EIO;
+		return;
+	}
+	if (c->on_ring) {
+		struct nbd_cmd *cmd = nbd_cmd_of(req);
+		cmd->pending++;
+		cmd->issued++;
+		c->inflight++;
+		int ret = nbd_ring_cmd(&c->ring, req, type, flags, off, len, buf);
+		if (ret < 0)
+			ring_completed(&c->ring, req, ret == -ENOTCONN ? ENOTCONN : EIO);
+		return;
+	}
+	uint32_t lf = (flags & NBD_WIRE_FLAG_FUA ? LIBNBD_CMD_FLAG_FUA : 0) |
+		      (flags & NBD_WIRE_FLAG_NO_HOLE ? LIBNBD_CMD_FLAG_NO_HOLE : 0);
+	int64_t cookie = -1;
+	switch (type) {
+	case NBD_WIRE_READ:
+		cookie = nbd_aio_pread(c->h, buf, len, off, completion(c, req), 0);
+		break;
+	case NBD_WIRE_WRITE:
+		cookie = nbd_aio_pwrite(c->h, buf, len, off, completion(c, req), lf);
+		break;
+	case NBD_WIRE_FLUSH:
+		cookie = nbd_aio_flush(c->h, completion(c, req), 0);
+		break;
+	case NBD_WIRE_WRITE_ZEROES:
+		cookie = nbd_aio_zero(c->h, len, off, completion(c, req), lf);
+		break;
+	case NBD_WIRE_BLOCK_STATUS: {
+		nbd_extent_callback cb = {.callback = libnbd_extents, .user_data = req};
+		cookie = nbd_aio_block_status(c->h, len, off, cb, completion(c, req), 0);
+		break;
+	}
+	}
+	issued(req, cookie);
+}
+
+void nbd_conn_read(struct nbd_conn *c, struct furing_req *req, void *buf, uint32_t len, uint64_t off)
+{
+	issue(c, req, NBD_WIRE_READ, 0, off, len, buf);
+}
+
+void nbd_conn_write(struct nbd_conn *c, struct furing_req *req, const void *buf, uint32_t len, uint64_t off,
+		    bool fua)
+{
+	issue(c, req, NBD_WIRE_WRITE, fua ? NBD_WIRE_FLAG_FUA : 0, off, len, (void *)buf);
+}
+
+void nbd_conn_flush(struct nbd_conn *c, struct furing_req *req)
+{
+	issue(c, req, NBD_WIRE_FLUSH, 0, 0, 0, NULL);
+}
+
+void nbd_conn_zero(struct nbd_conn *c, struct furing_req *req, uint32_t len, uint64_t off, bool no_hole, bool fua)
+{
+	issue(c, req, NBD_WIRE_WRITE_ZEROES, (no_hole ? NBD_WIRE_FLAG_NO_HOLE : 0) | (fua ? NBD_WIRE_FLAG_FUA : 0), off,
+	      len, NULL);
+}
+
+void nbd_conn_block_status(struct nbd_conn *c, struct furing_req *req, uint32_t len, uint64_t off,
+			   nbd_conn_extent_fn fn)
+{
+	c->extent_fn = fn;
+	issue(c, req, NBD_WIRE_BLOCK_STATUS, 0, off, len, NULL);
 }
 
 void nbd_conn_end(struct nbd_conn *c, struct furing_req *req)
@@ -636,10 +848,8 @@ void nbd_conn_end(struct nbd_conn *c, struct furing_req *req)
 
 static void issue_flush(struct nbd_conn *c, struct furing_req *req, int32_t res, furing_io_done done)
 {
-	struct nbd_handle *h = nbd_conn_begin(c, req, NBD_OP_FLUSH, res, done);
-
-	if (h)
-		nbd_conn_issued(c, req, nbd_aio_flush(h, nbd_conn_completion(req), 0));
+	if (nbd_conn_begin(c, req, NBD_OP_FLUSH, res, done))
+		nbd_conn_flush(c, req);
 	nbd_conn_end(c, req);
 }
 
@@ -674,7 +884,16 @@ int nbd_conn_close(struct nbd_conn *c)
 	if (c->h && c->state == CONN_READY && c->sync &&
 	    (nbd_poll(c->h, 0) < 0 || nbd_aio_is_dead(c->h) || nbd_aio_is_closed(c->h)))
 		conn_lost(c, nbd_why());
-	if (c->h && c->state == CONN_READY) {
+	/* The ring had the socket: libnbd can have it back only between
+	 * replies. A stop with commands in flight (the requests are gone)
+	 * leaves the stream somewhere in a reply: no flush is possible. */
+	if (c->h && c->state == CONN_READY && c->on_ring && !nbd_ring_idle(&c->ring)) {
+		conn_log(c, FURING_LOG_ERROR,
+			 "nbd connection %u: the final flush failed: stopped with %u commands in flight: writes "
+			 "acknowledged since the last fsync may be lost",
+			 c->index, c->ring.inflight);
+		ret = -1;
+	} else if (c->h && c->state == CONN_READY) {
 		if (c->writable && c->caps.can_flush) {
 			int64_t cookie = nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0);
 			int r = cookie < 0 ? -1 : wait_cookie(c, cookie, connect_timeout(c));
@@ -696,6 +915,7 @@ int nbd_conn_close(struct nbd_conn *c)
 	}
 	nbd_close(c->h);
 	closing_conn = NULL;
+	nbd_ring_free(&c->ring);
 	free(c->uri);
 	free(c);
 	return ret;

@@ -1,16 +1,21 @@
-/* One NBD connection, driven by one worker: libnbd's asynchronous API with
- * the socket polled on the worker's io_uring (no thread of its own).
+/* One NBD connection, driven by one worker (no thread of its own). libnbd
+ * makes it (URI, handshake, TLS, options); its data then moves on the
+ * worker's io_uring (nbd_ring.c: sendmsg and recv, replies decoded by
+ * nbd_wire.c), except on a TLS connection and without io_uring, which keep
+ * libnbd's asynchronous API (the socket polled on the ring) or its
+ * blocking one.
  *
- * A request's NBD work is a "command set": nbd_conn_begin, one or more
- * nbd_aio_* calls on the handle it returns, each followed by
- * nbd_conn_issued, then nbd_conn_end. When the last command of the set has
- * completed, @done(req, res) runs on the worker with @res as given to begin,
- * or -EIO (-ENOSPC) when a command failed. libnbd forbids calls on a handle
- * from inside its callbacks, so completions are queued there and @done runs
- * after libnbd returned (from nbd_conn_end, or from the socket's poll event).
+ * A request's NBD work is a "command set": nbd_conn_begin, then when it
+ * returned true one or more nbd_conn_read/write/flush/zero/block_status,
+ * then nbd_conn_end. When the last command of the set has completed,
+ * @done(req, res) runs on the worker with @res as given to begin, or -EIO
+ * (-ENOSPC) when a command failed. Completions are queued and @done runs
+ * after the ring's (or libnbd's) own work returned, from nbd_conn_end or
+ * from the socket's event, so that @done may issue more.
  *
- * FAULTS. A connection that dies (the server closed it, went away, or left a
- * command unanswered for the timeout, after which we shut the socket) fails
+ * FAULTS. A connection that dies (the server closed it, went away, sent a
+ * malformed reply, or left a command unanswered for the timeout, after
+ * which we shut the socket) fails
  * every command in flight with EIO, logs one line, answers new requests EIO
  * at once, and reconnects in the background every second; once the server
  * is back with the same disk, it serves again (one more line). Without
@@ -86,9 +91,9 @@ struct nbd_cmd {
 	furing_io_done done;
 	int32_t res;      /* what done gets on success */
 	int32_t err;      /* first failure (positive errno), 0 if none */
-	uint16_t pending; /* commands libnbd still holds, plus one while the set is being issued */
-	uint16_t issued;  /* commands handed to libnbd */
-	uint16_t completed; /* of those, completions libnbd ran (one retired without is a failure) */
+	uint16_t pending; /* commands still in flight, plus one while the set is being issued */
+	uint16_t issued;  /* commands handed to the ring or libnbd */
+	uint16_t completed; /* of those, completions that ran (one retired without is a failure) */
 	uint8_t op : 4;   /* enum nbd_op, for messages */
 	uint8_t slot : 2; /* enum nbd_slot: the connection of the worker it went to */
 	uint8_t flush_after : 1; /* on success, send a flush and answer when it completes */
@@ -102,17 +107,22 @@ static inline struct nbd_cmd *nbd_cmd_of(struct furing_req *req)
 
 enum nbd_op { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_FLUSH, NBD_OP_ZERO, NBD_OP_BLOCK_STATUS };
 
-/* The handle to issue on, or NULL when the connection is down (the set then
- * fails with EIO at nbd_conn_end). */
-struct nbd_handle *nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, enum nbd_op op, int32_t res,
-				  furing_io_done done);
-/* The completion to give each nbd_aio_* call of the set (at most
- * NBD_CMD_MAX_PER_SET calls); counts the command. */
+/* False when the connection is down (the set then fails with EIO at
+ * nbd_conn_end, and nothing may be issued). */
+bool nbd_conn_begin(struct nbd_conn *c, struct furing_req *req, enum nbd_op op, int32_t res, furing_io_done done);
+/* The commands (at most NBD_CMD_MAX_PER_SET in a set). Buffers stay valid
+ * until @done. */
 #define NBD_CMD_MAX_PER_SET 60000
-nbd_completion_callback nbd_conn_completion(struct furing_req *req);
-/* After each nbd_aio_* call: its cookie, or -1 when libnbd refused it. */
-void nbd_conn_issued(struct nbd_conn *c, struct furing_req *req, int64_t cookie);
-/* The set is complete: queues the socket's poll as libnbd wants it. */
+void nbd_conn_read(struct nbd_conn *c, struct furing_req *req, void *buf, uint32_t len, uint64_t off);
+void nbd_conn_write(struct nbd_conn *c, struct furing_req *req, const void *buf, uint32_t len, uint64_t off,
+		    bool fua);
+void nbd_conn_flush(struct nbd_conn *c, struct furing_req *req);
+void nbd_conn_zero(struct nbd_conn *c, struct furing_req *req, uint32_t len, uint64_t off, bool no_hole, bool fua);
+/* base:allocation from @off: @fn sees each extent in order, before @done. */
+typedef void (*nbd_conn_extent_fn)(struct furing_req *req, uint64_t offset, uint32_t length, bool hole);
+void nbd_conn_block_status(struct nbd_conn *c, struct furing_req *req, uint32_t len, uint64_t off,
+			   nbd_conn_extent_fn fn);
+/* The set is complete: answers it now if it finished. */
 void nbd_conn_end(struct nbd_conn *c, struct furing_req *req);
 
 #endif

@@ -2,7 +2,8 @@
 # Builds and runs the libFuzzer targets on copies of their seed corpora for
 # SECONDS in total (default 60): the request decoder (fuzz_decode, corpus/)
 # for a third of it, the daemon's control parser (fuzz_control,
-# corpus-control/) for a sixth, the engine (fuzz_engine, corpus-engine/: both
+# corpus-control/) for a sixth, the NBD reply decoder (fuzz_nbd_wire,
+# corpus-nbd-wire/) for a twelfth, the engine (fuzz_engine, corpus-engine/: both
 # transports, the dispatcher and the replies) for the rest, as it has far
 # more to cover. Exits non-zero if any finds a crash (the reproducer is left
 # in build-fuzz/artifacts/<target>-*).
@@ -19,7 +20,8 @@ case $SECONDS_TO_RUN in
 esac
 DECODE_SECONDS=$((SECONDS_TO_RUN / 3))
 CONTROL_SECONDS=$((SECONDS_TO_RUN / 6))
-ENGINE_SECONDS=$((SECONDS_TO_RUN - DECODE_SECONDS - CONTROL_SECONDS))
+NBD_WIRE_SECONDS=$((SECONDS_TO_RUN / 12))
+ENGINE_SECONDS=$((SECONDS_TO_RUN - DECODE_SECONDS - CONTROL_SECONDS - NBD_WIRE_SECONDS))
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD_DIR:-build-fuzz}
@@ -30,7 +32,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 else
 	meson configure "$BUILD" -Dfuzz=true >/dev/null
 fi
-ninja -C "$BUILD" fuzz/fuzz_decode fuzz/fuzz_engine fuzz/fuzz_control
+ninja -C "$BUILD" fuzz/fuzz_decode fuzz/fuzz_engine fuzz/fuzz_control fuzz/fuzz_nbd_wire
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/furing-fuzz.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
@@ -56,10 +58,11 @@ run() {
 failed=0
 run fuzz_decode corpus "$DECODE_SECONDS" || failed=1
 run fuzz_control corpus-control "$CONTROL_SECONDS" || failed=1
+run fuzz_nbd_wire corpus-nbd-wire "$NBD_WIRE_SECONDS" || failed=1
 run fuzz_engine corpus-engine "$ENGINE_SECONDS" || failed=1
 # The verdict, last: scripts/test.sh shows only this line of the log.
 if [ "$failed" -eq 0 ]; then
-	echo "fuzz: ok (fuzz_decode ${DECODE_SECONDS} s, fuzz_control ${CONTROL_SECONDS} s, fuzz_engine ${ENGINE_SECONDS} s, no crash)"
+	echo "fuzz: ok (fuzz_decode ${DECODE_SECONDS} s, fuzz_control ${CONTROL_SECONDS} s, fuzz_nbd_wire ${NBD_WIRE_SECONDS} s, fuzz_engine ${ENGINE_SECONDS} s, no crash)"
 else
 	echo "fuzz: FAILED (reproducers in $BUILD/artifacts/)"
 fi

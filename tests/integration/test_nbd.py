@@ -21,6 +21,7 @@ from furing_helpers import (
     assert_one_error_line, assert_same, errno_of, fallocate, mounts_at, op_count, pattern, read_file,
     wait_for,
 )
+from nbd_fake import FAULTS, FakeNbd
 from nbd_servers import qemu_img, qemu_io, uri_of
 
 pytestmark = pytest.mark.timeout(40)
@@ -333,6 +334,32 @@ def test_server_hangs(furing, servers):
     srv.signal(signal.SIGCONT)
     wait_for(lambda: errno_of(os.pread, fd, 4096, 0) is None, 10, interval=0.2, what="reconnect")
     check_stop(f)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_malformed_reply(furing, workdir, fault):
+    """A server whose reply breaks the protocol (a bad magic, a cookie of no
+    command, data beyond its read, a chunk longer than any can be): the
+    read fails with EIO, one line says what was wrong, the connection is
+    dropped and made again, and the new one serves (our own fake server:
+    its first connection sends the bad reply, later ones serve right)."""
+    srv = FakeNbd(os.path.join(workdir, "fake.sock"), SIZE, fault)
+    try:
+        f = furing(srv.uri, "--timeout=5", writable=True)
+        fd = f.open(os.O_RDWR | os.O_DIRECT)
+        buf = pattern(4096, 7)
+        assert errno_of(os.pread, fd, 4096, 8192) == errno.EIO
+        assert srv.faults_sent == 1
+        lost = [l for l in f.stderr_text().splitlines() if "NBD server lost" in l]
+        assert len(lost) == 1 and "malformed reply" in lost[0], f.stderr_text()
+        wait_for(lambda: errno_of(os.pwrite, fd, buf, 8192) is None, 10, interval=0.2, what="reconnect")
+        assert os.pread(fd, 4096, 8192) == buf
+        assert srv.connections >= 2
+        wait_for(lambda: "NBD server back" in f.stderr_text(), 10, interval=0.2, what="the 'back' line")
+        assert f.running()
+        check_stop(f)
+    finally:
+        srv.stop()
 
 
 def test_without_io_uring(furing_plain, servers, io_uring_sysctl_off):
