@@ -29,6 +29,7 @@ struct nbd_ring_cmd {
 	uint16_t type;
 	uint8_t sent : 1, replied : 1;
 	int error;     /* the first error a reply carried */
+	uint64_t covered; /* READ: bytes its data and hole chunks gave (no two may overlap) */
 	uint64_t ext_pos; /* BLOCK_STATUS: where the next extent starts */
 	uint8_t hdr[NBD_WIRE_REQUEST_SIZE];
 };
@@ -278,6 +279,7 @@ int nbd_ring_cmd(struct nbd_ring *r, struct furing_req *req, uint16_t type, uint
 	c->type = type;
 	c->sent = c->replied = 0;
 	c->error = 0;
+	c->covered = 0;
 	c->ext_pos = offset;
 	c->next = 0;
 	nbd_wire_request(c->hdr, flags, type, cookie_of(r, idx1), offset, length);
@@ -319,10 +321,25 @@ static void rx_arm(struct nbd_ring *r)
 
 static void chunk_end(struct nbd_ring *r, uint32_t idx1, bool done)
 {
-	if (done) {
-		cmd_at(r, idx1)->replied = 1;
-		maybe_complete(r, idx1);
+	struct nbd_ring_cmd *c = cmd_at(r, idx1);
+
+	if (!done)
+		return;
+	/* A successful READ must have had every byte: chunks that leave a gap
+	 * (or, adding up past the length, overlap) would answer the caller
+	 * with whatever the buffer held. The server is broken: EIO for this
+	 * read, and the connection goes (one line, reconnect). */
+	bool short_read = c->type == NBD_WIRE_READ && !c->error && c->covered != c->length;
+	char why[128];
+	if (short_read) {
+		snprintf(why, sizeof(why), "malformed reply: chunks of %llu bytes for a read of %u",
+			 (unsigned long long)c->covered, c->length);
+		c->error = EIO;
 	}
+	c->replied = 1;
+	maybe_complete(r, idx1);
+	if (short_read)
+		fail(r, why);
 }
 
 /* One decoded reply or chunk; its data, if any, is next on the wire. */
@@ -336,6 +353,7 @@ static void handle(struct nbd_ring *r, const struct nbd_wire_msg *m)
 	switch (m->type) {
 	case NBD_WIRE_CHUNK_OFFSET_HOLE:
 		memset((char *)c->buf + m->at, 0, m->data);
+		c->covered += m->data;
 		break;
 	case NBD_WIRE_CHUNK_BLOCK_STATUS:
 		for (uint32_t i = 0; i < m->extents; i++) {
@@ -347,6 +365,7 @@ static void handle(struct nbd_ring *r, const struct nbd_wire_msg *m)
 		break;
 	case NBD_WIRE_CHUNK_OFFSET_DATA:
 	case NBD_WIRE_CHUNK_SIMPLE:
+		c->covered += m->data;
 		if (m->data) {
 			r->data_cmd = idx1;
 			r->data_at = m->at;
@@ -376,6 +395,8 @@ static bool rx_parse(struct nbd_ring *r)
 			uint32_t idx1 = r->data_cmd;
 			r->data_cmd = 0;
 			chunk_end(r, idx1, r->data_done);
+			if (!r->running)
+				return false; /* a short read killed it: the buffer is the close's now */
 			continue;
 		}
 		struct nbd_wire_msg m;
@@ -393,6 +414,8 @@ static bool rx_parse(struct nbd_ring *r)
 		}
 		pos += used;
 		handle(r, &m);
+		if (!r->running)
+			return false;
 	}
 	memmove(r->rx, r->rx + pos, r->rx_len - pos);
 	r->rx_len -= pos;

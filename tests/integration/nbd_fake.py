@@ -29,6 +29,10 @@ FAULTS = {
     "unknown-cookie": (False, lambda cookie, off, n: struct.pack(">IIQ", SIMPLE_MAGIC, 0, cookie ^ 0xFFFF)),
     "beyond-read": (True, lambda cookie, off, n: struct.pack(">IHHQIQ", STRUCTURED_MAGIC, DONE, CHUNK_OFFSET_DATA,
                                                           cookie, 8 + n, off + 512) + bytes(n)),
+    # Half the read in a data chunk, then DONE: the rest of the buffer
+    # would be whatever it held before.
+    "gap": (True, lambda cookie, off, n: struct.pack(">IHHQIQ", STRUCTURED_MAGIC, DONE, CHUNK_OFFSET_DATA,
+                                                  cookie, 8 + n // 2, off) + bytes(n // 2)),
     "oversize": (True, lambda cookie, off, n: struct.pack(">IHHQI", STRUCTURED_MAGIC, DONE, CHUNK_ERROR,
                                                        cookie, 1 << 30)),
 }

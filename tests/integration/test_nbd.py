@@ -339,7 +339,8 @@ def test_server_hangs(furing, servers):
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_malformed_reply(furing, workdir, fault):
     """A server whose reply breaks the protocol (a bad magic, a cookie of no
-    command, data beyond its read, a chunk longer than any can be): the
+    command, data beyond its read, chunks covering half a read, a chunk
+    longer than any can be): the
     read fails with EIO, one line says what was wrong, the connection is
     dropped and made again, and the new one serves (our own fake server:
     its first connection sends the bad reply, later ones serve right)."""
