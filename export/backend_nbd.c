@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk_times.h"
 #include "nbd_conn.h"
 
 #define BLOCK_SIZE 4096
@@ -44,8 +45,7 @@ struct nbd_backend {
 	struct nbd_worker_conns *workers; /* each worker's data pointer */
 	unsigned int nworkers;
 	bool writable, writethrough;
-	pthread_mutex_t times_lock; /* the file's times live here: an NBD disk has none */
-	struct timespec atime, mtime, ctime;
+	struct disk_times times; /* an NBD disk has none of its own */
 	char describe[64];
 };
 
@@ -208,27 +208,13 @@ static void nbd_seek(struct backend *b, struct furing_req *req, uint64_t off, in
 
 static int nbd_stat(struct backend *b, struct stat *st)
 {
-	struct nbd_backend *nb = NB(b);
-
-	memset(st, 0, sizeof(*st));
-	st->st_blksize = BLOCK_SIZE;
-	st->st_blocks = (blkcnt_t)((b->size + 511) / 512);
-	pthread_mutex_lock(&nb->times_lock);
-	st->st_atim = nb->atime;
-	st->st_mtim = nb->mtime;
-	st->st_ctim = nb->ctime;
-	pthread_mutex_unlock(&nb->times_lock);
+	disk_stat(&NB(b)->times, b->size, BLOCK_SIZE, st);
 	return 0;
 }
 
 static int nbd_statfs(struct backend *b, struct statvfs *st)
 {
-	memset(st, 0, sizeof(*st));
-	st->f_bsize = BLOCK_SIZE;
-	st->f_frsize = BLOCK_SIZE;
-	st->f_blocks = b->size / BLOCK_SIZE;
-	st->f_files = 1;
-	st->f_namemax = 255;
+	disk_statfs(b->size, BLOCK_SIZE, st);
 	return 0;
 }
 
@@ -237,25 +223,9 @@ static int nbd_truncate(struct backend *b, uint64_t size)
 	return EPERM; /* never called: the disk is not resizable */
 }
 
-static void set_time(struct timespec *t, const struct timespec *v, const struct timespec *now)
-{
-	if (v->tv_nsec == UTIME_NOW)
-		*t = *now;
-	else if (v->tv_nsec != UTIME_OMIT)
-		*t = *v;
-}
-
 static int nbd_set_times(struct backend *b, const struct timespec ts[2])
 {
-	struct nbd_backend *nb = NB(b);
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	pthread_mutex_lock(&nb->times_lock);
-	set_time(&nb->atime, &ts[0], &now);
-	set_time(&nb->mtime, &ts[1], &now);
-	nb->ctime = now;
-	pthread_mutex_unlock(&nb->times_lock);
+	disk_times_set(&NB(b)->times, ts);
 	return 0;
 }
 
@@ -301,7 +271,7 @@ static int nbd_close_backend(struct backend *b)
 			if (nbd_conn_close(nb->workers[i].conn[s]) < 0)
 				ret = -1;
 	free(nb->workers);
-	pthread_mutex_destroy(&nb->times_lock);
+	disk_times_destroy(&nb->times);
 	free(nb);
 	return ret;
 }
@@ -374,9 +344,7 @@ struct backend *nbd_backend_open(const struct export_opts *o, const char *uri, c
 	nb->writable = o->writable;
 	nb->writethrough = o->writethrough;
 	nb->disk.log = o->log;
-	pthread_mutex_init(&nb->times_lock, NULL);
-	clock_gettime(CLOCK_REALTIME, &nb->mtime);
-	nb->atime = nb->ctime = nb->mtime;
+	disk_times_init(&nb->times);
 
 	/* The first connection asks for block status: it says what the server
 	 * allows, and is kept for block status or as the only connection. */

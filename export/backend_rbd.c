@@ -44,6 +44,7 @@
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
+#include "disk_times.h"
 #include "log.h"
 #include "rbd_spec.h"
 
@@ -70,9 +71,9 @@ struct rbd_backend {
 	_Atomic unsigned long inflight; /* operations librbd (or a seek thread) holds */
 	atomic_bool lost;               /* a request timed out or failed; said once */
 
-	pthread_mutex_t lock; /* the times and the list of worker queues */
+	pthread_mutex_t lock; /* the list of worker queues */
 	struct rbd_wq *wqs;
-	struct timespec atime, mtime, ctime;
+	struct disk_times times; /* an image has none of its own */
 	char describe[96];
 };
 
@@ -510,27 +511,13 @@ static void rbd_seek(struct backend *b, struct furing_req *req, uint64_t off, in
 
 static int rbd_stat_backend(struct backend *b, struct stat *st)
 {
-	struct rbd_backend *rb = RB(b);
-
-	memset(st, 0, sizeof(*st));
-	st->st_blksize = RBD_BLOCK_SIZE;
-	st->st_blocks = (blkcnt_t)((b->size + 511) / 512);
-	pthread_mutex_lock(&rb->lock);
-	st->st_atim = rb->atime;
-	st->st_mtim = rb->mtime;
-	st->st_ctim = rb->ctime;
-	pthread_mutex_unlock(&rb->lock);
+	disk_stat(&RB(b)->times, b->size, RBD_BLOCK_SIZE, st);
 	return 0;
 }
 
 static int rbd_statfs(struct backend *b, struct statvfs *st)
 {
-	memset(st, 0, sizeof(*st));
-	st->f_bsize = RBD_BLOCK_SIZE;
-	st->f_frsize = RBD_BLOCK_SIZE;
-	st->f_blocks = b->size / RBD_BLOCK_SIZE;
-	st->f_files = 1;
-	st->f_namemax = 255;
+	disk_statfs(b->size, RBD_BLOCK_SIZE, st);
 	return 0;
 }
 
@@ -539,25 +526,9 @@ static int rbd_truncate(struct backend *b, uint64_t size)
 	return EPERM; /* never called: the image is not resizable through furing */
 }
 
-static void set_time(struct timespec *t, const struct timespec *v, const struct timespec *now)
-{
-	if (v->tv_nsec == UTIME_NOW)
-		*t = *now;
-	else if (v->tv_nsec != UTIME_OMIT)
-		*t = *v;
-}
-
 static int rbd_set_times(struct backend *b, const struct timespec ts[2])
 {
-	struct rbd_backend *rb = RB(b);
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	pthread_mutex_lock(&rb->lock);
-	set_time(&rb->atime, &ts[0], &now);
-	set_time(&rb->mtime, &ts[1], &now);
-	rb->ctime = now;
-	pthread_mutex_unlock(&rb->lock);
+	disk_times_set(&RB(b)->times, ts);
 	return 0;
 }
 
@@ -648,6 +619,7 @@ static int rbd_close_backend(struct backend *b)
 		free(wq);
 	}
 	pthread_mutex_destroy(&rb->lock);
+	disk_times_destroy(&rb->times);
 	free(rb);
 	return ret;
 }
@@ -824,8 +796,7 @@ struct backend *rbd_backend_open(const struct export_opts *o, const char *source
 	rb->writethrough = o->writethrough;
 	rb->timeout_s = o->nbd_timeout_s;
 	pthread_mutex_init(&rb->lock, NULL);
-	clock_gettime(CLOCK_REALTIME, &rb->mtime);
-	rb->atime = rb->ctime = rb->mtime;
+	disk_times_init(&rb->times);
 	snprintf(rb->name, sizeof(rb->name), "%s/%s%s%s%s%s", s.pool, s.nspace ? s.nspace : "", s.nspace ? "/" : "",
 		 s.image, s.snap ? "@" : "", s.snap ? s.snap : "");
 

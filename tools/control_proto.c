@@ -17,10 +17,14 @@ int control_fail(struct control_error *e, const char *cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->desc, sizeof(e->desc), fmt, ap);
 	va_end(ap);
-	/* Descriptions quote what the client sent (a key, a value), which may
-	 * hold newlines and other control characters: one line stays one. */
+	/* Descriptions quote what the client sent (a key, a value, the JSON
+	 * parser's view of bad bytes), which may hold newlines and other
+	 * control characters: one line stays one. And they become a JSON
+	 * string, which must be UTF-8: bytes that are not ASCII (maybe not
+	 * UTF-8 at all, or a character the length limit cut in two) become
+	 * '?' too, or the error reply could not be made. */
 	for (char *c = e->desc; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
 			*c = '?';
 	return -1;
 }

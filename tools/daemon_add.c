@@ -132,19 +132,6 @@ fail:
 	return NULL;
 }
 
-/* Takes @d, which never ran, off the list and frees it. */
-static void unlist(struct daemon_exports *x, struct dexport *d)
-{
-	for (struct dexport **p = &x->head; *p; p = &(*p)->next) {
-		if (*p == d) {
-			*p = d->next;
-			break;
-		}
-	}
-	x->count--;
-	x->buffer_bytes -= d->buffer_bytes;
-	dexport_free(d);
-}
 
 /* Once start() is done: the export running (its waiter started) and
  * described, or off the list again with @e saying why. */
@@ -155,7 +142,7 @@ static json_t *add_complete(struct daemon_exports *x, struct dexport *d, struct 
 	d->starting = false;
 	if (d->start_result < 0) {
 		control_fail(e, CONTROL_ERR_FAILED, "%s", d->start_err);
-		unlist(x, d);
+		dexports_unlist(x, d);
 		return NULL;
 	}
 	int ret = pthread_create(&d->waiter, NULL, dexport_wait_for_end, d);
@@ -168,7 +155,7 @@ static json_t *add_complete(struct daemon_exports *x, struct dexport *d, struct 
 			passthrough_run_finish(&d->prun);
 		else
 			export_run_finish(&d->run, &d->spec.ex, err, sizeof(err));
-		unlist(x, d);
+		dexports_unlist(x, d);
 		return NULL;
 	}
 	fprintf(stderr, "furing: [%s] %s\n", d->spec.id, d->spec.passthrough ? d->prun.serving : d->run.serving);
@@ -213,7 +200,7 @@ int daemon_exports_add_async(struct daemon_exports *x, json_t *args, uint64_t to
 	int ret = pthread_create(&d->starter, NULL, start_in_background, d);
 	if (ret) {
 		control_fail(e, CONTROL_ERR_FAILED, "cannot start a thread: %s", strerror(ret));
-		unlist(x, d);
+		dexports_unlist(x, d);
 		return -1;
 	}
 	return 0;

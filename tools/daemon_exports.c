@@ -59,6 +59,19 @@ void *dexport_wait_for_end(void *arg)
 	return NULL;
 }
 
+void dexports_unlist(struct daemon_exports *x, struct dexport *d)
+{
+	for (struct dexport **p = &x->head; *p; p = &(*p)->next) {
+		if (*p == d) {
+			*p = d->next;
+			break;
+		}
+	}
+	x->count--;
+	x->buffer_bytes -= d->buffer_bytes;
+	dexport_free(d);
+}
+
 struct dexport *dexports_find(struct daemon_exports *x, const char *id)
 {
 	for (struct dexport *d = x->head; d; d = d->next)
@@ -145,15 +158,7 @@ static json_t *finish(struct daemon_exports *x, struct dexport *d)
 	bool clean = d->wait_result == 0 && closed == 0;
 	fprintf(stderr, "furing: [%s] removed%s\n", d->spec.id, clean ? "" : " after an error");
 	json_t *ret = json_pack("{s:s, s:s, s:b}", "id", d->spec.id, "summary", line, "clean", clean);
-	for (struct dexport **p = &x->head; *p; p = &(*p)->next) {
-		if (*p == d) {
-			*p = d->next;
-			break;
-		}
-	}
-	x->count--;
-	x->buffer_bytes -= d->buffer_bytes;
-	dexport_free(d);
+	dexports_unlist(x, d);
 	return ret;
 }
 

@@ -67,6 +67,8 @@ struct dexport *dexports_find(struct daemon_exports *x, const char *id);
  * path, or the same name while it does not exist yet), or NULL. */
 struct dexport *dexports_find_mountpoint(struct daemon_exports *x, const char *mountpoint);
 void dexport_free(struct dexport *d); /* only what add_prepare made: the session is gone or never was */
+/* Takes @d off the list (its count and buffer bytes too) and frees it: it never ran, or it ended. */
+void dexports_unlist(struct daemon_exports *x, struct dexport *d);
 json_t *dexport_describe(const struct dexport *d); /* as query-exports shows it; NULL when out of memory */
 
 /* daemon_add.c */

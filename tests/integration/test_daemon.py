@@ -307,6 +307,9 @@ def test_bad_requests_leave_exports_serving(daemon, workdir, tmp_path_factory):
     bad(b"[1, 2]", "ProtocolError")
     bad(b'"export-add"', "ProtocolError")
     bad(b"\xff\xfe{}", "ProtocolError")
+    # Not UTF-8 inside a string: the parser's message quotes those bytes,
+    # and the reply must still be made (the fuzzer found it was not).
+    bad(b'{"comnd":"\'@","\x7f\\\xd9\x91' + b"\x7f" * 13 + b'\x8ae}', "ProtocolError")
     bad(b'{"command": 5}', "ProtocolError")
     bad(b'{"command": "query-exports", "command": "export-del"}', "ProtocolError")
     bad(b'{"command": "query-exports", "extra": 1}', "ProtocolError", "query-exports")
