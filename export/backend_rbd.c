@@ -435,7 +435,8 @@ static int64_t seek_find(struct rbd_backend *rb, const struct rbd_op *op)
 			ans = x.oom ? -ENOMEM : ret;
 			break;
 		}
-		qsort(x.e, x.n, sizeof(*x.e), by_offset);
+		if (x.n) /* none yet: x.e may be NULL, which qsort must not get */
+			qsort(x.e, x.n, sizeof(*x.e), by_offset);
 		bool found = false;
 		for (size_t i = 0; i < x.n && !found; i++) {
 			uint64_t s = x.e[i][0], end = s + x.e[i][1];
