@@ -12,6 +12,36 @@ note() {
 die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 contains() { local x=$1; shift; local y; for y; do [[ $x == "$y" ]] && return 0; done; return 1; }
 
+remove_target() {   # remove_target NAME...: drop exact matches from TARGETS
+  local -a keep=()
+  local t
+  for t in "${TARGETS[@]}"; do contains "$t" "$@" || keep+=("$t"); done
+  TARGETS=("${keep[@]}")
+}
+
+pick_names() {   # pick_names ARG ALL...: the names (before ':') the comma list ARG chose, all when empty; checked
+  local arg=$1; shift
+  local -a all=("$@") out=()
+  if [[ -z $arg ]]; then printf '%s\n' "${all[@]%%:*}"; return; fi
+  local x
+  for x in ${arg//,/ }; do
+    contains "$x" "${all[@]%%:*}" || die "unknown name '$x' (choose from: ${all[*]%%:*})"
+    out+=("$x")
+  done
+  printf '%s\n' "${out[@]}"
+}
+
+size_mib() {   # size_mib SIZE (e.g. 1G, 256M, 2GiB): whole MiB, >= 16, or die
+  local mib
+  case $1 in
+    *[Gg]|*[Gg]i[Bb]) mib=$(( ${1%%[Gg]*} * 1024 )) ;;
+    *[Mm]|*[Mm]i[Bb]) mib=${1%%[Mm]*} ;;
+    *) die "--size wants e.g. 1G or 256M, got '$1'" ;;
+  esac
+  [[ $mib =~ ^[0-9]+$ && $mib -ge 16 ]] || die "--size too small or malformed: $1"
+  echo "$mib"
+}
+
 mount_fstype() {   # the fstype mounted at $1 (empty if none)
   awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' /proc/self/mountinfo
 }

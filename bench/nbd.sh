@@ -72,28 +72,11 @@ BENCH_VALUE_OPTS=([--servers]=SERVERS_ARG)
 parse_bench_options "$@"
 [[ $(id -u) == 0 ]] || die "run as root (FUSE mounts, apt-get, enable_uring)"
 
-pick() {   # pick ARG ALL... -> the chosen names (all when ARG is empty), checked
-  local arg=$1; shift
-  local -a all=("$@") out=()
-  if [[ -z $arg ]]; then printf '%s\n' "${all[@]%%:*}"; return; fi
-  local x
-  for x in ${arg//,/ }; do
-    contains "$x" "${all[@]%%:*}" || die "unknown name '$x' (choose from: ${all[*]%%:*})"
-    out+=("$x")
-  done
-  printf '%s\n' "${out[@]}"
-}
-mapfile -t SERVERS < <(pick "$SERVERS_ARG" "${ALL_SERVERS[@]}")
-mapfile -t TARGETS < <(pick "$TARGETS_ARG" "${ALL_TARGETS[@]}")
-mapfile -t JOB_NAMES < <(pick "$JOBS_ARG" "${ALL_JOBS[@]}")
-remove_target() { local -a keep=(); local t; for t in "${TARGETS[@]}"; do [[ $t == "$1" ]] || keep+=("$t"); done; TARGETS=("${keep[@]}"); }
+mapfile -t SERVERS < <(pick_names "$SERVERS_ARG" "${ALL_SERVERS[@]}")
+mapfile -t TARGETS < <(pick_names "$TARGETS_ARG" "${ALL_TARGETS[@]}")
+mapfile -t JOB_NAMES < <(pick_names "$JOBS_ARG" "${ALL_JOBS[@]}")
 
-case $SIZE in
-  *[Gg]|*[Gg]i[Bb]) SIZE_MIB=$(( ${SIZE%%[Gg]*} * 1024 )) ;;
-  *[Mm]|*[Mm]i[Bb]) SIZE_MIB=${SIZE%%[Mm]*} ;;
-  *) die "--size wants e.g. 1G or 256M, got '$SIZE'" ;;
-esac
-[[ $SIZE_MIB =~ ^[0-9]+$ && $SIZE_MIB -ge 16 ]] || die "--size too small or malformed: $SIZE"
+SIZE_MIB=$(size_mib "$SIZE") || exit 1
 
 # ---------------------------------------------------------------------------
 # Output, work directory, cleanup on any exit

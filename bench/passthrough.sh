@@ -225,11 +225,6 @@ fi
 # Setup
 # ---------------------------------------------------------------------------
 ((EUID == 0)) || die "must run as root (mounts, /sys/module/fuse, kernel passthrough)"
-remove_target() {
-  local -a keep=(); local t
-  for t in "${TARGETS[@]}"; do contains "$t" "$@" || keep+=("$t"); done
-  TARGETS=("${keep[@]}")
-}
 pick() {   # pick ARG ALL...: the comma list ARG (default: all), checked
   local arg=$1; shift
   local -a all=("$@") out=()

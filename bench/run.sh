@@ -130,12 +130,6 @@ fi
 # ---------------------------------------------------------------------------
 ((EUID == 0)) || die "must run as root (losetup, mount, /sys/module/fuse)"
 
-remove_target() {   # remove_target NAME...: drop exact matches from TARGETS
-  local -a keep=()
-  local t
-  for t in "${TARGETS[@]}"; do contains "$t" "$@" || keep+=("$t"); done
-  TARGETS=("${keep[@]}")
-}
 split_list() { tr ',' ' ' <<<"$1"; }
 
 TARGETS=()
