@@ -212,20 +212,31 @@ static void wq_wait(struct rbd_wq *wq)
 
 /* ---- operations ---- */
 
-static struct rbd_op *op_new(struct furing_req *req, enum op_kind kind, uint32_t len, furing_io_done done)
+/* A new operation of @req on its worker's queue, counted there; NULL (nothing answered) when out of memory. */
+static struct rbd_op *op_alloc(struct furing_req *req, enum op_kind kind)
 {
 	struct rbd_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->wq = furing_worker_data(furing_req_worker(req));
+	op->req = req;
+	op->kind = kind;
+	op->wq->outstanding++;
+	return op;
+}
+
+/* The same for an I/O that ends in @done, which gets -ENOMEM at once when there is no memory. */
+static struct rbd_op *op_new(struct furing_req *req, enum op_kind kind, uint32_t len, furing_io_done done)
+{
+	struct rbd_op *op = op_alloc(req, kind);
 
 	if (!op) {
 		done(req, -ENOMEM);
 		return NULL;
 	}
-	op->wq = furing_worker_data(furing_req_worker(req));
-	op->req = req;
 	op->done = done;
-	op->kind = kind;
 	op->len = len;
-	op->wq->outstanding++;
 	return op;
 }
 
@@ -477,19 +488,15 @@ static void *seek_thread(void *arg)
 static void rbd_seek(struct backend *b, struct furing_req *req, uint64_t off, int whence, uint64_t size)
 {
 	struct rbd_backend *rb = RB(b);
-	struct rbd_op *op = calloc(1, sizeof(*op));
+	struct rbd_op *op = op_alloc(req, OP_SEEK);
 
 	if (!op) {
 		furing_reply_err(req, ENOMEM);
 		return;
 	}
-	op->wq = furing_worker_data(furing_req_worker(req));
-	op->req = req;
-	op->kind = OP_SEEK;
 	op->whence = whence;
 	op->off = off;
 	op->size = size;
-	op->wq->outstanding++;
 
 	pthread_attr_t attr;
 	pthread_t t;
