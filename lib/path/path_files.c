@@ -197,11 +197,13 @@ static int fill(void *dh, const char *name, const struct stat *st, uint64_t next
 	struct preq *q = dh;
 	struct stat s = {0};
 
+	bool attrs = q->attrs && st;
 	if (st)
 		s = *st;
-	if (!s.st_ino)
-		s.st_ino = UINT32_MAX; /* unknown: the kernel looks the name up for the real one */
-	bool attrs = q->attrs && st;
+	/* Unknown: the kernel looks the name up for the real one. Attributes
+	 * go as given, as a lookup's would (the entry's node id fills in). */
+	if (!s.st_ino && !attrs)
+		s.st_ino = UINT32_MAX;
 	if (next_off) {
 		q->direct = true;
 		return add_entry(q, name, &s, attrs, next_off) ? 0 : 1;
