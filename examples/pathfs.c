@@ -482,6 +482,9 @@ static const struct furing_path_ops pathfs_ops = {
 	.write = pf_write,
 	.release = pf_release,
 	.readdir = pf_readdir,
+	/* Its listing hands over each file's whole stat already: the same
+	 * function serves READDIRPLUS, and the kernel looks up no name it listed. */
+	.readdirplus = pf_readdir,
 };
 
 static void log_quiet(void *data, enum furing_log_level level, const char *msg)

@@ -22,6 +22,8 @@
  *   -o timeout=SECONDS           how long the kernel caches names and
  *                                attributes (default 1; 0: not at all)
  *   -o negative_timeout=SECONDS  and that a name is missing (default 0)
+ *   -o noreaddirplus             listings without attributes (readdirplus
+ *                                left NULL): the kernel looks each name up
  * Build against the installed library:
  *   cc -o pathpt pathpt.c $(pkg-config --cflags --libs furing)
  * Usage: pathpt [-f] [-d] [-o OPT[,OPT...]] SOURCE MOUNTPOINT   (pathpt --help) */
@@ -253,6 +255,26 @@ static int pt_readdir(struct furing_req *req, const char *path, uint64_t off, fu
 	}
 }
 
+/* The same with each entry's attributes (an lstat in the directory): the
+ * library answers the kernel's READDIRPLUS with them, so `ls -l` costs no
+ * LOOKUP per name. A name that vanished since goes without (NULL). */
+static int pt_readdirplus(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill,
+			  void *dh, const struct furing_path_file *fi)
+{
+	DIR *dir = handle_of(fi)->dir;
+	rewinddir(dir);
+	for (;;) {
+		errno = 0;
+		struct dirent *d = readdir(dir);
+		if (!d)
+			return -errno;
+		struct stat st;
+		bool ok = fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		if (fill(dh, d->d_name, ok ? &st : NULL, 0) < 0)
+			return -ENOMEM;
+	}
+}
+
 static int pt_symlink(struct furing_req *req, const char *target, const char *path)
 {
 	return neg_errno(symlinkat(target, src_fd, rel(path)));
@@ -315,7 +337,7 @@ static int pt_removexattr(struct furing_req *req, const char *path, const char *
 	return err ? err : neg_errno(lremovexattr(p, name));
 }
 
-static const struct furing_path_ops pathpt_ops = {
+static struct furing_path_ops pathpt_ops = {
 	.getattr = pt_getattr,
 	.setattr = pt_setattr,
 	.mknod = pt_mknod,
@@ -332,6 +354,7 @@ static const struct furing_path_ops pathpt_ops = {
 	.release = pt_release,
 	.opendir = pt_opendir,
 	.readdir = pt_readdir,
+	.readdirplus = pt_readdirplus,
 	.releasedir = pt_release,
 	.symlink = pt_symlink,
 	.readlink = pt_readlink,
@@ -348,13 +371,18 @@ static const struct furing_path_ops pathpt_ops = {
 
 /* pathpt's own -o items (the library took its own already); false on an
  * unknown one or a bad number. */
-static bool parse_own(const char *opts, double *timeout, double *negative)
+static bool parse_own(const char *opts, double *timeout, double *negative, bool *plus)
 {
 	char *copy = strdup(opts), *s = copy, *val, *end;
-	char *const keys[] = {"timeout", "negative_timeout", NULL};
+	char *const keys[] = {"timeout", "negative_timeout", "noreaddirplus", NULL};
 	bool ok = copy != NULL;
 	while (ok && *s) {
 		int k = getsubopt(&s, keys, &val);
+		if (k == 2) {
+			ok = !val;
+			*plus = false;
+			continue;
+		}
 		double *to = k == 0 ? timeout : negative;
 		ok = k >= 0 && val && (*to = strtod(val, &end)) >= 0 && end != val && !*end;
 	}
@@ -362,9 +390,10 @@ static bool parse_own(const char *opts, double *timeout, double *negative)
 	return ok;
 }
 
+/* Quiet but for warnings, errors and the counters SIGUSR1 asks for. */
 static void log_quiet(void *data, enum furing_log_level level, const char *msg)
 {
-	if (level != FURING_LOG_INFO)
+	if (level != FURING_LOG_INFO || !strncmp(msg, "stats ", 6))
 		furing_log_stderr(data, level, msg);
 }
 
@@ -379,6 +408,7 @@ int main(int argc, char **argv)
 	struct furing_cmdline cl;
 	char err[512];
 	double timeout = 1.0, negative = 0.0;
+	bool plus = true;
 
 	if (furing_parse_cmdline(argc, argv, FURING_CMDLINE_ARGS | FURING_CMDLINE_FS_OPTIONS, &cl, sizeof(cl), &cfg,
 				 sizeof(cfg), err, sizeof(err)) < 0) {
@@ -389,7 +419,8 @@ int main(int argc, char **argv)
 		if (cl.help)
 			printf("usage: pathpt [OPTIONS] SOURCE MOUNTPOINT\n\noptions:\n%s"
 			       "    -o timeout=SECONDS     kernel cache of names and attributes (default 1)\n"
-			       "    -o negative_timeout=SECONDS  of names found missing (default 0)\n",
+			       "    -o negative_timeout=SECONDS  of names found missing (default 0)\n"
+			       "    -o noreaddirplus       listings without attributes (a LOOKUP per name)\n",
 			       furing_cmdline_help());
 		else
 			printf("pathpt (libfuring %s)\n", furing_version());
@@ -401,7 +432,7 @@ int main(int argc, char **argv)
 		furing_cmdline_free(&cl);
 		return 2;
 	}
-	if (cl.fs_options && !parse_own(cl.fs_options, &timeout, &negative)) {
+	if (cl.fs_options && !parse_own(cl.fs_options, &timeout, &negative, &plus)) {
 		fprintf(stderr, "pathpt: bad option in '%s' (see pathpt --help)\n", cl.fs_options);
 		furing_cmdline_free(&cl);
 		return 2;
@@ -412,6 +443,8 @@ int main(int argc, char **argv)
 		furing_cmdline_free(&cl);
 		return 1;
 	}
+	if (!plus)
+		pathpt_ops.readdirplus = NULL;
 	struct furing_path *p = furing_path_new(&pathpt_ops, sizeof(pathpt_ops), NULL);
 	if (!p || furing_path_set_timeouts(p, timeout, timeout, negative) < 0) {
 		fprintf(stderr, "pathpt: %s\n", strerror(errno));

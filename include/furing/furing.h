@@ -1063,7 +1063,7 @@ struct furing_path_file {
 };
 
 /* readdir's filler: adds @name (with @st's type and inode number, @st may
- * be NULL) to the listing. @next_off 0 throughout a listing: the library
+ * be NULL; readdirplus's: with all of @st) to the listing. @next_off 0 throughout a listing: the library
  * keeps the whole listing (readdir is then called once, with @off 0, per
  * opendir and rewind); non-zero: the offset readdir continues from, the
  * listing goes straight into the answer and the call returns 1 when it is
@@ -1141,6 +1141,21 @@ struct furing_path_ops {
 			       uint64_t off_in, const char *path_out, const struct furing_path_file *fi_out,
 			       uint64_t off_out, size_t len, unsigned int flags);
 	int (*fsyncdir)(struct furing_req *req, const char *path, bool datasync, const struct furing_path_file *fi);
+	/* readdir with attributes (libfuse's FUSE_FILL_DIR_PLUS): the same
+	 * call and filler, but each @st handed to @fill is the entry's whole
+	 * attributes, as getattr would answer for that name (NULL: the name
+	 * alone). The library then asks the kernel for READDIRPLUS
+	 * (FURING_CAP_READDIRPLUS and _AUTO; init may drop them) and answers it
+	 * with entries that count as lookups, so `ls -l` and a stat of each
+	 * name take no LOOKUP. A separate operation rather than a flag of the
+	 * filler, so that readdir and its filler keep their 0.2 meaning and the
+	 * kernel is asked for attributes only by a filesystem that gives them.
+	 * It serves READDIRPLUS, and also READDIR when readdir is NULL (set
+	 * both when a plain listing is much cheaper); a buffered listing
+	 * (next_off 0) keeps the attributes for the kernel's later offsets.
+	 * Unset: readdir serves both. */
+	int (*readdirplus)(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill, void *dh,
+			   const struct furing_path_file *fi);
 };
 
 struct furing_path;

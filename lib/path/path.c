@@ -430,6 +430,10 @@ static int p_init(void *fs, struct furing_conn *conn)
 	struct furing_path *p = fs;
 	/* An open(O_TRUNC) arrives as open + setattr(size 0): one place truncates. */
 	conn->want &= ~FURING_CAP_ATOMIC_O_TRUNC;
+	/* The lowlevel table always has readdirplus; the kernel is asked for
+	 * it only when the filesystem can give attributes with its names. */
+	if (!p->ops.readdirplus)
+		conn->want &= ~(FURING_CAP_READDIRPLUS | FURING_CAP_READDIRPLUS_AUTO);
 	return p->ops.init ? p->ops.init(p->fs, conn) : 0;
 }
 
@@ -462,6 +466,7 @@ const struct furing_ops path_lowlevel = {
 	.release = path_release,
 	.opendir = path_opendir,
 	.readdir = path_readdir,
+	.readdirplus = path_readdirplus,
 	.releasedir = path_releasedir,
 	.symlink = path_symlink,
 	.link = path_link,

@@ -149,18 +149,64 @@ static void ents_clear(struct pfile *pf)
 	pf->listed = false;
 }
 
+/* A name below the listed directory with its attributes: a readdirplus
+ * entry, which the kernel takes as a lookup. The child's node is counted
+ * before the entry is added (a forget may follow the answer at once) and
+ * uncounted when it did not fit. "." and "..", a listing of a removed
+ * directory and a table out of memory give the name alone (node id 0: the
+ * kernel looks it up when it needs more). False: the listing is full. */
+static bool add_plus(struct preq *q, const char *name, const struct stat *st, uint64_t next_off)
+{
+	struct ptable *t = &q->p->table;
+	bool dots = name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+	struct pnode *n = NULL;
+
+	if (!dots && q->path) {
+		table_lock(t);
+		n = table_child_make(t, q->node, name);
+		if (n)
+			n->nlookup++;
+		table_unlock(t);
+	}
+	if (!n)
+		return furing_dirbuf_add(&q->d, name, st, next_off);
+	struct furing_entry e = {.ino = n->id,
+				 .attr = *st,
+				 .attr_timeout = q->p->attr_timeout,
+				 .entry_timeout = q->p->entry_timeout};
+	if (furing_dirbuf_add_plus(&q->d, name, &e, next_off))
+		return true;
+	table_lock(t);
+	n->nlookup--;
+	table_maybe_free(t, n);
+	table_unlock(t);
+	return false;
+}
+
+/* One entry into the answer: with its attributes when the kernel asked for
+ * them (READDIRPLUS) and the filesystem gave them (its readdirplus). */
+static bool add_entry(struct preq *q, const char *name, const struct stat *st, bool attrs, uint64_t next_off)
+{
+	if (q->d.plus && attrs)
+		return add_plus(q, name, st, next_off);
+	return furing_dirbuf_add(&q->d, name, st, next_off);
+}
+
 static int fill(void *dh, const char *name, const struct stat *st, uint64_t next_off)
 {
 	struct preq *q = dh;
 	struct stat s = {0};
 
+	bool attrs = q->attrs && st;
 	if (st)
 		s = *st;
-	if (!s.st_ino)
-		s.st_ino = UINT32_MAX; /* unknown: the kernel looks the name up for the real one */
+	/* Unknown: the kernel looks the name up for the real one. Attributes
+	 * go as given, as a lookup's would (the entry's node id fills in). */
+	if (!s.st_ino && !attrs)
+		s.st_ino = UINT32_MAX;
 	if (next_off) {
 		q->direct = true;
-		return furing_dirbuf_add(&q->d, name, &s, next_off) ? 0 : 1;
+		return add_entry(q, name, &s, attrs, next_off) ? 0 : 1;
 	}
 	struct pfile *pf = q->pf;
 	if (pf->nents == pf->cap) {
@@ -174,7 +220,9 @@ static int fill(void *dh, const char *name, const struct stat *st, uint64_t next
 	char *copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	pf->ents[pf->nents++] = (struct pdirent){.ino = s.st_ino, .mode = s.st_mode, .name = copy};
+	if (!attrs) /* the type and inode number are all a plain listing keeps */
+		s = (struct stat){.st_ino = s.st_ino, .st_mode = s.st_mode & S_IFMT};
+	pf->ents[pf->nents++] = (struct pdirent){.st = s, .attrs = attrs, .name = copy};
 	return 0;
 }
 
@@ -183,19 +231,22 @@ static void answer_listing(struct furing_req *req, struct preq *q)
 {
 	struct pfile *pf = q->pf;
 	for (uint64_t i = q->off; i < pf->nents; i++) {
-		struct stat s = {.st_ino = pf->ents[i].ino, .st_mode = pf->ents[i].mode};
-		if (!furing_dirbuf_add(&q->d, pf->ents[i].name, &s, i + 1))
+		if (!add_entry(q, pf->ents[i].name, &pf->ents[i].st, pf->ents[i].attrs, i + 1))
 			break;
 	}
 	furing_reply_dirbuf(req, &q->d);
 }
 
-void path_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi)
+/* READDIR and READDIRPLUS. The filesystem's readdirplus serves both when it
+ * has one and the kernel asks for attributes, or when it has no readdir:
+ * its listing (buffered, with the attributes) then answers later offsets
+ * of either kind. */
+static void listing(struct furing_req *req, uint64_t off, uint32_t size, const struct furing_file *fi, bool plus)
 {
 	struct preq *q = preq_new(req, P_READDIR);
 	if (!q || !preq_file_path(req, q, fi))
 		return;
-	furing_dirbuf_init(&q->d, req, size, false);
+	furing_dirbuf_init(&q->d, req, size, plus);
 	q->off = off;
 	struct pfile *pf = q->pf;
 	/* A buffered listing serves every later offset; offset 0 (a rewind) lists afresh. */
@@ -206,7 +257,20 @@ void path_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t s
 	}
 	ents_clear(pf);
 	const struct furing_path_ops *o = &q->p->ops;
-	preq_result(req, q, o->readdir ? o->readdir(req, q->path, off, fill, q, &pf->fi) : -ENOSYS);
+	q->attrs = o->readdirplus && (plus || !o->readdir);
+	int (*fn)(struct furing_req *, const char *, uint64_t, furing_path_fill_fn, void *,
+		  const struct furing_path_file *) = q->attrs ? o->readdirplus : o->readdir;
+	preq_result(req, q, fn ? fn(req, q->path, off, fill, q, &pf->fi) : -ENOSYS);
+}
+
+void path_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi)
+{
+	listing(req, off, size, fi, false);
+}
+
+void path_readdirplus(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi)
+{
+	listing(req, off, size, fi, true);
 }
 
 static void forget_open(struct preq *q)

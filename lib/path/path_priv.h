@@ -15,10 +15,11 @@ struct furing_path {
 	struct ptable table;
 };
 
-/* One listed name of a buffered listing. */
+/* One listed name of a buffered listing: its type and inode number, or
+ * (attrs) all of its attributes, from the filesystem's readdirplus. */
 struct pdirent {
-	uint64_t ino;
-	mode_t mode;
+	struct stat st;
+	bool attrs;
 	char *name;
 };
 
@@ -49,6 +50,7 @@ struct preq {
 	struct furing_dirbuf d;
 	uint64_t off;
 	bool direct; /* readdir: the filesystem gives offsets */
+	bool attrs;  /* readdir: the filler's stats are whole attributes (the filesystem's readdirplus) */
 };
 
 enum pop {
@@ -98,6 +100,7 @@ void path_fsync(struct furing_req *req, uint64_t ino, bool datasync, const struc
 void path_release(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
 void path_opendir(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
 void path_readdir(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi);
+void path_readdirplus(struct furing_req *req, uint64_t ino, uint64_t off, uint32_t size, const struct furing_file *fi);
 void path_releasedir(struct furing_req *req, uint64_t ino, const struct furing_file *fi);
 
 /* path_more.c: links, access and extended attributes. */

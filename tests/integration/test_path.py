@@ -6,6 +6,7 @@ from a thread of the filesystem's own, after the operation returned)."""
 
 import errno
 import os
+import signal
 import stat
 import subprocess
 import threading
@@ -13,7 +14,8 @@ import threading
 import pytest
 
 from furing_helpers import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, RENAME_EXCHANGE,
-                            RENAME_NOREPLACE, errno_of, fallocate, read_file, renameat2, wait_for)
+                            RENAME_NOREPLACE, errno_of, fallocate, op_count, parse_stats_line, read_file, renameat2,
+                            stats_lines, wait_for)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -317,8 +319,70 @@ def test_pathpt_timeouts(example, transport, workdir):
     stop_clean(n)
 
 
+def lookups(h):
+    """The LOOKUPs the server has answered so far (both transports), from
+    the counters SIGUSR1 has the library log."""
+    seen = len(stats_lines(h.stderr_text(), "stats"))
+    h.send(signal.SIGUSR1)
+    wait_for(lambda: len(stats_lines(h.stderr_text(), "stats")) > seen, 10, what="the SIGUSR1 counters")
+    return op_count(parse_stats_line(stats_lines(h.stderr_text(), "stats")[-1]), "LOOKUP")
+
+
+@pytest.mark.parametrize("plus", [True, False], ids=["readdirplus", "noreaddirplus"])
+def test_pathpt_readdirplus(example, transport, workdir, plus):
+    """pathpt's readdirplus (an lstat per name): `ls -l` of 200 files shows
+    the source's attributes, and the kernel got them with the listing, so
+    it looked up far fewer names than it listed. -o noreaddirplus (no
+    readdirplus in the table) is the control: a LOOKUP per name, which
+    shows the count tells the two apart. The names then stat from the
+    kernel's cache, a lookup each still counted by the library's table
+    (os.scandir's stat finds them, drop_caches forgets them)."""
+    src = os.path.join(workdir, "src")
+    os.mkdir(src)
+    names = [f"f{i:03d}" for i in range(200)]
+    for i, n in enumerate(names):
+        write(os.path.join(src, n), b"x" * i)
+        os.chmod(os.path.join(src, n), 0o600 + (i % 8) * 0o10)
+        os.utime(os.path.join(src, n), (1000 + i, 2000 + i))
+    os.mkdir(os.path.join(src, "dir"))
+    os.symlink("f007", os.path.join(src, "link"))
+    listed = sorted(names + ["dir", "link"])
+    # Long timeouts: a slow (sanitized) run must not see the entries expire.
+    h = example("pathpt", "-o", "timeout=60" + ("" if plus else ",noreaddirplus"), src, debug=False)
+    m = h.mountpoint
+    before = lookups(h)
+    ls = ["ls", "-ln", "--time-style=+%s"]
+    out = subprocess.run(ls + [m], capture_output=True, text=True, timeout=20, check=True).stdout
+    looked_up = lookups(h) - before
+    assert out == subprocess.run(ls + [src], capture_output=True, text=True, timeout=20, check=True).stdout
+    assert len(out.splitlines()) == len(listed) + 1  # and "total"
+    if plus:
+        assert looked_up < len(listed) // 10, f"{looked_up} LOOKUPs for {len(listed)} names listed"
+    else:
+        assert looked_up >= len(listed), f"only {looked_up} LOOKUPs for {len(listed)} names without readdirplus"
+    # The entries the kernel got with the listing are the source's (and are
+    # its nodes: reading through them works).
+    got = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(m)}
+    assert sorted(got) == listed
+    for n in listed:
+        want = os.lstat(os.path.join(src, n))
+        g = got[n]
+        assert (g.st_mode, g.st_size, g.st_nlink, g.st_mtime, g.st_uid) == \
+            (want.st_mode, want.st_size, want.st_nlink, want.st_mtime, want.st_uid), n
+    assert read_file(os.path.join(m, "f150")) == b"x" * 150
+    assert os.readlink(os.path.join(m, "link")) == "f007"
+    if plus:
+        assert lookups(h) - before < len(listed) // 10
+    # The kernel forgets what the listing counted; the names are found again.
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2")
+    assert sorted(os.listdir(m)) == listed
+    assert os.stat(os.path.join(m, "f199")).st_size == 199
+    stop_clean(h)
+
+
 def test_pathpt_refuses_bad_options(examples_dir, workdir):
-    for opt in ("timeout=-1", "timeout=x", "negative_timeout=nan", "colour=blue"):
+    for opt in ("timeout=-1", "timeout=x", "negative_timeout=nan", "colour=blue", "noreaddirplus=1"):
         r = subprocess.run([os.path.join(examples_dir, "pathpt"), "-f", "-o", opt, workdir, workdir],
                            capture_output=True, text=True, timeout=10)
         assert r.returncode == 2 and "bad option" in r.stderr, (opt, r)
