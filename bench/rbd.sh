@@ -60,7 +60,8 @@ cluster started here (tests/ceph/cluster.sh), one target at a time.
 
 Environment: FURING_BIN (default: build/furing, built from this tree first),
 FURING_EXTRA_ARGS (added to every furing export), BENCH_RBD_CACHE (librbd's
-rbd_cache for every target: default false).
+rbd_cache for every target: default false), BENCH_FURING_RBD_OPTS (colon list of
+Ceph options added to the furing targets' rbd: spec only, e.g. rbd_non_blocking_aio=false).
 EOF
 }
 
@@ -154,7 +155,9 @@ rbd -c "$CONF" create --size "${SIZE_MIB}M" "$POOL/$IMAGE"
 fio --name=fill --ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMAGE" --rw=write --bs=4M \
   --iodepth=8 --size="${SIZE_MIB}M" --refill_buffers --output="$OUT/fill.log" >/dev/null 2>&1 \
   || note "filling the image failed (see fill.log)"
-SPEC="rbd:$POOL/$IMAGE:conf=$CONF"
+# BENCH_FURING_RBD_OPTS: extra spec options for the furing targets only (e.g.
+# rbd_non_blocking_aio=false), to try a librbd setting without changing the other clients' conf.
+SPEC="rbd:$POOL/$IMAGE:conf=$CONF${BENCH_FURING_RBD_OPTS:+:$BENCH_FURING_RBD_OPTS}"
 
 {
   printf 'key\tvalue\n'
@@ -166,6 +169,7 @@ SPEC="rbd:$POOL/$IMAGE:conf=$CONF"
   printf 'repeat\t%s\n' "$REPEAT"
   printf 'targets\t%s\n' "${TARGETS[*]}"
   printf 'jobs\t%s\n' "${JOB_NAMES[*]}"
+  printf 'furing_rbd_opts\t%s\n' "${BENCH_FURING_RBD_OPTS:-}"
   printf 'furing\t%s\n' "$( [[ -n $FURING ]] && "$FURING" --version 2>/dev/null || echo -) $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo -)"
   printf 'versions\tfio %s; ceph %s; qemu-storage-daemon %s\n' "$(fio --version)" "$(ceph --version | awk '{print $3}')" \
     "$(qemu-storage-daemon --version 2>/dev/null | head -1 | awk '{print $3}')"
