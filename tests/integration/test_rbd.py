@@ -507,3 +507,9 @@ def test_rbd_daemon_export_add_and_del(ceph, daemon, workdir):
     d.add("r3", ceph.spec(name), os.path.join(workdir, "r3.img"), writable=True, timeout=10)
     r = d.request("export-del", id="r3", mode="safe")
     assert "return" in r, r
+
+    # The daemon's working directory means nothing to a client: a relative conf= is refused.
+    r = d.request("export-add", id="rel", type="export", source=ceph.spec(name, conf="ceph.conf"),
+                  mountpoint=os.path.join(workdir, "rel.img"))
+    assert error_class(r) == "InvalidArgument", r
+    assert "conf must be an absolute path" in r["error"]["desc"], r
