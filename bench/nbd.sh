@@ -72,9 +72,12 @@ BENCH_VALUE_OPTS=([--servers]=SERVERS_ARG)
 parse_bench_options "$@"
 [[ $(id -u) == 0 ]] || die "run as root (FUSE mounts, apt-get, enable_uring)"
 
-mapfile -t SERVERS < <(pick_names "$SERVERS_ARG" "${ALL_SERVERS[@]}")
-mapfile -t TARGETS < <(pick_names "$TARGETS_ARG" "${ALL_TARGETS[@]}")
-mapfile -t JOB_NAMES < <(pick_names "$JOBS_ARG" "${ALL_JOBS[@]}")
+picked=$(pick_names "$SERVERS_ARG" "${ALL_SERVERS[@]}")   # not <(...): a die there would not stop the script
+mapfile -t SERVERS <<<"$picked"
+picked=$(pick_names "$TARGETS_ARG" "${ALL_TARGETS[@]}")   # not <(...): a die there would not stop the script
+mapfile -t TARGETS <<<"$picked"
+picked=$(pick_names "$JOBS_ARG" "${ALL_JOBS[@]}")   # not <(...): a die there would not stop the script
+mapfile -t JOB_NAMES <<<"$picked"
 
 SIZE_MIB=$(size_mib "$SIZE") || exit 1
 

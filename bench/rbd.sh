@@ -60,15 +60,18 @@ cluster started here (tests/ceph/cluster.sh), one target at a time.
 
 Environment: FURING_BIN (default: build/furing, built from this tree first),
 FURING_EXTRA_ARGS (added to every furing export), BENCH_RBD_CACHE (librbd's
-rbd_cache for every target: default false).
+rbd_cache for every target: default false), BENCH_FURING_RBD_OPTS (colon list of
+Ceph options added to the furing targets' rbd: spec only, e.g. rbd_non_blocking_aio=false).
 EOF
 }
 
 parse_bench_options "$@"
 [[ $(id -u) == 0 ]] || die "run as root (FUSE mounts, apt-get, enable_uring, the Ceph daemons)"
 
-mapfile -t TARGETS < <(pick_names "$TARGETS_ARG" "${ALL_TARGETS[@]}")
-mapfile -t JOB_NAMES < <(pick_names "$JOBS_ARG" "${ALL_JOBS[@]}")
+picked=$(pick_names "$TARGETS_ARG" "${ALL_TARGETS[@]}")   # not <(...): a die there would not stop the script
+mapfile -t TARGETS <<<"$picked"
+picked=$(pick_names "$JOBS_ARG" "${ALL_JOBS[@]}")   # not <(...): a die there would not stop the script
+mapfile -t JOB_NAMES <<<"$picked"
 
 SIZE_MIB=$(size_mib "$SIZE") || exit 1
 
@@ -152,7 +155,9 @@ rbd -c "$CONF" create --size "${SIZE_MIB}M" "$POOL/$IMAGE"
 fio --name=fill --ioengine=rbd --clientname=admin --pool="$POOL" --rbdname="$IMAGE" --rw=write --bs=4M \
   --iodepth=8 --size="${SIZE_MIB}M" --refill_buffers --output="$OUT/fill.log" >/dev/null 2>&1 \
   || note "filling the image failed (see fill.log)"
-SPEC="rbd:$POOL/$IMAGE:conf=$CONF"
+# BENCH_FURING_RBD_OPTS: extra spec options for the furing targets only (e.g.
+# rbd_non_blocking_aio=false), to try a librbd setting without changing the other clients' conf.
+SPEC="rbd:$POOL/$IMAGE:conf=$CONF${BENCH_FURING_RBD_OPTS:+:$BENCH_FURING_RBD_OPTS}"
 
 {
   printf 'key\tvalue\n'
@@ -164,6 +169,7 @@ SPEC="rbd:$POOL/$IMAGE:conf=$CONF"
   printf 'repeat\t%s\n' "$REPEAT"
   printf 'targets\t%s\n' "${TARGETS[*]}"
   printf 'jobs\t%s\n' "${JOB_NAMES[*]}"
+  printf 'furing_rbd_opts\t%s\n' "${BENCH_FURING_RBD_OPTS:-}"
   printf 'furing\t%s\n' "$( [[ -n $FURING ]] && "$FURING" --version 2>/dev/null || echo -) $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo -)"
   printf 'versions\tfio %s; ceph %s; qemu-storage-daemon %s\n' "$(fio --version)" "$(ceph --version | awk '{print $3}')" \
     "$(qemu-storage-daemon --version 2>/dev/null | head -1 | awk '{print $3}')"

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../export/rbd_spec.h"
+
 #define ID_MAX 64
 
 /* Options of the process on the command line, which mean nothing for one
@@ -49,6 +51,23 @@ static int check_absolute(const char *name, const char *path, struct control_err
 	if (path[0] != '/')
 		return control_fail(e, CONTROL_ERR_ARGUMENT, "%s must be an absolute path, not '%s'", name, path);
 	return 0;
+}
+
+/* The files an rbd: source names (conf=, keyring=), absolute as any path;
+ * a malformed source is left to the backend's own message. */
+static int check_rbd_paths(const char *source, struct control_error *e)
+{
+	struct rbd_spec s;
+	char err[256];
+	if (rbd_spec_parse(source, &s, err, sizeof(err)) < 0)
+		return 0;
+	int r = 0;
+	if (s.conf && check_absolute("the rbd: source's conf", s.conf, e) < 0)
+		r = -1;
+	else if (s.keyring && check_absolute("the rbd: source's keyring", s.keyring, e) < 0)
+		r = -1;
+	rbd_spec_free(&s);
+	return r;
 }
 
 /* One option argument as the command line's value: a flag takes true
@@ -126,9 +145,14 @@ int daemon_args_parse(json_t *args, struct furing_config *cfg, struct daemon_arg
 		return control_fail(e, CONTROL_ERR_ARGUMENT, "type must be export or passthrough, not '%s'", d->type);
 	if (control_string_arg(args, "source", true, &d->source, e) < 0)
 		return -1;
-	/* An NBD URI names its own socket or host; any other source is a path,
-	 * and the daemon's working directory means nothing to a client. */
-	if ((d->passthrough || !export_is_nbd_uri(d->source)) && check_absolute("source", d->source, e) < 0)
+	/* An NBD URI names its own socket or host, an rbd: source its cluster
+	 * (its conf= and keyring= files must then be absolute); any other
+	 * source is a path, and the daemon's working directory means nothing
+	 * to a client. */
+	if (!d->passthrough && rbd_spec_is_rbd(d->source)) {
+		if (check_rbd_paths(d->source, e) < 0)
+			return -1;
+	} else if ((d->passthrough || !export_is_nbd_uri(d->source)) && check_absolute("source", d->source, e) < 0)
 		return -1;
 	if (control_string_arg(args, "mountpoint", true, &d->mountpoint, e) < 0 ||
 	    check_absolute("mountpoint", d->mountpoint, e) < 0)

@@ -22,6 +22,7 @@ from furing_helpers import (
     FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, MiB, assert_no_crash,
     assert_one_error_line, assert_same, errno_of, fallocate, mounts_at, pattern, wait_for,
 )
+from test_daemon import daemon, error_class  # noqa: F401 (fixture)
 from test_fio import run_fio
 
 pytestmark = pytest.mark.timeout(60)
@@ -460,3 +461,55 @@ def test_rbd_cluster_script_env(ceph):
     out = subprocess.run([CLUSTER_SH, "env", ceph.dir], capture_output=True, text=True, timeout=10).stdout
     assert f"CEPH_CONF={ceph.conf}" in out
     assert shutil.which("rbd")
+
+
+# ---------------------------------------------------------------- the daemon
+
+def test_rbd_daemon_export_add_and_del(ceph, daemon, workdir):
+    """`furing daemon`'s export-add with an rbd: source: a writable export
+    serves, a second writable add of the same image is refused (the first
+    holds the exclusive lock) with one clear error and nothing added, the
+    first serves on; after export-del the data is in the image as rbd
+    export reads it, and the lock is free for a new add."""
+    name = ceph.image()
+    d = daemon()
+    mnt = os.path.join(workdir, "r.img")
+    d.add("r", ceph.spec(name), mnt, writable=True, timeout=10)
+    assert os.stat(mnt).st_size == SIZE
+    model = bytearray(SIZE)
+    fd = os.open(mnt, os.O_RDWR)
+    try:
+        random_writes(fd, SIZE, 20, 13, model)
+        os.fsync(fd)
+
+        second = os.path.join(workdir, "r2.img")
+        t0 = time.monotonic()
+        r = d.request("export-add", id="r2", type="export", source=ceph.spec(name), mountpoint=second,
+                      writable=True, timeout=10, **{"kernel-passthrough": "off"})
+        assert error_class(r) == "Failed", r
+        assert "exclusive lock" in r["error"]["desc"], r
+        assert time.monotonic() - t0 < 25
+        assert not os.path.exists(second), "the refused add left its mountpoint"
+        assert [e["id"] for e in d.request("query-exports")["return"]["exports"]] == ["r"]
+
+        data = pattern(4096, 77)
+        assert os.pwrite(fd, data, 5 * MiB) == 4096
+        model[5 * MiB:5 * MiB + 4096] = data
+        assert_same(os.pread(fd, SIZE, 0), bytes(model), "the first export after the refused add")
+    finally:
+        os.close(fd)
+    r = d.request("export-del", id="r", mode="safe")
+    assert "return" in r, r
+    assert not mounts_at(mnt)
+    assert_same(ceph.export(name), bytes(model), "rbd export after export-del")
+
+    # export-del released the lock: the image can be added writable again.
+    d.add("r3", ceph.spec(name), os.path.join(workdir, "r3.img"), writable=True, timeout=10)
+    r = d.request("export-del", id="r3", mode="safe")
+    assert "return" in r, r
+
+    # The daemon's working directory means nothing to a client: a relative conf= is refused.
+    r = d.request("export-add", id="rel", type="export", source=ceph.spec(name, conf="ceph.conf"),
+                  mountpoint=os.path.join(workdir, "rel.img"))
+    assert error_class(r) == "InvalidArgument", r
+    assert "conf must be an absolute path" in r["error"]["desc"], r
