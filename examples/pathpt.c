@@ -238,9 +238,11 @@ static int pt_opendir(struct furing_req *req, const char *path, struct furing_pa
 }
 
 /* The whole listing, each call (next_off 0: the library keeps it and serves
- * the kernel's later offsets), from the start of the stream. */
-static int pt_readdir(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill, void *dh,
-		      const struct furing_path_file *fi)
+ * the kernel's later offsets), from the start of the stream. With @attrs
+ * each entry goes with its attributes (an lstat in the directory): the
+ * library answers the kernel's READDIRPLUS with them, so `ls -l` costs no
+ * LOOKUP per name; a name that vanished since goes without (NULL). */
+static int list_dir(const struct furing_path_file *fi, furing_path_fill_fn fill, void *dh, bool attrs)
 {
 	DIR *dir = handle_of(fi)->dir;
 	rewinddir(dir);
@@ -250,29 +252,22 @@ static int pt_readdir(struct furing_req *req, const char *path, uint64_t off, fu
 		if (!d)
 			return -errno;
 		struct stat st = {.st_ino = d->d_ino, .st_mode = (mode_t)DTTOIF(d->d_type)};
-		if (fill(dh, d->d_name, &st, 0) < 0)
+		bool ok = !attrs || fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		if (fill(dh, d->d_name, ok ? &st : NULL, 0) < 0)
 			return -ENOMEM;
 	}
 }
 
-/* The same with each entry's attributes (an lstat in the directory): the
- * library answers the kernel's READDIRPLUS with them, so `ls -l` costs no
- * LOOKUP per name. A name that vanished since goes without (NULL). */
+static int pt_readdir(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill, void *dh,
+		      const struct furing_path_file *fi)
+{
+	return list_dir(fi, fill, dh, false);
+}
+
 static int pt_readdirplus(struct furing_req *req, const char *path, uint64_t off, furing_path_fill_fn fill,
 			  void *dh, const struct furing_path_file *fi)
 {
-	DIR *dir = handle_of(fi)->dir;
-	rewinddir(dir);
-	for (;;) {
-		errno = 0;
-		struct dirent *d = readdir(dir);
-		if (!d)
-			return -errno;
-		struct stat st;
-		bool ok = fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-		if (fill(dh, d->d_name, ok ? &st : NULL, 0) < 0)
-			return -ENOMEM;
-	}
+	return list_dir(fi, fill, dh, true);
 }
 
 static int pt_symlink(struct furing_req *req, const char *target, const char *path)
