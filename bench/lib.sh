@@ -31,6 +31,13 @@ pick_names() {   # pick_names ARG ALL...: the names (before ':') the comma list 
   printf '%s\n' "${out[@]}"
 }
 
+pick_into() {   # pick_into VAR ARG ALL...: VAR=(pick_names ARG ALL...); an unknown name ends the script
+  local -n into=$1
+  local picked
+  picked=$(pick_names "${@:2}") || exit 1   # not mapfile < <(...): a die in there would not stop the script
+  mapfile -t into <<<"$picked"
+}
+
 size_mib() {   # size_mib SIZE (e.g. 1G, 256M, 2GiB): whole MiB, >= 16, or die
   local mib
   case $1 in

@@ -72,12 +72,9 @@ BENCH_VALUE_OPTS=([--servers]=SERVERS_ARG)
 parse_bench_options "$@"
 [[ $(id -u) == 0 ]] || die "run as root (FUSE mounts, apt-get, enable_uring)"
 
-picked=$(pick_names "$SERVERS_ARG" "${ALL_SERVERS[@]}")   # not <(...): a die there would not stop the script
-mapfile -t SERVERS <<<"$picked"
-picked=$(pick_names "$TARGETS_ARG" "${ALL_TARGETS[@]}")   # not <(...): a die there would not stop the script
-mapfile -t TARGETS <<<"$picked"
-picked=$(pick_names "$JOBS_ARG" "${ALL_JOBS[@]}")   # not <(...): a die there would not stop the script
-mapfile -t JOB_NAMES <<<"$picked"
+pick_into SERVERS "$SERVERS_ARG" "${ALL_SERVERS[@]}"
+pick_into TARGETS "$TARGETS_ARG" "${ALL_TARGETS[@]}"
+pick_into JOB_NAMES "$JOBS_ARG" "${ALL_JOBS[@]}"
 
 SIZE_MIB=$(size_mib "$SIZE") || exit 1
 
