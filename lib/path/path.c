@@ -181,17 +181,13 @@ static void answer_entry(struct furing_req *req, struct preq *q)
 				 .attr_timeout = q->p->attr_timeout,
 				 .entry_timeout = q->p->entry_timeout};
 
-	table_lock(t);
-	struct pnode *n = table_child_make(t, q->node, q->name);
-	if (n) {
-		n->nlookup++;
-		e.ino = n->id;
-	}
-	table_unlock(t);
-	if (!n)
+	struct pnode *n = table_child_lookup(t, q->node, q->name);
+	if (!n) {
 		furing_reply_err(req, ENOMEM);
-	else
-		furing_reply_entry(req, &e);
+		return;
+	}
+	e.ino = n->id;
+	furing_reply_entry(req, &e);
 }
 
 void preq_finish_node(struct furing_req *req, struct preq *q, int res)

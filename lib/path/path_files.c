@@ -159,15 +159,8 @@ static bool add_plus(struct preq *q, const char *name, const struct stat *st, ui
 {
 	struct ptable *t = &q->p->table;
 	bool dots = name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
-	struct pnode *n = NULL;
+	struct pnode *n = !dots && q->path ? table_child_lookup(t, q->node, name) : NULL;
 
-	if (!dots && q->path) {
-		table_lock(t);
-		n = table_child_make(t, q->node, name);
-		if (n)
-			n->nlookup++;
-		table_unlock(t);
-	}
 	if (!n)
 		return furing_dirbuf_add(&q->d, name, st, next_off);
 	struct furing_entry e = {.ino = n->id,
@@ -176,10 +169,7 @@ static bool add_plus(struct preq *q, const char *name, const struct stat *st, ui
 				 .entry_timeout = q->p->entry_timeout};
 	if (furing_dirbuf_add_plus(&q->d, name, &e, next_off))
 		return true;
-	table_lock(t);
-	n->nlookup--;
-	table_maybe_free(t, n);
-	table_unlock(t);
+	table_child_unlookup(t, n);
 	return false;
 }
 

@@ -155,6 +155,24 @@ struct pnode *table_child_make(struct ptable *t, struct pnode *dir, const char *
 	return n;
 }
 
+struct pnode *table_child_lookup(struct ptable *t, struct pnode *dir, const char *name)
+{
+	table_lock(t);
+	struct pnode *n = table_child_make(t, dir, name);
+	if (n)
+		n->nlookup++;
+	table_unlock(t);
+	return n;
+}
+
+void table_child_unlookup(struct ptable *t, struct pnode *n)
+{
+	table_lock(t);
+	n->nlookup--;
+	table_maybe_free(t, n);
+	table_unlock(t);
+}
+
 void table_maybe_free(struct ptable *t, struct pnode *n)
 {
 	while (n && n != &t->root && !n->nlookup && !n->opens && !n->children) {

@@ -37,6 +37,11 @@ struct pnode *table_get(struct ptable *t, uint64_t id);
 struct pnode *table_child(struct ptable *t, const struct pnode *dir, const char *name);
 /* The child @name of @dir, made when missing; NULL on ENOMEM. */
 struct pnode *table_child_make(struct ptable *t, struct pnode *dir, const char *name);
+/* The same, taking the lock, and counted as one more lookup by the kernel:
+ * the node an entry answer names (a lookup's, a readdirplus entry's). */
+struct pnode *table_child_lookup(struct ptable *t, struct pnode *dir, const char *name);
+/* Takes one such lookup back (an entry that was not sent), taking the lock. */
+void table_child_unlookup(struct ptable *t, struct pnode *n);
 /* Takes the node's name away (unlink, rmdir, renamed over): it stays
  * until it has no lookup, open or child left. */
 void table_detach(struct ptable *t, struct pnode *n);
