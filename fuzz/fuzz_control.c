@@ -13,6 +13,7 @@
 
 #include "../tools/control_proto.h"
 #include "../tools/daemon_args.h"
+#include "../export/rbd_spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,7 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_error(&e);
 			check_reply(control_reply_error(req.command, &e, req.tag));
 		} else {
-			check(d.id && (d.source[0] == '/' || (!d.passthrough && export_is_nbd_uri(d.source))) &&
+			/* A source is a path, or for an export an NBD URI or an rbd: spec. */
+			check(d.id &&
+				      (d.source[0] == '/' ||
+				       (!d.passthrough && (export_is_nbd_uri(d.source) || rbd_spec_is_rbd(d.source)))) &&
 				      d.mountpoint[0] == '/',
 			      "accepted without its names");
 			check_reply(control_reply_ok(req.command, json_deep_copy(req.args), req.tag));

@@ -48,9 +48,18 @@ run() {
 		-timeout=10 \
 		-print_final_stats=1 \
 		-artifact_prefix="$BUILD/artifacts/$1-" \
-		"$WORK/$1" || status=$?
+		"$WORK/$1" >"$WORK/$1.log" 2>&1 || status=$?
+	cat "$WORK/$1.log"
 	if [ "$status" -ne 0 ]; then
 		echo "$1 failed (status $status); reproducers in $BUILD/artifacts/" >&2
+		# The crash report, kept for the end: a caller that shows only the
+		# log's tail (scripts/test.sh) would otherwise see the next target's
+		# progress lines instead of what failed.
+		{
+			echo "== $1 failed (status $status):"
+			grep -E -A 12 'ERROR|runtime error|deadly signal|^fuzz_[a-z_]+: ' "$WORK/$1.log" | head -n 30
+			grep -E 'Test unit written' "$WORK/$1.log" || true
+		} >>"$WORK/failures"
 	fi
 	return "$status"
 }
@@ -64,6 +73,7 @@ run fuzz_engine corpus-engine "$ENGINE_SECONDS" || failed=1
 if [ "$failed" -eq 0 ]; then
 	echo "fuzz: ok (fuzz_decode ${DECODE_SECONDS} s, fuzz_control ${CONTROL_SECONDS} s, fuzz_nbd_wire ${NBD_WIRE_SECONDS} s, fuzz_engine ${ENGINE_SECONDS} s, no crash)"
 else
+	cat "$WORK/failures"
 	echo "fuzz: FAILED (reproducers in $BUILD/artifacts/)"
 fi
 exit "$failed"
